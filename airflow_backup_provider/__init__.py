@@ -1,0 +1,44 @@
+"""airflow-backup-provider: Airflow operators, sensors and DAGs that back up clusters and hosts."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# Every module below hooks/, operators/, sensors/, triggers/ must be listed here
+# (tests/unit/test_provider_info.py keeps the lists in step with the code).
+HOOK_MODULES = [
+    "airflow_backup_provider.hooks.remote",
+]
+OPERATOR_MODULES = [
+    "airflow_backup_provider.operators.report",
+]
+SENSOR_MODULES: list[str] = []
+TRIGGER_MODULES: list[str] = []
+NOTIFICATION_CLASSES = [
+    "airflow_backup_provider.notifications.BackupAlertNotifier",
+]
+INTEGRATION = "Backup"
+
+
+def get_provider_info() -> dict:
+    def section(modules: list[str]) -> list[dict]:
+        return [{"integration-name": INTEGRATION, "python-modules": modules}] if modules else []
+
+    return {
+        "package-name": "airflow-backup-provider",
+        "name": "Backup",
+        "description": "Backups of Riak, Cassandra, devicedb clusters, EBS volumes and hosts (bup).",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://airflow.apache.org/",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": section(HOOK_MODULES),
+        "operators": section(OPERATOR_MODULES),
+        "sensors": section(SENSOR_MODULES),
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": TRIGGER_MODULES}] if TRIGGER_MODULES else [],
+        "notifications": NOTIFICATION_CLASSES,
+    }

@@ -1,0 +1,89 @@
+"""What every generated DAG shares: defaults from the file, tags, params, the report task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from airflow.sdk import DAG, Param
+
+from airflow_backup_provider.config import EntryBase
+from airflow_backup_provider.notifications import build_alert_callbacks
+from airflow_backup_provider.operators.report import BackupReportOperator
+
+DRY_RUN_PARAM = Param(
+    False,
+    type="boolean",
+    title="Dry run",
+    description="Log what would be created or deleted, and change nothing.",
+)
+
+
+def default_args(entry: EntryBase) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "owner": entry.owner,
+        "retries": entry.retries,
+        "retry_delay": entry.retry_delay,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": max(entry.retry_delay * 8, entry.retry_delay),
+    }
+    args.update(
+        build_alert_callbacks(
+            entry.alert_emails,
+            from_email=entry.alert_from,
+            smtp_conn_id=entry.smtp_conn_id,
+            on_retry=entry.alert_on_retry,
+        )
+    )
+    return args
+
+
+def new_dag(
+    entry: EntryBase,
+    *,
+    suffix: str = "",
+    summary: str,
+    nodes: Iterable[str] = (),
+    params: dict[str, Param] | None = None,
+    schedule: Any = "__entry__",
+    extra_tags: Iterable[str] = (),
+) -> DAG:
+    """A DAG for `entry` with the house rules: one run at a time, defaults from the file, a form."""
+    node_list = list(nodes)
+    doc = [f"### {entry.dag_id(suffix)}", "", summary, ""]
+    if entry.description:
+        doc += [entry.description, ""]
+    if node_list:
+        doc += ["**Nodes touched, in order:**", ""] + [f"1. `{n}`" for n in node_list] + [""]
+    doc += [
+        f"Generated from the clusters file entry `{entry.name}` (kind `{entry.kind}`).",
+        f"Alerts go to: {', '.join(entry.alert_emails) or 'nobody (set alert_emails)'}.",
+    ]
+    all_params: dict[str, Param] = {"dry_run": DRY_RUN_PARAM}
+    all_params.update(params or {})
+    return DAG(
+        dag_id=entry.dag_id(suffix),
+        schedule=entry.schedule if schedule == "__entry__" else schedule,
+        start_date=entry.start_date,
+        catchup=entry.catchup,
+        max_active_runs=1,
+        default_args=default_args(entry),
+        tags=["backup", f"kind:{entry.kind}", f"cluster:{entry.name}", *extra_tags],
+        doc_md="\n".join(doc),
+        params=all_params,
+        render_template_as_native_obj=True,
+    )
+
+
+def add_report(dag: DAG, entry: EntryBase) -> BackupReportOperator:
+    """The last task: depends on every leaf, runs whatever they did, fails the run if any failed."""
+    leaves = [t for t in dag.tasks if not t.downstream_list]
+    report = BackupReportOperator(
+        dag=dag,
+        alert_emails=entry.alert_emails,
+        smtp_conn_id=entry.smtp_conn_id,
+        from_email=entry.alert_from,
+    )
+    for leaf in leaves:
+        leaf >> report
+    return report

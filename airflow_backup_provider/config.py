@@ -1,0 +1,421 @@
+"""The clusters file: typed models, loading and validation.
+
+One YAML file describes every backup this deployment runs::
+
+    defaults:            # applied to every entry unless the entry sets the field itself
+      alert_emails: [oncall@example.com]
+      schedule: "@daily"
+    entries:
+      - kind: riak
+        name: prod
+        nodes: [...]
+
+Loading never lets one broken entry hide the others: :func:`load_clusters_file` returns the
+valid entries and, separately, one :class:`EntryError` per broken entry naming its fields and values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CLUSTERS_FILE_ENV = "BACKUP_CLUSTERS_FILE"
+DEFAULT_CLUSTERS_FILE = Path(__file__).resolve().parent.parent / "dags" / "clusters.yaml"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A hostname (RFC 1123 labels), an IPv4 address or a bracket-free IPv6 address. Nothing else
+# (spaces, quotes, `;`, `$`, `/`) can ever reach a command line or a URL.
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"|^[0-9A-Fa-f:]{2,39}$"
+)
+_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+_IDENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,127}$")
+
+
+class ClustersFileError(ValueError):
+    """The clusters file as a whole cannot be read (missing, not YAML, bad defaults)."""
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            "must start with a letter or digit and contain only letters, digits, '_', '-', '.' (at most 64)"
+        )
+    return value
+
+
+def _check_host(value: str) -> str:
+    if not _HOST_RE.match(value):
+        raise ValueError("is not a hostname or IP address")
+    return value
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError("is not an e-mail address")
+    return value
+
+
+def _check_abs_path(value: str) -> str:
+    if not _SAFE_PATH_RE.match(value) or "/../" in f"{value}/":
+        raise ValueError("must be an absolute path of letters, digits and _ . / @ + - (no '..')")
+    return value
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENT_RE.match(value):
+        raise ValueError("must contain only letters, digits and _ . @ : + -")
+    return value
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30s`, `5m`, `2h`, `7d`, `1w`, a number of seconds, or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("is not a duration")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    raise ValueError("is not a duration like '30s', '5m', '2h', '7d' or a number of seconds")
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Host = Annotated[str, AfterValidator(_check_host)]
+Email = Annotated[str, AfterValidator(_check_email)]
+AbsPath = Annotated[str, AfterValidator(_check_abs_path)]
+Identifier = Annotated[str, AfterValidator(_check_identifier)]
+
+
+class Duration(timedelta):
+    """A timedelta that pydantic reads from `5m`-style strings."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are typos: refuse them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetentionPolicy(StrictModel):
+    """restic `forget` semantics: rules ORed, newest item per calendar bucket."""
+
+    keep_last: int | None = Field(None, ge=0, description="keep the newest N backups")
+    keep_hourly: int | None = Field(None, ge=0)
+    keep_daily: int | None = Field(None, ge=0)
+    keep_weekly: int | None = Field(None, ge=0)
+    keep_monthly: int | None = Field(None, ge=0)
+    keep_yearly: int | None = Field(None, ge=0)
+    keep_within: Duration | None = Field(None, description="keep everything younger than this")
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f) is None for f in type(self).model_fields)
+
+
+class CommonSettings(StrictModel):
+    """Settings that `defaults` supplies and any entry may override."""
+
+    owner: str = "backup"
+    alert_emails: list[Email] = Field(default_factory=list)
+    alert_on_retry: bool = False
+    alert_from: Email = "airflow-backup@localhost"
+    schedule: str | None = "@daily"
+    catchup: bool = False
+    start_date: datetime = datetime(2026, 1, 1)
+    retries: int = Field(2, ge=0, le=20)
+    retry_delay: Duration = timedelta(minutes=5)
+    ssh_conn_id: Identifier = "backup_ssh"
+    aws_conn_id: Identifier = "aws_default"
+    smtp_conn_id: Identifier = "smtp_default"
+    retention: RetentionPolicy = RetentionPolicy(keep_last=7)
+    gate_timeout: Duration = Field(timedelta(hours=1), description="how long a health gate may wait")
+    poke_interval: Duration = Field(timedelta(seconds=30), description="how often sensors look")
+    deferrable: bool = Field(True, description="sensors hand their wait to the triggerer")
+    sudo_user: Identifier | None = Field(None, description="run node commands as this user via sudo")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("@") or len(value.split()) == 5:
+            return value
+        raise ValueError("must be a cron expression, a preset like '@daily', or null")
+
+    @field_validator("start_date")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        from datetime import UTC
+
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Defaults(CommonSettings):
+    pass
+
+
+class EntryBase(CommonSettings):
+    kind: ClassVar[str]
+    name: Name
+    description: str = ""
+
+    def dag_id(self, suffix: str = "") -> str:
+        return f"{self.kind}_{self.name}{suffix}"
+
+
+class Node(StrictModel):
+    """A machine reached over SSH (`host`), optionally named differently inside the data store."""
+
+    host: Host
+    port: int = Field(22, ge=1, le=65535)
+
+
+# --- per-kind entries. Each kind's issue owns its class below. ---------------------------------
+
+
+class RiakNode(Node):
+    node_name: Identifier | None = Field(None, description="the Erlang node name, e.g. riak@10.0.0.1")
+    instance_id: Identifier = Field(description="the EC2 instance whose volumes are snapshotted")
+
+    @property
+    def erlang_name(self) -> str:
+        return self.node_name or f"riak@{self.host}"
+
+
+class RiakCluster(EntryBase):
+    kind: ClassVar[str] = "riak"
+    nodes: list[RiakNode] = Field(min_length=1)
+    region: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> RiakCluster:
+        _require_unique("nodes", [n.host for n in self.nodes])
+        return self
+
+
+class EbsPolicy(EntryBase):
+    kind: ClassVar[str] = "ebs"
+    volume_ids: list[Identifier] = Field(default_factory=list)
+    volume_tags: dict[Identifier, str] = Field(default_factory=dict)
+    instance_id: Identifier | None = None
+    tags: dict[Identifier, str] = Field(default_factory=dict, description="extra tags on every snapshot")
+    region: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _some_target(self) -> EbsPolicy:
+        if not (self.volume_ids or self.volume_tags or self.instance_id):
+            raise ValueError("needs one of volume_ids, volume_tags or instance_id")
+        return self
+
+
+class CassandraCluster(EntryBase):
+    kind: ClassVar[str] = "cassandra"
+    nodes: list[Node] = Field(min_length=1)
+    data_dir: AbsPath = "/var/lib/cassandra/data"
+    bucket: Identifier
+    prefix: Identifier = "cassandra"
+
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> CassandraCluster:
+        _require_unique("nodes", [n.host for n in self.nodes])
+        return self
+
+
+class DevicedbNode(Node):
+    http_port: int = Field(8080, ge=1, le=65535)
+
+
+class DevicedbCluster(EntryBase):
+    kind: ClassVar[str] = "devicedb"
+    nodes: list[DevicedbNode] = Field(min_length=1)
+    bucket: Identifier
+    prefix: Identifier = "devicedb"
+
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> DevicedbCluster:
+        _require_unique("nodes", [f"{n.host}:{n.http_port}" for n in self.nodes])
+        return self
+
+
+class BupHost(EntryBase):
+    kind: ClassVar[str] = "bup"
+    host: Host
+    paths: list[AbsPath] = Field(min_length=1)
+
+
+ENTRY_MODELS: dict[str, type[EntryBase]] = {
+    m.kind: m for m in (RiakCluster, EbsPolicy, CassandraCluster, DevicedbCluster, BupHost)
+}
+Entry = RiakCluster | EbsPolicy | CassandraCluster | DevicedbCluster | BupHost
+
+
+def _require_unique(field: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{field}: {value!r} is listed twice")
+        seen.add(value)
+
+
+class EntryError(StrictModel):
+    """One broken entry: where it is, and every field that is wrong, with its value."""
+
+    index: int
+    name: str
+    kind: str
+    problems: list[str]
+
+    def __str__(self) -> str:
+        label = f"entry #{self.index} {self.name!r} (kind {self.kind!r})"
+        return f"{label}: " + "; ".join(self.problems)
+
+
+class ClustersFile(StrictModel):
+    path: str
+    defaults: Defaults
+    entries: list[Any]  # validated Entry models
+    errors: list[EntryError]
+
+
+def _describe(error: dict[str, Any], data: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"field {location!r}: unknown key (a typo?) with value {error['input']!r}"
+    if error["type"] == "missing":
+        return f"field {location!r}: is required"
+    if not location:
+        return message
+    return f"field {location!r}: value {error['input']!r} {message}"
+
+
+def _problems(exc: ValidationError, data: Any) -> list[str]:
+    return [_describe(e, data) for e in exc.errors(include_url=False)]
+
+
+def resolve_clusters_file(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(CLUSTERS_FILE_ENV) or DEFAULT_CLUSTERS_FILE)
+
+
+def load_clusters_file(path: str | os.PathLike | None = None) -> ClustersFile:
+    """Read and validate the clusters file. Broken entries are reported, not raised."""
+    resolved = resolve_clusters_file(path)
+    try:
+        raw = yaml.safe_load(resolved.read_text())
+    except OSError as exc:
+        raise ClustersFileError(f"clusters file {str(resolved)!r}: cannot be read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ClustersFileError(f"clusters file {str(resolved)!r}: is not valid YAML: {exc}") from exc
+    return parse_clusters(raw, str(resolved))
+
+
+def parse_clusters(raw: Any, source: str = "<clusters file>") -> ClustersFile:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ClustersFileError(f"clusters file {source!r}: must be a mapping with 'defaults' and 'entries'")
+    unknown = set(raw) - {"defaults", "entries"}
+    if unknown:
+        raise ClustersFileError(
+            f"clusters file {source!r}: unknown top-level key(s) {sorted(unknown)}; "
+            "expected 'defaults' and 'entries'"
+        )
+    raw_defaults = raw.get("defaults") or {}
+    try:
+        defaults = Defaults.model_validate(raw_defaults)
+    except ValidationError as exc:
+        raise ClustersFileError(
+            f"clusters file {source!r}: defaults: " + "; ".join(_problems(exc, raw_defaults))
+        ) from exc
+    raw_entries = raw.get("entries") or []
+    if not isinstance(raw_entries, list):
+        raise ClustersFileError(f"clusters file {source!r}: 'entries' must be a list")
+
+    entries: list[EntryBase] = []
+    errors: list[EntryError] = []
+    dag_ids: dict[str, int] = {}
+    explicit_defaults = defaults.model_dump(exclude_unset=True)
+    for index, item in enumerate(raw_entries):
+        name = str(item.get("name", "?")) if isinstance(item, dict) else "?"
+        kind = str(item.get("kind", "?")) if isinstance(item, dict) else "?"
+
+        def fail(problems: list[str], index=index, name=name, kind=kind) -> None:
+            errors.append(EntryError(index=index, name=name, kind=kind, problems=problems))
+
+        if not isinstance(item, dict):
+            fail([f"must be a mapping, got {item!r}"])
+            continue
+        model = ENTRY_MODELS.get(kind)
+        if model is None:
+            fail([f"field 'kind': value {kind!r} is not one of {sorted(ENTRY_MODELS)}"])
+            continue
+        data = {**explicit_defaults, **{k: v for k, v in item.items() if k != "kind"}}
+        try:
+            entry = model.model_validate(data)
+        except ValidationError as exc:
+            fail(_problems(exc, data))
+            continue
+        key = f"{kind}_{entry.name}"
+        if key in dag_ids:
+            fail([f"field 'name': value {entry.name!r} is already used by entry #{dag_ids[key]}"])
+            continue
+        dag_ids[key] = index
+        entries.append(entry)
+    return ClustersFile(path=source, defaults=defaults, entries=entries, errors=errors)
+
+
+__all__ = [
+    "CLUSTERS_FILE_ENV",
+    "AbsPath",
+    "BupHost",
+    "CassandraCluster",
+    "ClustersFile",
+    "ClustersFileError",
+    "Defaults",
+    "DevicedbCluster",
+    "Duration",
+    "EbsPolicy",
+    "Entry",
+    "EntryBase",
+    "EntryError",
+    "Host",
+    "Identifier",
+    "Literal",
+    "Name",
+    "Node",
+    "RetentionPolicy",
+    "RiakCluster",
+    "RiakNode",
+    "load_clusters_file",
+    "parse_clusters",
+    "parse_duration",
+]

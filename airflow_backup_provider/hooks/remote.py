@@ -1,0 +1,278 @@
+"""Run a command on a node: over SSH (the ssh provider's SSHHook) or locally on the worker.
+
+Commands are argv lists. They are joined with :func:`shlex.join`, so every argument reaches the
+remote shell as one quoted word: a hostile keyspace, path or host name cannot become shell syntax.
+A non-zero exit is returned as a result for the caller to judge; only transport faults while
+connecting (refused, reset, timeout) are retried, with tenacity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import socket
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import paramiko
+from airflow.providers.ssh.hooks.ssh import SSHHook
+from airflow.sdk.bases.hook import BaseHook
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+if TYPE_CHECKING:
+    import logging
+
+LOCAL = "local"
+
+
+class RemoteCommandError(RuntimeError):
+    """A command ran and exited non-zero (raised only by :meth:`CommandResult.check`)."""
+
+    def __init__(self, result: CommandResult, what: str = ""):
+        self.result = result
+        detail = (result.stderr.strip() or result.stdout.strip())[-2000:]
+        super().__init__(
+            f"{what or result.command_line!s} on {result.host}: exit code {result.exit_code}"
+            + (f": {detail}" if detail else "")
+        )
+
+
+class RemoteTransportError(ConnectionError):
+    """The node could not be reached, or the connection broke while a command ran."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    host: str
+    argv: tuple[str, ...]
+    command_line: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def check(self, what: str = "") -> CommandResult:
+        if not self.ok:
+            raise RemoteCommandError(self, what)
+        return self
+
+
+def build_command_line(argv: Sequence[str], *, sudo_user: str | None = None) -> str:
+    """Quote every argument; prefix `sudo -n -u USER --` when asked (never prompts for a password)."""
+    if not argv:
+        raise ValueError("argv: an empty command cannot be run")
+    words = [str(a) for a in argv]
+    if sudo_user:
+        words = ["sudo", "-n", "-u", sudo_user, "--", *words]
+    return shlex.join(words)
+
+
+def _is_transport_fault(exc: BaseException) -> bool:
+    # Authentication and host-key failures are configuration errors: retrying cannot fix them.
+    if isinstance(exc, paramiko.AuthenticationException | paramiko.BadHostKeyException):
+        return False
+    return isinstance(
+        exc, socket.timeout | ConnectionError | EOFError | paramiko.SSHException | OSError
+    ) and not isinstance(exc, FileNotFoundError | PermissionError)
+
+
+class RemoteCommandHook(BaseHook):
+    """
+    Run argv commands on one node.
+
+    :param ssh_conn_id: Airflow SSH connection (login, key, host key policy); ``None`` or
+        ``"local"`` runs the command on the worker itself.
+    :param host: the node's address; overrides the connection's host.
+    :param port: SSH port; overrides the connection's port.
+    :param sudo_user: run every command as this user through ``sudo -n``.
+    :param connect_attempts: tries to connect before giving up (exponential backoff).
+    """
+
+    conn_name_attr = "ssh_conn_id"
+    hook_name = "Backup remote command"
+
+    def __init__(
+        self,
+        ssh_conn_id: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        sudo_user: str | None = None,
+        connect_attempts: int = 4,
+        connect_timeout: int = 10,
+        max_backoff: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.ssh_conn_id = None if ssh_conn_id in (None, "", LOCAL) else ssh_conn_id
+        self.host = host
+        self.port = port
+        self.sudo_user = sudo_user
+        self.connect_attempts = max(1, connect_attempts)
+        self.connect_timeout = connect_timeout
+        self.max_backoff = max_backoff
+        self._client: paramiko.SSHClient | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.ssh_conn_id is None
+
+    @property
+    def target(self) -> str:
+        return "localhost" if self.is_local else (self.host or self.ssh_hook.remote_host)
+
+    @cached_property
+    def ssh_hook(self) -> SSHHook:
+        # One try per SSHHook.get_conn call: our tenacity policy owns the retrying.
+        return SSHHook(
+            ssh_conn_id=self.ssh_conn_id,
+            remote_host=self.host or "",
+            port=self.port,
+            conn_timeout=self.connect_timeout,
+            conn_retry_attempts=1,
+        )
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(_is_transport_fault),
+            stop=stop_after_attempt(self.connect_attempts),
+            wait=wait_exponential(multiplier=1, min=1, max=self.max_backoff),
+            before_sleep=before_sleep_log(self.log, 30),  # 30 = logging.WARNING
+            reraise=True,
+        )
+
+    def get_conn(self) -> paramiko.SSHClient:
+        """A connected SSH client, reconnecting (with backoff) when the transport is gone."""
+        if self.is_local:
+            raise TypeError("a local RemoteCommandHook has no SSH connection")
+        if self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return self._client
+            self.ssh_hook.client = None
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    self._client = self.ssh_hook.get_conn()
+        except Exception as exc:
+            if _is_transport_fault(exc):
+                raise RemoteTransportError(f"cannot connect to {self.target}: {exc}") from exc
+            raise
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            if "ssh_hook" in self.__dict__:
+                self.ssh_hook.client = None
+
+    def __enter__(self) -> RemoteCommandHook:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def command_line(self, argv: Sequence[str]) -> str:
+        return build_command_line(argv, sudo_user=self.sudo_user)
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult:
+        """Run `argv`; `timeout` bounds how long the command may stay silent (SSH) or run (local)."""
+        line = self.command_line(argv)
+        if self.is_local:
+            return self._run_local(argv, line, timeout)
+        client = self.get_conn()
+        try:
+            exit_code, out, err = self.ssh_hook.exec_ssh_client_command(
+                client, line, get_pty=False, environment=None, timeout=timeout
+            )
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise RemoteTransportError(f"connection to {self.target} broke while running {line}: {exc}") from exc
+        except Exception as exc:
+            if "timed out" in str(exc):
+                self.close()
+                raise TimeoutError(f"{line} on {self.target}: no result within {timeout}s") from exc
+            raise
+        return CommandResult(
+            host=self.target,
+            argv=tuple(argv),
+            command_line=line,
+            exit_code=exit_code,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+        )
+
+    def _run_local(self, argv: Sequence[str], line: str, timeout: float | None) -> CommandResult:
+        self.log.info("Running command locally: %s", line)
+        words = shlex.split(line)  # the same words, sudo prefix included; no shell involved
+        try:
+            done = subprocess.run(words, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError(f"{line} on localhost: no result within {timeout}s") from exc
+        except FileNotFoundError:
+            return CommandResult("localhost", tuple(argv), line, 127, "", f"{words[0]}: command not found")
+        return CommandResult(
+            host="localhost",
+            argv=tuple(argv),
+            command_line=line,
+            exit_code=done.returncode,
+            stdout=done.stdout.decode("utf-8", "replace"),
+            stderr=done.stderr.decode("utf-8", "replace"),
+        )
+
+    @contextlib.contextmanager
+    def sftp(self) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP session on the node, for streaming files without a local copy."""
+        sftp = self.get_conn().open_sftp()
+        try:
+            yield sftp
+        finally:
+            sftp.close()
+
+
+async def run_remote_async(
+    ssh_conn_id: str | None,
+    host: str | None,
+    argv: Sequence[str],
+    *,
+    port: int | None = None,
+    sudo_user: str | None = None,
+    timeout: float | None = 60,
+    log: logging.Logger | None = None,
+) -> CommandResult:
+    """The async twin of :meth:`RemoteCommandHook.run`, for triggers (ssh provider's SSHHookAsync)."""
+    from airflow.providers.ssh.hooks.ssh import SSHHookAsync
+
+    line = build_command_line(argv, sudo_user=sudo_user)
+    if ssh_conn_id in (None, "", LOCAL):
+        import asyncio
+
+        words = shlex.split(line)
+        proc = await asyncio.create_subprocess_exec(
+            *words, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        return CommandResult(
+            "localhost", tuple(argv), line, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+    hook = SSHHookAsync(ssh_conn_id=ssh_conn_id, host=host, port=port)
+    try:
+        exit_code, out, err = await hook.run_command(line, timeout=timeout)
+    except (OSError, EOFError) as exc:
+        raise RemoteTransportError(f"cannot run {line} on {host}: {exc}") from exc
+    except Exception as exc:  # asyncssh raises its own error classes for transport faults
+        if type(exc).__module__.startswith("asyncssh"):
+            raise RemoteTransportError(f"cannot run {line} on {host}: {exc}") from exc
+        raise
+    return CommandResult(host or "", tuple(argv), line, exit_code, out, err)

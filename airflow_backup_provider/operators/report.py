@@ -1,0 +1,172 @@
+"""The `report` task that ends every backup DAG.
+
+Operators record what they produced with :func:`record_outcome` (an XCom under
+:data:`OUTCOME_KEY`). The report runs whatever happened upstream (trigger rule ``all_done``),
+mails a summary of what was backed up, skipped and failed, and then fails the run if any task
+failed, so that a failure on node 1 is never hidden by nodes 2 and 3 succeeding.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_backup_provider.notifications import send_report_mail
+
+OUTCOME_KEY = "backup_outcome"
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+
+
+def record_outcome(
+    context: Any,
+    *,
+    status: str,
+    node: str | None = None,
+    produced: Sequence[dict[str, Any]] = (),
+    detail: str = "",
+) -> dict[str, Any]:
+    """
+    Tell the report what this task did.
+
+    :param status: ``done``, ``skipped`` (nothing to do, e.g. today's snapshot exists),
+        ``dry_run``, or ``failed`` (recorded before raising, when there is something to say).
+    :param produced: one dict per artifact, e.g. ``{"id": "snap-1", "size": 8}``.
+    """
+    outcome = {"status": status, "node": node, "produced": list(produced), "detail": detail}
+    context["ti"].xcom_push(key=OUTCOME_KEY, value=outcome)
+    return outcome
+
+
+def summarize_run(
+    states: dict[str, str | None], outcomes: dict[str, dict[str, Any]], *, exclude: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Pure: split the run's tasks into backed up / skipped / failed / other rows."""
+    summary: dict[str, list[dict[str, Any]]] = {"failed": [], "backed_up": [], "skipped": [], "other": []}
+    for task_key in sorted(states):
+        if task_key == exclude:
+            continue
+        state = states[task_key] or "none"
+        outcome = outcomes.get(task_key) or {}
+        row = {
+            "task": task_key,
+            "state": state,
+            "node": outcome.get("node") or "",
+            "produced": outcome.get("produced") or [],
+            "detail": outcome.get("detail") or "",
+        }
+        if state in FAILED_STATES:
+            summary["failed"].append(row)
+        elif outcome.get("status") in ("skipped", "dry_run") or state == "skipped":
+            summary["skipped"].append(row)
+        elif outcome.get("produced"):
+            summary["backed_up"].append(row)
+        else:
+            summary["other"].append(row)
+    return summary
+
+
+def _produced_text(produced: list[dict[str, Any]]) -> str:
+    parts = []
+    for item in produced:
+        text = str(item.get("id", "?"))
+        if item.get("size") is not None:
+            text += f" ({item['size']} bytes)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def render_summary(dag_id: str, run_id: str, summary: dict[str, list[dict[str, Any]]]) -> tuple[str, str, str]:
+    """(subject, html body, plain log text)."""
+    verdict = "FAILED" if summary["failed"] else "succeeded"
+    subject = f"[backup {verdict}] {dag_id} {run_id}: {len(summary['failed'])} failed, {len(summary['backed_up'])} backed up, {len(summary['skipped'])} skipped"
+    lines = [subject]
+    sections = []
+    for title, key in (("Failed", "failed"), ("Backed up", "backed_up"), ("Skipped", "skipped")):
+        rows = summary[key]
+        lines.append(f"{title}: {len(rows)}")
+        for row in rows:
+            lines.append(f"  {row['task']:<45} {row['state']:<16} {row['node']:<20} {_produced_text(row['produced'])} {row['detail']}")
+        cells = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (row["task"], row["state"], row["node"], _produced_text(row["produced"]), row["detail"])
+            )
+            + "</tr>"
+            for row in rows
+        )
+        sections.append(
+            f"<h3>{title} ({len(rows)})</h3>"
+            + (f'<table border="1" cellpadding="4" style="border-collapse:collapse"><tr><th>task</th><th>state</th><th>node</th><th>produced</th><th>detail</th></tr>{cells}</table>' if rows else "<p>none</p>")
+        )
+    body = f"<p>{html.escape(subject)}</p>" + "".join(sections)
+    return subject, body, "\n".join(lines)
+
+
+class BackupReportOperator(BaseOperator):
+    """Summarize the run, mail it, and fail when anything upstream failed."""
+
+    ui_color = "#f0e4ff"
+
+    def __init__(
+        self,
+        *,
+        alert_emails: Sequence[str] = (),
+        smtp_conn_id: str = "smtp_default",
+        from_email: str = "airflow-backup@localhost",
+        mail_on_success: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", "report")
+        kwargs.setdefault("trigger_rule", "all_done")
+        # The report judges the run; retrying it cannot change the verdict.
+        kwargs.setdefault("retries", 0)
+        # Its own failure is the verdict, already mailed: no second alert from the task callback.
+        kwargs.setdefault("on_failure_callback", None)
+        super().__init__(**kwargs)
+        self.alert_emails = list(alert_emails)
+        self.smtp_conn_id = smtp_conn_id
+        self.from_email = from_email
+        self.mail_on_success = mail_on_success
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        run_id = context["run_id"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+        outcomes = self._collect_outcomes(ti, states)
+        summary = summarize_run(states, outcomes, exclude=self.task_id)
+        subject, body, text = render_summary(ti.dag_id, run_id, summary)
+        self.log.info("%s", text)
+        if self.alert_emails and (summary["failed"] or self.mail_on_success):
+            send_report_mail(
+                self.alert_emails,
+                subject=subject,
+                html_body=body,
+                from_email=self.from_email,
+                smtp_conn_id=self.smtp_conn_id,
+            )
+        if summary["failed"]:
+            names = ", ".join(row["task"] for row in summary["failed"])
+            raise AirflowException(f"{len(summary['failed'])} task(s) failed in this run: {names}")
+        return {key: len(rows) for key, rows in summary.items()}
+
+    def _collect_outcomes(self, ti: Any, states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Outcome XComs of the tasks that ran to the end (a failed task records none)."""
+        outcomes: dict[str, dict[str, Any]] = {}
+        task_ids = set(self.dag.task_ids) if self.dag else set()
+        for key, state in states.items():
+            if state != "success" or key == self.task_id:
+                continue
+            task_id, map_index = key, -1
+            if key not in task_ids:
+                base, _, index = key.rpartition("_")
+                if base in task_ids and index.isdigit():
+                    task_id, map_index = base, int(index)
+            value = ti.xcom_pull(task_ids=task_id, key=OUTCOME_KEY, map_indexes=map_index)
+            if value:
+                outcomes[key] = value
+        return outcomes

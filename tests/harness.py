@@ -1,0 +1,104 @@
+"""Run real DAGs from the real DAG file: load them for a clusters file, run one with dag.test()."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_FILE = REPO / "tests" / "dags" / "backup_dags.py"  # a link to dags/backup_dags.py
+CHECK_FILE = REPO / "dags" / "backup_clusters_check.py"
+
+_migrated = False
+
+
+def migrate_db() -> None:
+    global _migrated
+    if _migrated:
+        return
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    _migrated = True
+
+
+@contextmanager
+def clusters_file(tmp_path: Path, content: dict[str, Any] | str) -> Iterator[Path]:
+    """Write a clusters file and point BACKUP_CLUSTERS_FILE at it for the duration."""
+    path = tmp_path / "clusters.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    saved = os.environ.get("BACKUP_CLUSTERS_FILE")
+    os.environ["BACKUP_CLUSTERS_FILE"] = str(path)
+    try:
+        yield path
+    finally:
+        if saved is None:
+            os.environ.pop("BACKUP_CLUSTERS_FILE", None)
+        else:
+            os.environ["BACKUP_CLUSTERS_FILE"] = saved
+
+
+def load_dagbag(dag_file: Path = DAG_FILE):
+    """The DagBag the scheduler would see for the current BACKUP_CLUSTERS_FILE."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(dag_file), safe_mode=False)
+
+
+def load_dag(dag_id: str):
+    bag = load_dagbag()
+    assert not bag.import_errors, bag.import_errors
+    assert dag_id in bag.dags, f"{dag_id} not in {sorted(bag.dags)}"
+    return bag.dags[dag_id]
+
+
+def as_logical_date(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def run_dag(dag, logical_date: datetime | str = "2026-11-20", conf: dict[str, Any] | None = None) -> dict[str, str]:
+    """Run `dag` once with dag.test() and return {task key: state}; mapped tasks as `task_id[i]`."""
+    migrate_db()
+    run = dag.test(logical_date=as_logical_date(logical_date), run_conf=conf or None)
+    return task_states(dag.dag_id, run.run_id)
+
+
+def task_states(dag_id: str, run_id: str) -> dict[str, str]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id).all()
+        return {
+            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state) for ti in rows
+        }
+
+
+def run_state(dag_id: str, run_id: str) -> str:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return str(session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).one().state)
+
+
+def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key, map_index=map_index)
+            .one_or_none()
+        )
+        return None if row is None else XComModel.deserialize_value(row)
