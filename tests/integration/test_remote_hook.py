@@ -96,3 +96,10 @@ async def test_async_twin_runs_over_ssh_with_host_key_checked(sandbox):
     node = sandbox.nodes[0]
     result = await run_remote_async(SSH_CONN_ID, node.address, ["sh", "-c", "echo $SANDBOX_NODE_NAME; exit 2"])
     assert (result.exit_code, result.stdout.strip()) == (2, node.name)
+
+
+def test_sudo_runs_as_the_user_without_prompting(sandbox):
+    with RemoteCommandHook(SSH_CONN_ID, host=sandbox.nodes[0].address, sudo_user="nobody") as hook:
+        result = hook.run(["id", "-un"])
+    assert result.command_line.startswith("sudo -n -u nobody -- ")
+    assert (result.exit_code, result.stdout.strip()) == (0, "nobody")
