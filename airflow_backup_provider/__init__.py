@@ -12,9 +12,14 @@ HOOK_MODULES = [
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.ebs",
 ]
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
+SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.ebs",
+]
+TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.ebs",
+]
 NOTIFICATION_CLASSES = [
     "airflow_backup_provider.notifications.BackupAlertNotifier",
 ]
