@@ -136,6 +136,7 @@ def test_waits_while_pending_and_fails_on_error(airflow_db, sandbox, ec2, tmp_pa
             states = run_dag(dag, "2026-11-20")
     assert states["volume.wait[0]"] == "success" and states["report"] == "success", states
     assert [s["State"] for s in our_snapshots(ec2, name)] == ["completed"]
+    assert reschedules(f"ebs_{name}", "volume.wait") >= 1  # it really waited
 
     # a snapshot that ends in `error` fails the wait, and the run
     name = f"e{uuid.uuid4().hex[:8]}"
@@ -147,3 +148,88 @@ def test_waits_while_pending_and_fails_on_error(airflow_db, sandbox, ec2, tmp_pa
     assert states["volume.retention[0]"] == "upstream_failed"
     assert states["report"] == "failed"
     assert [s["State"] for s in our_snapshots(ec2, name)] == ["error"]
+
+
+def reschedules(dag_id: str, task_id: str) -> int:
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return sum(1 for r in session.query(TaskReschedule).all() if r.ti_id and _ti_of(session, r.ti_id) == (dag_id, task_id))
+
+
+def _ti_of(session, ti_id):
+    from airflow.models.taskinstance import TaskInstance
+
+    ti = session.get(TaskInstance, ti_id)
+    return (ti.dag_id, ti.task_id) if ti else None
+
+
+def test_deferrable_wait_hands_over_to_the_waiter_trigger(airflow_db, sandbox, ec2, tmp_path):
+    name = f"f{uuid.uuid4().hex[:8]}"
+    volume = new_volume(ec2)
+    with clusters_file(tmp_path, entry(name, volume_ids=[volume], deferrable=True)):
+        dag = load_dag(f"ebs_{name}")
+        with snapshots_pending(sandbox, describes=3):
+            states = run_dag(dag, "2026-11-20")
+    assert states["volume.wait[0]"] == "success" and states["report"] == "success", states
+    assert [s["State"] for s in our_snapshots(ec2, name)] == ["completed"]
+
+    name = f"g{uuid.uuid4().hex[:8]}"
+    with clusters_file(tmp_path, entry(name, volume_ids=[volume], deferrable=True, tags={"sandbox:final-state": "error"})):
+        dag = load_dag(f"ebs_{name}")
+        with snapshots_pending(sandbox, describes=3):
+            states = run_dag(dag, "2026-11-20")
+    assert states["volume.wait[0]"] == "failed", states
+    assert states["report"] == "failed"
+
+
+@contextmanager
+def count_ec2_calls():
+    """Every EC2 API call made in this process, by operation name (botocore's before-call event)."""
+    import botocore.session
+
+    calls: list[str] = []
+    original = botocore.session.Session.create_client
+
+    def create_client(self, service_name, *args, **kwargs):
+        client = original(self, service_name, *args, **kwargs)
+        if service_name == "ec2":
+            client.meta.events.register("before-call.ec2.*", lambda model, **_: calls.append(model.name))
+        return client
+
+    botocore.session.Session.create_client = create_client
+    try:
+        yield calls
+    finally:
+        botocore.session.Session.create_client = original
+
+
+def test_ec2_api_calls_per_volume_per_run(airflow_db, sandbox, ec2, tmp_path, capsys):
+    name = f"c{uuid.uuid4().hex[:8]}"
+    volumes = sorted(new_volume(ec2) for _ in range(3))
+    hook = EbsHook(aws_conn_id="aws_default")
+    from datetime import UTC, datetime
+
+    for volume in volumes:  # two old snapshots per volume, one of which keep_last 2 prunes
+        for day in (1, 2):
+            hook.create_snapshot(volume, backup_tags(name=name, logical_date=datetime(2026, 11, day, tzinfo=UTC), run_id="x"), "old")
+    rows = []
+    with clusters_file(tmp_path, entry(name, volume_ids=volumes)):
+        dag = load_dag(f"ebs_{name}")
+        for label in ("first run", "same day again"):
+            with count_ec2_calls() as calls:
+                states = run_dag(dag, "2026-11-20")
+            assert states["report"] == "success", states
+            per_volume = {op: calls.count(op) / len(volumes) for op in sorted(set(calls))}
+            rows.append((label, per_volume))
+    with capsys.disabled():
+        print(f"\nEC2 API calls per volume per run ({len(volumes)} volumes, reschedule mode):")
+        for label, per_volume in rows:
+            print(f"  {label:<15} " + ", ".join(f"{op}={n:g}" for op, n in per_volume.items()))
+    first, again = rows[0][1], rows[1][1]
+    assert first.get("CreateSnapshot") == 1
+    assert first.get("DescribeSnapshots", 0) <= 2 and first.get("DescribeVolumes", 0) == 0
+    assert first.get("DeleteSnapshot") == 1
+    assert "CreateSnapshot" not in again and again.get("DescribeSnapshots", 0) <= 2
+    assert set(first) <= {"CreateSnapshot", "DescribeSnapshots", "DeleteSnapshot"}
