@@ -11,6 +11,7 @@ HOOK_MODULES = [
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.service",
 ]
 SENSOR_MODULES: list[str] = []
 TRIGGER_MODULES: list[str] = []
