@@ -11,10 +11,15 @@ HOOK_MODULES = [
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.riak",
     "airflow_backup_provider.operators.service",
 ]
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
+SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.riak",
+]
+TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.riak",
+]
 NOTIFICATION_CLASSES = [
     "airflow_backup_provider.notifications.BackupAlertNotifier",
 ]

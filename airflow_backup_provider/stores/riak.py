@@ -265,3 +265,34 @@ def wait_for_service_argv(
 
 
 TIMEOUT_EXIT_CODE = 124
+
+
+# ---- health gates -----------------------------------------------------------------------------
+
+GATES = ("vnodes", "handoff", "all")
+
+
+def check_gate(gate: str) -> str:
+    if gate not in GATES:
+        raise ValueError(f"gate: {gate!r} must be one of {list(GATES)}")
+    return gate
+
+
+def gate_problems(gate: str, stdout: str, exit_code: int = 0, stderr: str = "") -> list[str]:
+    """What keeps `gate` closed, one line each; an empty list opens it.
+
+    ``vnodes``: no node down and no primary partition missing; ``handoff``: no partition waiting
+    to be handed off; ``all``: both. A failing ``riak-admin`` (exit code, or a node that is not
+    running) keeps every gate closed.
+    """
+    check_gate(gate)
+    if exit_code != 0:
+        said = " / ".join(_lines(stdout) + _lines(stderr))[-300:]
+        return [f"riak-admin transfers failed (exit {exit_code}){': ' + said if said else ''}"]
+    status = parse_transfers(stdout)
+    problems: list[str] = []
+    if gate in ("vnodes", "all"):
+        problems += status.vnode_problems()
+    if gate in ("handoff", "all"):
+        problems += [p for p in status.handoff_problems() if p not in problems]
+    return problems

@@ -158,3 +158,18 @@ def test_argv_builders():
 def test_argv_builders_refuse_hostile_values(kwargs, field):
     with pytest.raises(ValueError, match=field):
         riak.wait_for_service_argv(**kwargs)
+
+
+def test_gate_problems():
+    assert riak.gate_problems("vnodes", t.TRANSFERS_IDLE) == []
+    assert riak.gate_problems("handoff", t.TRANSFERS_IDLE) == []
+    assert riak.gate_problems("all", t.TRANSFERS_IDLE) == []
+    assert riak.gate_problems("handoff", t.TRANSFERS_BUSY) == ["'riak@10.0.0.3' waiting to handoff 6 partitions"]
+    assert len(riak.gate_problems("all", t.TRANSFERS_BUSY)) == 3
+    assert riak.gate_problems("all", t.TRANSFERS_FAILED) == ["Transfers failed, see log for details"]
+    assert riak.gate_problems("vnodes", "Node is not running!\n", 1) == [
+        "riak-admin transfers failed (exit 1): Node is not running!"
+    ]
+    assert riak.gate_problems("vnodes", t.TRANSFERS_IDLE, 1)  # a failing command never opens a gate
+    with pytest.raises(ValueError, match="gate"):
+        riak.gate_problems("everything", t.TRANSFERS_IDLE)
