@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 # (tests/unit/test_provider_info.py keeps the lists in step with the code).
 HOOK_MODULES = [
     "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.ebs",
     "airflow_backup_provider.hooks.s3_stream",
     "airflow_backup_provider.hooks.cassandra",
 ]
