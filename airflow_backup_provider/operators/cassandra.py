@@ -335,7 +335,7 @@ class CassandraCleanupOperator(CassandraBaseOperator):
                 manifest = self.load_manifest(s3, store.manifest_key(self.prefix, self.cluster, day, host, tag))
                 data_dir = self.node.get("data_dir") or self.data_dir
                 for entry in manifest.files:
-                    if entry.source != "backups":
+                    if not entry.in_backups:
                         continue
                     keyspace, table_dir, name = entry.path.split("/", 2)
                     remote.remove(posixpath.join(data_dir, keyspace, table_dir, store.BACKUPS_DIR, name))
@@ -390,7 +390,8 @@ class CassandraRetentionOperator(CassandraBaseOperator):
             )
         policy = RetentionPolicy.model_validate(self.policy)
         plan = plan_retention(items, policy, as_of)
-        prune = [d.item.id if hasattr(d, "item") else d.id for d in plan.prune]
+        self.log.info("%s", plan.table())
+        prune = plan.prune_ids
         store.check_prune_safe(prune, items, as_of)
         deleted = 0
         if is_dry_run(context):
@@ -398,7 +399,7 @@ class CassandraRetentionOperator(CassandraBaseOperator):
         else:
             for day in prune:
                 deleted += s3.delete_prefix(self.bucket, store.day_prefix(self.prefix, self.cluster, day))
-        keep = [d.item.id if hasattr(d, "item") else d.id for d in plan.keep]
+        keep = plan.keep_ids
         record_outcome(
             context,
             status="dry_run" if is_dry_run(context) else "done",
@@ -523,8 +524,9 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             for node in self.nodes:
                 folder = store.restore_folder_for(folder_template, node["host"])
                 store.check_outside(folder, node["data_dir"], "param 'restore_folder'")
-            tag = store.validate_tag(self.tag, "param 'tag'") if self.tag else None
-            day = store.validate_day(self.date, "param 'date'") if self.date else None
+            # native rendering turns 20261121 into an int: names and dates are text here
+            tag = store.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
+            day = store.validate_day(str(self.date), "param 'date'") if self.date else None
         except store.CassandraNameError as exc:
             raise AirflowFailException(str(exc)) from exc
         known = {n["host"]: n for n in self.nodes}
@@ -576,7 +578,9 @@ class CassandraRestoreReportOperator(BaseOperator):
         self.commitlog_dir = commitlog_dir
 
     def execute(self, context: Any) -> str:
-        results = [r for r in (context["ti"].xcom_pull(task_ids=self.restore_task_id) or []) if r]
+        pulled = context["ti"].xcom_pull(task_ids=self.restore_task_id)
+        # one mapped instance comes back as its value, several as a list
+        results = [r for r in ([pulled] if isinstance(pulled, dict) else pulled or []) if r]
         if not results:
             raise AirflowException("nothing was restored")
         folders = sorted({r["folder"] for r in results})

@@ -22,7 +22,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -424,7 +424,7 @@ class NodeFile:
 
     keyspace: str
     table_dir: str
-    source: str  # "snapshot" or "backups"
+    source: str  # "snapshot", "backups", or "snapshot,backups" (one SSTable linked in both)
     remote_path: str
     name: str  # relative to snapshots/<tag>/ or backups/, e.g. `nb-1-big-Data.db` or `.idx/nb-...`
     size: int
@@ -582,7 +582,11 @@ class ManifestEntry:
     size: int
     sha256: str
     compressed_size: int
-    source: str = "snapshot"  # or "backups"
+    source: str = "snapshot"  # "backups", or "snapshot,backups"
+
+    @property
+    def in_backups(self) -> bool:
+        return "backups" in self.source.split(",")
     uploaded_in: str = ""  # the tag of the run that uploaded the object
 
     @property
@@ -681,15 +685,23 @@ def plan_upload(
     upload: list[tuple[NodeFile, str]] = []
     reuse: list[tuple[NodeFile, ManifestEntry]] = []
     seen: dict[str, NodeFile] = {}
+    merged: list[NodeFile] = []
     for node_file in sorted(files, key=lambda f: (f.path, f.source != "snapshot")):
-        if node_file.path in seen:
-            if seen[node_file.path].size != node_file.size:
+        first = seen.get(node_file.path)
+        if first is not None:
+            if first.size != node_file.size:
                 raise ManifestError(
                     f"{node_file.path}: snapshot and backups/ copies differ in size "
-                    f"({seen[node_file.path].size} != {node_file.size})"
+                    f"({first.size} != {node_file.size})"
                 )
+            # one SSTable, hard-linked in both places: upload once, remember both sources
+            both = replace(first, source=f"{first.source},{node_file.source}")
+            seen[node_file.path] = both
+            merged[-1] = both
             continue
         seen[node_file.path] = node_file
+        merged.append(node_file)
+    for node_file in merged:
         previous = known.get(node_file.path)
         if previous is not None and previous.size == node_file.size:
             reuse.append((node_file, previous))

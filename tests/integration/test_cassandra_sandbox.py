@@ -146,3 +146,212 @@ def run_id_of(dag) -> str:
     with create_session() as session:
         run = session.query(DagRun).filter_by(dag_id=dag.dag_id).order_by(DagRun.id.desc()).first()
         return run.run_id
+
+
+def live_files(node, keyspaces) -> dict[str, str]:
+    """SSTables in the live table folders and backups/ (what a snapshot taken now would hold)."""
+    result = {}
+    for table_dir in sorted(sim.data_dir(node).glob("*/*")):
+        if table_dir.parent.name not in keyspaces:
+            continue
+        for source in (table_dir, table_dir / "backups"):
+            for path in sorted(p for p in source.iterdir() if p.is_file()):
+                result[f"{table_dir.parent.name}/{table_dir.name}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return result
+
+
+def manifests_in(s3, prefix: str) -> list[dict]:
+    return [
+        json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+        for k in all_keys(s3, BUCKET, prefix)
+        if k.endswith("/manifest.json")
+    ]
+
+
+def assert_every_manifest_entry_exists(s3, prefix: str) -> int:
+    count = 0
+    for manifest in manifests_in(s3, prefix):
+        for entry in manifest["files"]:
+            head = s3.head_object(Bucket=BUCKET, Key=entry["key"])
+            assert head["ContentLength"] == entry["compressed_size"], entry["key"]
+            assert head["ServerSideEncryption"] == "AES256"
+            count += 1
+    return count
+
+
+def test_second_run_same_day_uploads_only_new_files_and_restores_several_keyspaces(
+    sandbox, airflow_db, proxy, s3, tmp_path
+):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, LAYOUT)
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "incr", remove_uploaded_incrementals=True)):
+        dag = load_dag("cassandra_incr")
+        proxy.reset()
+        states = run_dag(dag, "2026-11-21T01:00:00")
+        assert states["verify"] == "success" and states["report"] == "success", states
+        first_puts = proxy.object_writes(BUCKET)
+        first = manifests_in(s3, "backups/incr/20261121/")
+        assert {m["mode"] for m in first} == {"full"}
+        # snapshots cleared, uploaded incrementals removed
+        for node in nodes:
+            assert not list(sim.data_dir(node).glob("*/*/snapshots/*"))
+            assert not list(sim.data_dir(node).glob("*/*/backups/*"))
+
+        # new rows on two nodes only; the snapshot's flush turns them into one SSTable each
+        sim.write(nodes[0], "shop", "orders", 30_000, seed="late-1")
+        sim.write(nodes[1], "metrics", "samples", 10_000, seed="late-2")
+        proxy.reset()
+        states = run_dag(dag, "2026-11-21T07:00:00")
+        assert states["verify"] == "success" and states["report"] == "success", states
+        writes = proxy.object_writes(BUCKET)
+        data_writes = sorted(r.key for r in writes if r.key.endswith(".zst"))
+        meta_writes = sorted(r.key for r in writes if not r.key.endswith(".zst"))
+        components = ("CompressionInfo.db", "Data.db", "Digest.crc32", "Filter.db", "Index.db", "Statistics.db", "Summary.db", "TOC.txt")
+        expected = sorted(
+            [f"{BUCKET}/backups/incr/20261121/{nodes[0].address}/shop/orders-{sim_table_id('shop', 'orders')}/nb-3-big-{c}.zst" for c in components]
+            + [f"{BUCKET}/backups/incr/20261121/{nodes[1].address}/metrics/samples-{sim_table_id('metrics', 'samples')}/nb-3-big-{c}.zst" for c in components]
+        )
+        assert data_writes == expected
+        assert len(meta_writes) == 3 * 3  # manifest, schema, status per node
+        assert len(first_puts) > len(writes) * 3
+        second = [m for m in manifests_in(s3, "backups/incr/20261121/") if m["mode"] == "incremental"]
+        assert len(second) == 3
+        by_host = {m["host"]: m for m in first}
+        for manifest in second:
+            assert len(manifest["files"]) == len(by_host[manifest["host"]]["files"]) + (8 if manifest["host"] in (nodes[0].address, nodes[1].address) else 0)
+        assert_every_manifest_entry_exists(s3, "backups/incr/20261121/")
+
+        # restore two of the three keyspaces, the day's latest run
+        restore = load_dag("cassandra_incr_restore")
+        states = run_dag(restore, "2026-11-22T00:00:00", conf={"date": "20261121", "keyspaces": ["shop", "metrics"]})
+        assert states["report"] == "success", states
+        for node in nodes:
+            restored = tree_digest(tmp_path / "restore" / node.address)
+            restored.pop("schema.cql")
+            live = live_files(node, {"shop", "metrics"})
+            assert restored == live, node.address
+            assert {k.split("/")[0] for k in restored} == {"shop", "metrics"}
+
+        # one table on one host
+        shutil.rmtree(tmp_path / "restore")
+        states = run_dag(
+            restore, "2026-11-22T01:00:00",
+            conf={"date": "2026-11-21", "hosts": [nodes[2].address], "tables": ["shop.customers"]},
+        )
+        assert states["report"] == "success", states
+        assert not (tmp_path / "restore" / nodes[0].address).exists()
+        restored = tree_digest(tmp_path / "restore" / nodes[2].address)
+        restored.pop("schema.cql")
+        assert restored and {k.rsplit("/", 1)[0] for k in restored} == {f"shop/customers-{sim_table_id('shop', 'customers')}"}
+
+
+def sim_table_id(keyspace: str, table: str) -> str:
+    return hashlib.md5(f"{keyspace}.{table}".encode()).hexdigest()
+
+
+def test_s3_fault_mid_upload_is_retried_and_no_manifest_lists_a_missing_object(sandbox, airflow_db, proxy, s3, tmp_path):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, LAYOUT)
+    attempts: dict[str, int] = {}
+    victim = nodes[1].address
+
+    def fault(request):
+        if not request.is_object_write or not request.key.endswith("-Data.db.zst"):
+            return None
+        attempts[request.key] = attempts.get(request.key, 0) + 1
+        if f"/{victim}/" in request.key and "/audit/" in request.key:
+            return "500"  # this object never gets in: its node must not write a manifest
+        if "/shop/orders-" in request.key and attempts[request.key] <= 6:
+            return "cut" if attempts[request.key] % 2 else "500"  # more than botocore's own retries
+        return None
+
+    proxy.reset()
+    proxy.fault = fault
+    try:
+        with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "faulty", s3_attempts=3)):
+            states = run_dag(load_dag("cassandra_faulty"), "2026-11-23T01:00:00")
+    finally:
+        proxy.fault = None
+    assert states["upload[0]"] == "success" and states["upload[2]"] == "success", states
+    assert states["upload[1]"] == "failed", states
+    assert states["verify"] == "failed" and states["report"] == "failed", states
+    assert states["cleanup[1]"] == "skipped" and states["cleanup[0]"] == "success", states
+    # retried: the orders Data.db objects needed several tries and got in
+    retried = [k for k, n in attempts.items() if "/shop/orders-" in k and n > 6]
+    assert retried, attempts
+    hosts = {m["host"] for m in manifests_in(s3, "backups/faulty/20261123/")}
+    assert hosts == {nodes[0].address, nodes[2].address}
+    assert assert_every_manifest_entry_exists(s3, "backups/faulty/20261123/") > 0
+    # the failed node keeps its snapshot for a later try
+    assert list(sim.data_dir(nodes[1]).glob("*/*/snapshots/abp-*"))
+    assert not list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
+
+
+def test_hostile_names_are_rejected(sandbox, airflow_db, proxy, s3, tmp_path):
+    from airflow_backup_provider.config import parse_clusters
+
+    base = entry_for(sandbox, tmp_path, "hostile")
+    bad = json.loads(json.dumps(base))
+    bad["entries"][0]["keyspaces"] = ["shop; rm -rf /"]
+    bad["entries"][0]["nodes"][0]["host"] = "node1$(reboot)"
+    parsed = parse_clusters(bad)
+    assert not parsed.entries
+    text = str(parsed.errors[0])
+    assert "'shop; rm -rf /'" in text and "keyspaces" in text
+    assert "'node1$(reboot)'" in text and "host" in text
+
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    with clusters_file(tmp_path, base):
+        states = run_dag(load_dag("cassandra_hostile"), "2026-11-24T01:00:00")
+        assert states["report"] == "success", states
+        restore = load_dag("cassandra_hostile_restore")
+        for conf in (
+            {"keyspaces": ["shop'; DROP KEYSPACE shop; --"]},
+            {"hosts": ["127.0.0.1;touch /tmp/pwned"]},
+            {"restore_folder": str(sim.data_dir(nodes[0]))},
+            {"restore_folder": "/tmp/../etc"},
+        ):
+            states = run_dag(restore, "2026-11-25T00:00:00", conf=conf)
+            assert states["plan"] == "failed", (conf, states)
+            assert states["report"] == "failed"
+            assert not (tmp_path / "restore").exists()
+
+    # a folder on a node that no keyspace can be named like stops the upload, loudly
+    (sim.data_dir(nodes[0]) / "bad name;x").mkdir()
+    try:
+        with clusters_file(tmp_path, base):
+            states = run_dag(load_dag("cassandra_hostile"), "2026-11-24T05:00:00")
+        assert states["upload[0]"] == "failed" and states["upload[1]"] == "success", states
+    finally:
+        (sim.data_dir(nodes[0]) / "bad name;x").rmdir()
+
+
+def fake_manifest(day: str, host: str, tag: str, hosts: list[str]) -> str:
+    from airflow_backup_provider.stores import cassandra as store
+
+    return store.Manifest(
+        cluster="ret", host=host, day=day, tag=tag, run_id="x", created_at=f"{day[:4]}-{day[4:6]}-{day[6:]}T01:00:00+00:00",
+        mode="full", files=(), cluster_hosts=tuple(hosts),
+    ).to_json()
+
+
+def test_retention_keeps_what_the_policy_says(sandbox, airflow_db, proxy, s3, tmp_path):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    hosts = [n.address for n in nodes]
+    for day in ("20261101", "20261102", "20261103", "20261104", "20261105", "20261106"):
+        present = hosts if day != "20261106" else hosts[:1]  # the 6th: one node's manifest only
+        for host in present:
+            tag = f"abp-{day}T010000-00000000"
+            s3.put_object(Bucket=BUCKET, Key=f"backups/ret/{day}/{host}/backup-meta/{tag}/manifest.json", Body=fake_manifest(day, host, tag, hosts))
+            s3.put_object(Bucket=BUCKET, Key=f"backups/ret/{day}/{host}/shop/orders-x/nb-1-big-Data.db.zst", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key="backups/ret/notes/readme.txt", Body=b"not ours")
+    s3.put_object(Bucket=BUCKET, Key="backups/ret/20261130/127.0.0.1/backup-meta/abp-x/manifest.json", Body=fake_manifest("20261130", "127.0.0.1", "abp-x", ["127.0.0.1"]))
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "ret", retention={"keep_last": 3})):
+        states = run_dag(load_dag("cassandra_ret"), "2026-11-10T01:00:00")
+    assert states["retention"] == "success", states
+    days = sorted({k.split("/")[2] for k in all_keys(s3, BUCKET, "backups/ret/")})
+    # keep_last 3 of the complete days up to the run: 10th (this run), 5th, 4th; the 6th is
+    # incomplete (never counted, never pruned); the 30th is after the run's date; notes/ is not ours
+    assert days == ["20261104", "20261105", "20261106", "20261110", "20261130", "notes"]
