@@ -118,7 +118,7 @@ class Duration(timedelta):
         from pydantic_core import core_schema
 
         return core_schema.no_info_plain_validator_function(
-            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str)
+            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json")
         )
 
 
@@ -292,7 +292,9 @@ class CassandraCluster(EntryBase):
     exclude_tables: list[TableRef] = Field(default_factory=list)
     sse: Literal["AES256", "aws:kms"] = Field("AES256", description="S3 server-side encryption")
     kms_key_id: Identifier | None = Field(None, description="KMS key for sse aws:kms (implies aws:kms)")
-    compression_level: int = Field(3, ge=1, le=19, description="zstd level")
+    compression_level: int = Field(
+        1, ge=1, le=19, description="zstd level (1: fastest; SSTables are already compressed by Cassandra)"
+    )
     max_parallel_uploads: int = Field(3, ge=1, le=64, description="nodes uploading at the same time")
     upload_pool: Identifier | None = Field(None, description="an Airflow pool that also bounds uploads")
     upload_threads: int = Field(4, ge=1, le=32, description="files in flight per node")

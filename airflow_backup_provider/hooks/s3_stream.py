@@ -136,6 +136,8 @@ class StreamingS3Hook(S3Hook):
     :param kms_key_id: the KMS key for ``aws:kms``.
     :param compression_level: zstd level (1 fastest .. 19 smallest).
     :param attempts: tries per object before an S3 fault is final (tenacity, exponential backoff).
+    :param part_size: multipart part size; an object smaller than this goes in one PUT. Memory per
+        object in flight is about 4 x part_size.
     """
 
     hook_name = "Backup streaming S3"
@@ -145,10 +147,10 @@ class StreamingS3Hook(S3Hook):
         *args: Any,
         sse: str | None = "AES256",
         kms_key_id: str | None = None,
-        compression_level: int = 3,
+        compression_level: int = 1,
         attempts: int = 5,
         max_backoff: float = 20.0,
-        part_size: int = 16 * 1024 * 1024,
+        part_size: int = 32 * 1024 * 1024,
         **kwargs: Any,
     ) -> None:
         extra_args: dict[str, str] = dict(kwargs.pop("extra_args", None) or {})
@@ -160,11 +162,19 @@ class StreamingS3Hook(S3Hook):
         transfer = dict(kwargs.pop("transfer_config_args", None) or {})
         transfer.setdefault("multipart_threshold", part_size)
         transfer.setdefault("multipart_chunksize", part_size)
-        transfer.setdefault("max_concurrency", 4)
+        # A stream cannot be re-read, so boto3 holds parts in memory: at most
+        # (max_in_memory_upload_chunks + max_concurrency) x part_size per object in flight.
+        transfer.setdefault("max_concurrency", 2)
         super().__init__(*args, extra_args=extra_args, transfer_config_args=transfer, **kwargs)
         self.compression_level = compression_level
         self.attempts = max(1, attempts)
         self.max_backoff = max_backoff
+
+    @property
+    def transfer_config(self):
+        config = super().transfer_config
+        config.max_in_memory_upload_chunks = 2  # boto3's TransferConfig does not take it as an argument
+        return config
 
     def _retrying(self) -> Retrying:
         return Retrying(

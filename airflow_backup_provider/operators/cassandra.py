@@ -54,7 +54,7 @@ class CassandraBaseOperator(BaseOperator):
         nodetool: str = "nodetool",
         sse: str | None = "AES256",
         kms_key_id: str | None = None,
-        compression_level: int = 3,
+        compression_level: int = 1,
         s3_attempts: int = 5,
         **kwargs: Any,
     ) -> None:
