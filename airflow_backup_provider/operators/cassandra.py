@@ -262,6 +262,9 @@ class CassandraVerifyOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         tag, day = run_tag_and_day(context)
+        if is_dry_run(context):
+            record_outcome(context, status="dry_run", detail="nothing uploaded, nothing to verify (dry run)")
+            return {"verified": [], "dry_run": True}
         s3 = self.s3_hook()
         refs = {r.host: r for r in self.day_manifests(s3, day) if r.tag == tag}
         checksums = bool(self.checksums)
@@ -581,6 +584,10 @@ class CassandraRestoreReportOperator(BaseOperator):
         pulled = context["ti"].xcom_pull(task_ids=self.restore_task_id)
         # one mapped instance comes back as its value, several as a list
         results = [r for r in ([pulled] if isinstance(pulled, dict) else pulled or []) if r]
+        if is_dry_run(context):
+            detail = ", ".join(f"{r['host']}: {r.get('files', 0)} files" for r in results)
+            record_outcome(context, status="dry_run", detail=f"would restore {detail}")
+            return detail
         if not results:
             raise AirflowException("nothing was restored")
         folders = sorted({r["folder"] for r in results})

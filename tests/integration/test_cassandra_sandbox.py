@@ -309,8 +309,7 @@ def test_hostile_names_are_rejected(sandbox, airflow_db, proxy, s3, tmp_path):
         for conf in (
             {"keyspaces": ["shop'; DROP KEYSPACE shop; --"]},
             {"hosts": ["127.0.0.1;touch /tmp/pwned"]},
-            {"restore_folder": str(sim.data_dir(nodes[0]))},
-            {"restore_folder": "/tmp/../etc"},
+            {"restore_folder": str(sim.data_dir(nodes[0]) / "shop")},  # inside the live data
         ):
             states = run_dag(restore, "2026-11-25T00:00:00", conf=conf)
             assert states["plan"] == "failed", (conf, states)
@@ -355,3 +354,32 @@ def test_retention_keeps_what_the_policy_says(sandbox, airflow_db, proxy, s3, tm
     # keep_last 3 of the complete days up to the run: 10th (this run), 5th, 4th; the 6th is
     # incomplete (never counted, never pruned); the 30th is after the run's date; notes/ is not ours
     assert days == ["20261104", "20261105", "20261106", "20261110", "20261130", "notes"]
+
+
+def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp_path):
+    """The example entry of dags/clusters.yaml, prepared by tests/sandbox/kinds/cassandra.py."""
+    import yaml
+
+    from tests.harness import REPO
+
+    example = yaml.safe_load((REPO / "dags" / "clusters.yaml").read_text())
+    entry = next(e for e in example["entries"] if e["kind"] == "cassandra")
+    fresh_bucket(s3, entry["bucket"])
+    prepared = sim.prepare(sandbox, entry)
+    assert [n["host"] for n in prepared["nodes"]] == [n.address for n in sandbox.nodes]
+    example["entries"] = [prepared]
+    example["defaults"].update({"retries": 0, "schedule": None})
+    runs = sim.demo_runs(prepared)
+    assert [dag_id for dag_id, _ in runs] == ["cassandra_events", "cassandra_events_restore"]
+    with clusters_file(tmp_path, example):
+        backup = load_dag(runs[0][0])
+        states = run_dag(backup, "2026-11-26T01:00:00", conf={"dry_run": True})
+        assert states["report"] == "success", states
+        assert not all_keys(s3, entry["bucket"])
+        assert not list(sim.data_dir(sandbox.nodes[0]).glob("*/*/snapshots/*"))
+        for (dag_id, conf), logical in zip(runs, ("2026-11-26T02:00:00", "2026-11-27T00:00:00"), strict=True):
+            states = run_dag(load_dag(dag_id), logical, conf=conf)
+            assert states["report"] == "success", (dag_id, states)
+    restored = Path(prepared["restore_folder"].replace("{host}", sandbox.nodes[0].address))
+    assert (restored / "schema.cql").exists()
+    assert {p.name for p in restored.iterdir() if p.is_dir()} == {"shop", "metrics", "audit"}
