@@ -29,7 +29,12 @@ def proxy(sandbox):
             "conn_type": "aws",
             "login": "testing",
             "password": "testing",
-            "extra": {"region_name": "us-east-1", "endpoint_url": proxy.url},
+            # botocore's own retries kept short: tenacity (s3_attempts) does the rest, and is tested
+            "extra": {
+                "region_name": "us-east-1",
+                "endpoint_url": proxy.url,
+                "config_kwargs": {"retries": {"max_attempts": 2, "mode": "standard"}},
+            },
         }
     )
     os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = conn
@@ -268,7 +273,7 @@ def test_s3_fault_mid_upload_is_retried_and_no_manifest_lists_a_missing_object(s
     proxy.reset()
     proxy.fault = fault
     try:
-        with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "faulty", s3_attempts=3)):
+        with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "faulty", s3_attempts=4)):
             states = run_dag(load_dag("cassandra_faulty"), "2026-11-23T01:00:00")
     finally:
         proxy.fault = None
@@ -383,3 +388,27 @@ def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp
     restored = Path(prepared["restore_folder"].replace("{host}", sandbox.nodes[0].address))
     assert (restored / "schema.cql").exists()
     assert {p.name for p in restored.iterdir() if p.is_dir()} == {"shop", "metrics", "audit"}
+
+
+def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
+    from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+    from airflow_backup_provider.hooks.remote import RemoteCommandError
+
+    node = sandbox.nodes[2]
+    sim.reset_node(node, {"shop": ["orders"]})
+    sim.write(node, "shop", "orders", 1000, seed=1)
+    with CassandraNodeHook(ssh_conn_id="backup_ssh", host=node.address) as remote:
+        first = remote.snapshot("abp-20261120T000000-aaaaaaaa")
+        again = remote.snapshot("abp-20261120T000000-aaaaaaaa")  # a retried task
+        assert not first.already_exists and again.already_exists
+        assert [s.tag for s in remote.list_snapshots()] == ["abp-20261120T000000-aaaaaaaa"]
+        sim.set_failure(node, "snapshot", "Keyspace shop is being dropped")
+        with pytest.raises(RemoteCommandError, match="error: Keyspace shop is being dropped"):
+            remote.snapshot("abp-20261120T000000-bbbbbbbb")
+        sim.set_failure(node, "flush", "connect")
+        with pytest.raises(RemoteCommandError, match="Failed to connect to '127.0.0.1:7199'"):
+            remote.flush()
+        sim.set_failure(node, "snapshot")
+        sim.set_failure(node, "flush")
+        assert remote.clear_snapshot("abp-20261120T000000-aaaaaaaa") == ()
+        assert remote.list_snapshots() == []
