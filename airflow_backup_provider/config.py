@@ -297,17 +297,83 @@ class EbsPolicy(EntryBase):
         return self
 
 
+_CASSANDRA_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+_NODETOOL_RE = re.compile(r"^(?:[A-Za-z0-9_.+-]+|/[A-Za-z0-9_./@+-]+)$")
+
+
+def _check_keyspace(value: str) -> str:
+    if not _CASSANDRA_NAME_RE.match(value):
+        raise ValueError("is not a Cassandra keyspace name (1 to 48 letters, digits or '_')")
+    return value
+
+
+def _check_table_ref(value: str) -> str:
+    parts = value.split(".")
+    if len(parts) > 2 or not all(_CASSANDRA_NAME_RE.match(p) for p in parts):
+        raise ValueError("is not a Cassandra table name: 'table' or 'keyspace.table' (letters, digits, '_')")
+    return value
+
+
+def _check_restore_folder(value: str) -> str:
+    _check_abs_path(value.replace("{host}", "host"))
+    if value.rstrip("/") == "":
+        raise ValueError("must not be '/'")
+    return value
+
+
+def _check_command(value: str) -> str:
+    if not _NODETOOL_RE.match(value) or "/../" in f"{value}/":
+        raise ValueError("must be a command name or an absolute path (letters, digits, _ . / @ + -)")
+    return value
+
+
+Keyspace = Annotated[str, AfterValidator(_check_keyspace)]
+TableRef = Annotated[str, AfterValidator(_check_table_ref)]
+
+
+class CassandraNode(Node):
+    data_dir: AbsPath | None = Field(None, description="this node's data folder, when not the cluster's data_dir")
+    commitlog_dir: AbsPath | None = Field(None, description="this node's commit log folder (named in restore steps)")
+
+
 class CassandraCluster(EntryBase):
     kind: ClassVar[str] = "cassandra"
-    nodes: list[Node] = Field(min_length=1)
-    data_dir: AbsPath = "/var/lib/cassandra/data"
+    nodes: list[CassandraNode] = Field(min_length=1)
+    data_dir: AbsPath = Field("/var/lib/cassandra/data", description="Cassandra's data_file_directories")
+    commitlog_dir: AbsPath = Field("/var/lib/cassandra/commitlog", description="named in the restore steps")
     bucket: Identifier
     prefix: Identifier = "cassandra"
+    nodetool: Annotated[str, AfterValidator(_check_command)] = Field(
+        "nodetool", description="nodetool on the nodes: a name on their PATH or an absolute path"
+    )
+    keyspaces: list[Keyspace] = Field(default_factory=list, description="back up only these (empty: all)")
+    exclude_keyspaces: list[Keyspace] = Field(default_factory=list)
+    tables: list[TableRef] = Field(default_factory=list, description="back up only these `ks.table` (empty: all)")
+    exclude_tables: list[TableRef] = Field(default_factory=list)
+    sse: Literal["AES256", "aws:kms"] = Field("AES256", description="S3 server-side encryption")
+    kms_key_id: Identifier | None = Field(None, description="KMS key for sse aws:kms (implies aws:kms)")
+    compression_level: int = Field(
+        1, ge=1, le=19, description="zstd level (1: fastest; SSTables are already compressed by Cassandra)"
+    )
+    max_parallel_uploads: int = Field(3, ge=1, le=64, description="nodes uploading at the same time")
+    upload_pool: Identifier | None = Field(None, description="an Airflow pool that also bounds uploads")
+    upload_threads: int = Field(4, ge=1, le=32, description="files in flight per node")
+    s3_attempts: int = Field(5, ge=1, le=20, description="tries per S3 object (tenacity)")
+    remove_uploaded_incrementals: bool = Field(
+        False, description="after a verified upload, delete the uploaded files from backups/"
+    )
+    verify_checksums: bool = Field(False, description="verify re-reads every object and checks its SHA-256")
+    restore_folder: Annotated[str, AfterValidator(_check_restore_folder)] = Field(
+        "/tmp/cassandra_restore", description="default restore folder; `{host}` becomes the node's host"
+    )
 
     @model_validator(mode="after")
     def _unique_nodes(self) -> CassandraCluster:
         _require_unique("nodes", [n.host for n in self.nodes])
         return self
+
+    def node_data_dir(self, node: CassandraNode) -> str:
+        return node.data_dir or self.data_dir
 
 
 class DevicedbNode(Node):
@@ -458,6 +524,7 @@ __all__ = [
     "AbsPath",
     "BupHost",
     "CassandraCluster",
+    "CassandraNode",
     "ClustersFile",
     "ClustersFileError",
     "Defaults",
