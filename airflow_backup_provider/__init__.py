@@ -8,9 +8,13 @@ __version__ = "0.1.0"
 # (tests/unit/test_provider_info.py keeps the lists in step with the code).
 HOOK_MODULES = [
     "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.bup",
+    "airflow_backup_provider.hooks.s3_sync",
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.bup",
+    "airflow_backup_provider.operators.s3_sync",
 ]
 SENSOR_MODULES: list[str] = []
 TRIGGER_MODULES: list[str] = []

@@ -118,7 +118,7 @@ class Duration(timedelta):
         from pydantic_core import core_schema
 
         return core_schema.no_info_plain_validator_function(
-            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str)
+            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json")
         )
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Connection
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.report import record_outcome
@@ -253,14 +253,34 @@ class BupRestoreOperator(_BupNodeOperator):
     Never writes into live data: the target folder must be absent or empty.
     """
 
-    template_fields = ("path", "save", "target_dir")
+    template_fields = ("path", "save", "target_dir", "where")
 
-    def __init__(self, *, branch: str, path: str, save: str, target_dir: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        branch: str,
+        path: str,
+        save: str,
+        target_dir: str,
+        where: str = "host",
+        server: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.branch = store.check_branch(branch)
         self.path = path
         self.save = save
         self.target_dir = target_dir
+        self.where = where
+        self.server = dict(server or {})
+
+    def _use_server(self) -> None:
+        """Restore on the backup server itself, from its repository directory (no ``-r``)."""
+        if not self.server:
+            raise BupError("param 'where': value 'server' but no backup server is configured")
+        self.host, self.port = self.server["host"], self.server.get("port", 22)
+        self.ssh_conn_id, self.bup_dir = self.server.get("ssh_conn_id"), self.server["bup_dir"]
+        self.remote = None
 
     def _validate(self) -> None:
         for name, value in (("path", self.path), ("target_dir", self.target_dir)):
@@ -271,10 +291,14 @@ class BupRestoreOperator(_BupNodeOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         self._validate()
+        if self.where not in ("host", "server"):
+            raise BupError(f"param 'where': value {self.where!r} must be 'host' or 'server'")
+        if self.where == "server":
+            self._use_server()
         dry_run = bool(context["params"].get("dry_run"))
         commands = self.commands
         with self.node_hook() as hook:
-            saves = list_saves(hook, commands, self.branch, remote=True)
+            saves = list_saves(hook, commands, self.branch, remote=self.remote is not None)
             if not saves:
                 raise BupError(f"backup set {self.branch!r} has no saves in {self.remote.spec() if self.remote else self.bup_dir}")
             chosen = choose_save(saves, str(self.save))
@@ -289,7 +313,8 @@ class BupRestoreOperator(_BupNodeOperator):
                 record_outcome(context, status="dry_run", node=self.host, detail=f"{source} -> {self.target_dir}")
                 return {"save": chosen.name, "source": source, "restored": 0}
             self._check(hook.run(["mkdir", "-p", "--", self.target_dir], timeout=60), "mkdir")
-            result = self._check(hook.run(commands.restore(source, self.target_dir), timeout=self.command_timeout), "bup restore")
+            restore = commands.restore(source, self.target_dir, remote=self.remote is not None)
+            result = self._check(hook.run(restore, timeout=self.command_timeout), "bup restore")
         count = store.parse_restore_count(result.stderr)
         self.log.info("restored %s into %s on %s (%s paths)", source, self.target_dir, self.host, count)
         record_outcome(
@@ -303,12 +328,15 @@ class BupRestoreOperator(_BupNodeOperator):
 class BupFsckOperator(_BupNodeOperator):
     """``bup fsck`` of the repository, on the backup server; with par2 there, also writes recovery blocks."""
 
-    def __init__(self, *, use_par2: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, use_par2: bool = True, skip_on_download: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.use_par2 = use_par2
+        self.skip_on_download = skip_on_download
 
     def execute(self, context: Any) -> dict[str, Any]:
         dry_run = bool(context["params"].get("dry_run"))
+        if self.skip_on_download and context["params"].get("direction") == "download":
+            raise AirflowSkipException("download run: the repository is being brought back, nothing to check yet")
         with self.node_hook() as hook:
             par2 = self.use_par2 and hook.run(["sh", "-c", "command -v par2"], timeout=60).ok
             argv = self.commands.fsck(generate_par2=par2 and not dry_run, quick=False)
@@ -317,3 +345,109 @@ class BupFsckOperator(_BupNodeOperator):
         self.log.info("%s\n%s", detail, result.stderr.strip()[-2000:])
         record_outcome(context, status="done", node=self.host, detail=detail)
         return {"par2": par2}
+
+
+class BupPruneOperator(_BupNodeOperator):
+    """
+    Remove old saves of one backup set, on the backup server.
+
+    ``mode="retention"``: the entry's retention policy (:mod:`airflow_backup_provider.retention`)
+    decides, and exactly the saves it prunes go with ``bup rm`` then ``bup gc``.
+    ``mode="prune-older"``: bup's own keep periods; ``bup prune-older --pretend`` runs first and
+    its plan is checked before the real run. Either way nothing newer than the run's logical date
+    and never the newest save is removed, and ``dry_run`` only shows the plan.
+    """
+
+    def __init__(
+        self,
+        *,
+        branch: str,
+        mode: str = "retention",
+        retention: Any = None,
+        keep: store.PruneOlderKeep | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("retention", "prune-older"):
+            raise ValueError(f"mode: value {mode!r} must be 'retention' or 'prune-older'")
+        if mode == "prune-older" and keep is None:
+            raise ValueError("mode 'prune-older' needs keep periods")
+        self.branch = store.check_branch(branch)
+        self.mode = mode
+        self.retention = retention
+        self.keep = keep
+
+    def plan(self, saves: Sequence[store.Save], as_of: datetime) -> tuple[list[store.Save], list[store.Save]]:
+        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`."""
+        from airflow_backup_provider.retention import BackupItem, plan_retention
+
+        by_id = {f"{self.branch}/{s.name}": s for s in saves}
+        items = [
+            BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
+            for ref, s in by_id.items()
+        ]
+        plan = plan_retention(items, self.retention, as_of)
+        prune = [by_id[_item_id(i)] for i in plan.prune]
+        keep = [s for s in saves if s not in prune]
+        return keep, prune
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dry_run = bool(context["params"].get("dry_run"))
+        as_of = run_date(context)
+        commands = self.commands
+        with self.node_hook() as hook:
+            saves = list_saves(hook, commands, self.branch, remote=False) or []
+            if self.mode == "retention":
+                keep, prune = self.plan(saves, as_of)
+            else:
+                pretend = self._check(
+                    hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of, pretend=True), timeout=600),
+                    "bup prune-older --pretend",
+                )
+                actions = store.parse_prune_pretend(pretend.stdout)
+                removed = {a.save for a in actions if not a.keep}
+                ambiguous = removed & {a.save for a in actions if a.keep}
+                if ambiguous:
+                    raise BupError(f"bup prune-older --pretend: saves sharing a second, cannot tell which goes: {sorted(ambiguous)}")
+                # prune-older names a save by its date only (no -0/-1 suffix): match on that
+                prune = [s for s in saves if s.name in removed or s.name[:17] in removed]
+                keep = [s for s in saves if s not in prune]
+            guard_prune(saves, prune, as_of)
+            names = [f"{self.branch}/{s.name}" for s in prune]
+            self.log.info("keep %d save(s): %s", len(keep), ", ".join(s.name for s in keep))
+            self.log.info("%s %d save(s): %s", "would prune" if dry_run else "prune", len(prune), ", ".join(names) or "-")
+            if prune and not dry_run:
+                if self.mode == "retention":
+                    self._check(hook.run(commands.rm(names), timeout=self.command_timeout), "bup rm")
+                    self._check(hook.run(commands.gc(), timeout=self.command_timeout), "bup gc")
+                else:
+                    self._check(
+                        hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of), timeout=self.command_timeout),
+                        "bup prune-older",
+                    )
+                after = list_saves(hook, commands, self.branch, remote=False) or []
+                left = {s.name for s in after}
+                survivors = [n for n in names if n.split("/", 1)[1] in left]
+                if survivors:
+                    raise BupError(f"prune on {self.host}: still present after removal: {', '.join(survivors)}")
+        record_outcome(
+            context, status="dry_run" if dry_run else ("done" if prune else "skipped"), node=self.host,
+            detail=f"{'would prune' if dry_run else 'pruned'} {len(prune)}, kept {len(keep)}: {', '.join(names) or 'nothing to prune'}",
+        )
+        return {"pruned": names, "kept": [s.name for s in keep], "dry_run": dry_run}
+
+
+def _item_id(item: Any) -> str:
+    return item if isinstance(item, str) else item.id
+
+
+def guard_prune(saves: Sequence[store.Save], prune: Sequence[store.Save], as_of: datetime) -> None:
+    """Refuse a plan that removes the newest save or anything newer than the run's logical date."""
+    if not prune:
+        return
+    newest = max(saves)
+    if newest in prune:
+        raise BupError(f"prune plan would remove the newest save {newest.name}: refused")
+    future = [s.name for s in prune if s.created_at > as_of]
+    if future:
+        raise BupError(f"prune plan would remove saves newer than {as_of.isoformat()}: {', '.join(future)}: refused")
