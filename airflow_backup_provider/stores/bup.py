@@ -115,8 +115,10 @@ class BupCommands:
     remote: Remote | None = None
     env: tuple[str, ...] = ("TZ=UTC",)
 
-    def _base(self, subcommand: str) -> list[str]:
-        return ["env", *self.env, BUP, "-d", self.bup_dir, subcommand]
+    def _base(self, subcommand: str, *, progress: bool = False) -> list[str]:
+        # bup reports progress (and its totals) only to a terminal; BUP_FORCE_TTY=2 says stderr is one.
+        env = [*self.env, "BUP_FORCE_TTY=2"] if progress else list(self.env)
+        return ["env", *env, BUP, "-d", self.bup_dir, subcommand]
 
     def _remote(self, use_remote: bool) -> list[str]:
         if use_remote and self.remote is not None:
@@ -152,7 +154,7 @@ class BupCommands:
         if not paths:
             raise ValueError("bup save: no paths")
         seconds = epoch(date) if isinstance(date, datetime) else int(date)
-        argv = self._base("save") + self._remote(remote)
+        argv = self._base("save", progress=True) + self._remote(remote)
         argv += ["-n", check_branch(name), f"--date={seconds}"]
         if commit:
             argv.append("-c")  # prints the commit id: the report's id for this save
@@ -180,7 +182,7 @@ class BupCommands:
         return [*argv, "--", path]
 
     def restore(self, path: str, outdir: str, *, remote: bool = True, quiet: bool = False) -> list[str]:
-        argv = self._base("restore") + self._remote(remote) + ["-C", outdir]
+        argv = self._base("restore", progress=True) + self._remote(remote) + ["-C", outdir]
         if quiet:
             argv.append("-q")
         return [*argv, "--", path]
