@@ -202,6 +202,7 @@ class BupSaveOperator(_BupNodeOperator):
                 return {"save": save_name, "skipped": True}
             if saves is None:
                 self.log.info("repository %s does not exist yet: bup init", self.remote.spec() if self.remote else self.bup_dir)
+                self._check(hook.run(["mkdir", "-p", "--", self.bup_dir], timeout=60), "mkdir")
                 self._check(hook.run(commands.init(), timeout=600), "bup init")
             index = commands.index(
                 self.paths, excludes=self.excludes, exclude_rx=self.exclude_rx, one_file_system=self.one_file_system

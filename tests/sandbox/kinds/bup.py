@@ -82,6 +82,7 @@ def prepare(sandbox, entry: dict) -> dict:
         exclude_rx=[r"\.tmp$"],
         dumps=[{"name": "app-db", "argv": ["sqlite3", str(db), ".dump"], "output": "app.sql"}],
     )
+    (server.root / "bup-repos").mkdir(parents=True, exist_ok=True)  # bup init makes only the last level
     entry["server"] = {
         **(entry.get("server") or {}),
         "host": server.address,
