@@ -8,16 +8,22 @@ __version__ = "0.1.0"
 # (tests/unit/test_provider_info.py keeps the lists in step with the code).
 HOOK_MODULES = [
     "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.ebs",
     "airflow_backup_provider.hooks.bup",
     "airflow_backup_provider.hooks.s3_sync",
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.ebs",
     "airflow_backup_provider.operators.bup",
     "airflow_backup_provider.operators.s3_sync",
 ]
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
+SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.ebs",
+]
+TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.ebs",
+]
 NOTIFICATION_CLASSES = [
     "airflow_backup_provider.notifications.BackupAlertNotifier",
 ]

@@ -222,18 +222,59 @@ class RiakCluster(EntryBase):
         return self
 
 
+_VOLUME_ID_RE = re.compile(r"^vol-[0-9a-f]{8,17}$")
+_INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
+
+
+def _check_volume_id(value: str) -> str:
+    if not _VOLUME_ID_RE.match(value):
+        raise ValueError("is not an EBS volume id like 'vol-0123456789abcdef0'")
+    return value
+
+
+def _check_instance_id(value: str) -> str:
+    if not _INSTANCE_ID_RE.match(value):
+        raise ValueError("is not an EC2 instance id like 'i-0123456789abcdef0'")
+    return value
+
+
+VolumeId = Annotated[str, AfterValidator(_check_volume_id)]
+InstanceId = Annotated[str, AfterValidator(_check_instance_id)]
+
+
 class EbsPolicy(EntryBase):
+    """Daily EBS snapshots of some volumes, rotated by the `retention` policy (DAG `ebs_<name>`)."""
+
     kind: ClassVar[str] = "ebs"
-    volume_ids: list[Identifier] = Field(default_factory=list)
-    volume_tags: dict[Identifier, str] = Field(default_factory=dict)
-    instance_id: Identifier | None = None
+    volume_ids: list[VolumeId] = Field(default_factory=list, description="volumes to snapshot, by id")
+    volume_tags: dict[Identifier, str] = Field(
+        default_factory=dict, description="also snapshot every volume carrying all these tags"
+    )
+    instance_id: InstanceId | None = Field(
+        None, description="snapshot every volume attached to this instance, crash-consistent (CreateSnapshots)"
+    )
     tags: dict[Identifier, str] = Field(default_factory=dict, description="extra tags on every snapshot")
-    region: Identifier | None = None
+    region: Identifier | None = Field(None, description="AWS region; default: the connection's")
+    snapshot_description: str = Field(
+        "", max_length=200, description="snapshot description; default 'airflow-backup <name> <volume> <date>'"
+    )
+    snapshot_timeout: Duration = Field(
+        timedelta(hours=6), description="how long a snapshot may stay pending before the run fails"
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _not_our_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith("backup:"):
+                raise ValueError(f"key {key!r} is reserved: tags starting with 'backup:' are set by the DAG")
+        return value
 
     @model_validator(mode="after")
     def _some_target(self) -> EbsPolicy:
         if not (self.volume_ids or self.volume_tags or self.instance_id):
             raise ValueError("needs one of volume_ids, volume_tags or instance_id")
+        _require_unique("volume_ids", self.volume_ids)
         return self
 
 
