@@ -478,7 +478,7 @@ class BupHost(EntryBase):
     @property
     def saved_paths(self) -> list[str]:
         paths = list(self.paths)
-        if self.staging_dir and not any(
+        if self.dumps and self.staging_dir and not any(
             self.staging_dir == p or self.staging_dir.startswith(p.rstrip("/") + "/") for p in paths
         ):
             paths.append(self.staging_dir)

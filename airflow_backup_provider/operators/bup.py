@@ -388,7 +388,8 @@ class BupPruneOperator(_BupNodeOperator):
             for ref, s in by_id.items()
         ]
         plan = plan_retention(items, self.retention, as_of)
-        prune = [by_id[_item_id(i)] for i in plan.prune]
+        self.log.info("%s", plan.table())
+        prune = [by_id[i] for i in plan.prune_ids]
         keep = [s for s in saves if s not in prune]
         return keep, prune
 
@@ -436,10 +437,6 @@ class BupPruneOperator(_BupNodeOperator):
             detail=f"{'would prune' if dry_run else 'pruned'} {len(prune)}, kept {len(keep)}: {', '.join(names) or 'nothing to prune'}",
         )
         return {"pruned": names, "kept": [s.name for s in keep], "dry_run": dry_run}
-
-
-def _item_id(item: Any) -> str:
-    return item if isinstance(item, str) else item.id
 
 
 def guard_prune(saves: Sequence[store.Save], prune: Sequence[store.Save], as_of: datetime) -> None:

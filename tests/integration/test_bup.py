@@ -224,3 +224,41 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     )
     assert done.returncode == 0, done.stderr
     assert (out / "app.sql").read_bytes() == (Path(staging) / "app.sql").read_bytes()
+
+
+def test_prune_keeps_policy_newest_and_future_saves(sandbox, airflow_db, tmp_path):
+    from datetime import UTC, datetime
+
+    entry = bup_kind.prepare(sandbox, {**example_entry(), "name": "pr1", "s3_sync": None})
+    entry.update(retries=0, prune=True, dumps=[])
+    host = sandbox.nodes[0]
+    env = {**host.env(), "TZ": "UTC"}
+    remote = f"{entry['server']['user']}@{entry['server']['host']}:{entry['server']['repo_dir']}"
+    Path(entry["bup_dir"]).mkdir(parents=True)
+    for argv in (["init", "-r", remote], ["index", *entry["paths"]]):
+        subprocess.run(["bup", "-d", entry["bup_dir"], *argv], env=env, check=True, capture_output=True)
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-12-09"):
+        when = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+        subprocess.run(
+            ["bup", "-d", entry["bup_dir"], "save", "-r", remote, "-n", "pr1", f"--date={when}", *entry["paths"]],
+            env=env, check=True, capture_output=True,
+        )
+    everything = ["2026-11-01-000000", "2026-11-02-000000", "2026-11-03-000000", "2026-11-04-000000", "2026-12-09-000000"]
+    assert saves(sandbox, entry) == everything
+
+    states = run(tmp_path, entry, date="2026-11-05", conf={"dry_run": True})
+    assert states == {"save": "success", "prune": "success", "report": "success"}, states
+    assert saves(sandbox, entry) == everything  # a dry run changes nothing
+
+    states = run(tmp_path, entry, date="2026-11-05")
+    assert states["prune"] == "success", states
+    # keep_last 2 of the saves up to the logical date; the 2026-12-09 save is newer: not this run's to judge
+    assert saves(sandbox, entry) == ["2026-11-04-000000", "2026-11-05-000000", "2026-12-09-000000"]
+
+    states = run(tmp_path, entry, date="2026-11-06", prune_mode="prune-older", prune_older={"keep_all_for": "1d"})
+    assert states["prune"] == "success", states
+    assert saves(sandbox, entry) == ["2026-11-05-000000", "2026-11-06-000000", "2026-12-09-000000"]
+    out = tmp_path / "after-prune"
+    done = bup(sandbox.nodes[-1].env(), "-d", entry["server"]["repo_dir"], "restore", "-C", str(out), f"/pr1/2026-11-05-000000{entry['paths'][0]}/")
+    assert done.returncode == 0, done.stderr
+    assert (out / "README").read_text() == (Path(entry["paths"][0]) / "README").read_text()
