@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,10 +265,21 @@ class S3SyncHook(S3Hook):
         progress = _Progress(len(plan.copy), total, self.log.info, self.progress_interval)
         uploaded: dict[str, FileState] = {}
         if plan.copy:
-            digests = self._hash_all(root, plan.copy, source)
-            with self._manager() as manager:
+            digests: dict[str, str] = {}
+            # each file is hashed (for its metadata and the manifest), then handed to the transfer
+            # manager at once: hashing the next files overlaps the uploads of the first ones
+            with self._manager() as manager, ThreadPoolExecutor(min(self.concurrency, 8)) as hasher:
                 futures = {}
-                for rel in plan.copy:
+                hashing = {
+                    hasher.submit(lambda r: source[r].sha256 or sha256_file(root / r), rel): rel for rel in plan.copy
+                }
+                for done in as_completed(hashing):
+                    rel = hashing[done]
+                    try:
+                        digests[rel] = done.result()
+                    except FileNotFoundError:
+                        self.log.warning("%s disappeared before it was uploaded: skipped", rel)
+                        continue
                     state = source[rel]
                     extra = {
                         "ChecksumAlgorithm": "SHA256",

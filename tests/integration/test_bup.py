@@ -100,10 +100,12 @@ def test_backup_two_versions_restore_each_byte_identical(site, sandbox, tmp_path
     v2 = snapshot(site, tmp_path / "v2")
     assert saves(sandbox, site) == ["2026-11-20-000000", "2026-11-21-000000"]
 
-    for save, expected in (("2026-11-20", v1), ("latest", v2)):
+    # v1 restored on the host (bup restore -r), v2 on the backup server itself (from its repo_dir)
+    for save, expected, where in (("2026-11-20", v1, "host"), ("latest", v2, "server")):
         # path "/" restores the whole save: TARGET/<every saved absolute path>
         target = host.root / "restore" / f"it-{save}"
-        states = run(tmp_path, site, "_restore", conf={"save": save, "path": "/", "target_dir": str(target)})
+        conf = {"save": save, "path": "/", "target_dir": str(target), "where": where}
+        states = run(tmp_path, site, "_restore", conf=conf)
         assert states["restore"] == "success", states
         assert assert_same_tree(expected, target) > 20
     assert not (v1 / site["paths"][0].strip("/") / "conf" / "new-in-v2.conf").exists()
@@ -262,3 +264,30 @@ def test_prune_keeps_policy_newest_and_future_saves(sandbox, airflow_db, tmp_pat
     done = bup(sandbox.nodes[-1].env(), "-d", entry["server"]["repo_dir"], "restore", "-C", str(out), f"/pr1/2026-11-05-000000{entry['paths'][0]}/")
     assert done.returncode == 0, done.stderr
     assert (out / "README").read_text() == (Path(entry["paths"][0]) / "README").read_text()
+
+
+def test_bup_over_ssh_refuses_an_unknown_server_host_key(site, sandbox, tmp_path):
+    known_hosts = sandbox.root / "keys" / "known_hosts"
+    good = known_hosts.read_text()
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    addresses = ",".join(n.address for n in sandbox.nodes)
+    known_hosts.write_text(f"{addresses} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
+    try:
+        before = saves(sandbox, site)
+        states = run(tmp_path, site, date="2026-12-01", dumps=[])
+        assert states["save"] == "failed", states
+        assert saves(sandbox, site) == before
+    finally:
+        known_hosts.write_text(good)
+
+
+def test_demo_runs_of_the_example_entry(sandbox, airflow_db, tmp_path):
+    entry = bup_kind.prepare(sandbox, {**example_entry(), "name": "demo1", "s3_sync": {**example_entry()["s3_sync"], "bucket": "bup-demo"}})
+    runs = bup_kind.demo_runs(entry)
+    assert [dag_id for dag_id, _ in runs] == ["bup_demo1", "bup_demo1_s3_sync", "bup_demo1_restore"]
+    for dag_id, conf in runs:
+        states = run(tmp_path, entry, dag_id.removeprefix("bup_demo1"), conf=conf, retries=0)
+        assert set(states.values()) == {"success"}, (dag_id, states)
+    restored = Path(runs[-1][1]["target_dir"]) / Path(entry["staging_dir"]).name / "app.sql"
+    assert restored.read_bytes() == (Path(entry["staging_dir"]) / "app.sql").read_bytes()
