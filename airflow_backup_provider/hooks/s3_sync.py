@@ -309,7 +309,8 @@ class S3SyncHook(S3Hook):
         recorded.update(uploaded)
         if plan.delete:
             self._delete_keys(bucket, [key_for(prefix, r) for r in plan.delete])
-        self.write_manifest(bucket, prefix, recorded)
+        if recorded != manifest:  # nothing copied, deleted or learned: no write at all
+            self.write_manifest(bucket, prefix, recorded)
         result.copied, result.deleted, result.bytes_copied = list(plan.copy), list(plan.delete), total
         result.seconds = time.monotonic() - started
         self.log.info("done: %s; %d deleted", progress.line(), len(plan.delete))

@@ -210,16 +210,17 @@ class BupSaveOperator(_BupNodeOperator):
             self._check(hook.run(index, timeout=self.command_timeout), "bup index")
             save = commands.save(self.branch, when, self.paths)
             result = self._check(hook.run(save, timeout=self.command_timeout), "bup save")
+            # the size of what was backed up (apparent bytes of the saved paths), for the report
+            du = hook.run(["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
         commit = store.parse_commit_id(result.stdout)
-        stats = store.parse_save_stats(result.stderr)
-        size = stats.kbytes * 1024 if stats else None
-        self.log.info("saved %s/%s (commit %s, %s)", self.branch, save_name, commit, stats)
+        size = store.parse_du_total(du.stdout) if du.ok else None
+        self.log.info("saved %s/%s (commit %s, %s bytes of data)", self.branch, save_name, commit, size)
         record_outcome(
             context, status="done", node=self.host,
             produced=[{"id": f"{self.branch}/{save_name}", "size": size}],
-            detail=f"commit {commit}" + (f", {stats.files} files" if stats else ""),
+            detail=f"commit {commit}",
         )
-        return {"save": save_name, "commit": commit, "skipped": False, "files": stats.files if stats else None}
+        return {"save": save_name, "commit": commit, "skipped": False, "data_bytes": size}
 
 
 _DAY_RE = re.compile(r"^\d{4}-\d\d-\d\d$")

@@ -34,7 +34,6 @@ _LONG_RE = re.compile(
 )
 _TYPE_SUFFIX = {"d": "/", "l": "@", "p": "|", "s": "="}
 _PRETEND_RE = re.compile(r"^([+-]) (.+)/([^/]+)$")
-_SAVE_PROGRESS_RE = re.compile(r"Saving: 100\.00% \((\d+)/(\d+)k, (\d+)/(\d+) files\), done\.")
 _RESTORE_RE = re.compile(r"Restoring: (\d+), done\.")
 
 
@@ -154,7 +153,8 @@ class BupCommands:
         if not paths:
             raise ValueError("bup save: no paths")
         seconds = epoch(date) if isinstance(date, datetime) else int(date)
-        argv = self._base("save", progress=True) + self._remote(remote)
+        # no progress output: it makes bup read the whole index twice (to count), ~7% slower
+        argv = self._base("save") + self._remote(remote)
         argv += ["-n", check_branch(name), f"--date={seconds}"]
         if commit:
             argv.append("-c")  # prints the commit id: the report's id for this save
@@ -385,19 +385,13 @@ def parse_prune_pretend(text: str) -> list[PruneAction]:
     return actions
 
 
-@dataclass(frozen=True)
-class SaveStats:
-    kbytes: int
-    files: int
-
-
-def parse_save_stats(stderr: str) -> SaveStats | None:
-    """Totals of the last ``Saving: 100.00% (Nk/Nk, N/N files), done.`` line (progress on stderr)."""
-    matches = _SAVE_PROGRESS_RE.findall(stderr.replace("\r", "\n"))
-    if not matches:
-        return None
-    _, total_k, _, total_files = matches[-1]
-    return SaveStats(kbytes=int(total_k), files=int(total_files))
+def parse_du_total(stdout: str) -> int | None:
+    """The ``total`` line of ``du -s -b -c PATHS`` (GNU coreutils): bytes, tab, ``total``."""
+    for line in reversed(stdout.splitlines()):
+        size, _, label = line.partition("\t")
+        if label == "total" and size.isdigit():
+            return int(size)
+    return None
 
 
 def parse_commit_id(stdout: str) -> str:

@@ -190,12 +190,12 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     first = scan_folder(repo)
     assert len([c for c in calls if c.startswith("PutObject")]) >= len(first)
 
-    # nothing changed: only the manifest is written
+    # nothing changed: nothing is written
     calls.clear()
     hook = S3SyncHook(aws_conn_id="aws_default")
     prefix = f"bup/{site['name']}"
     result = hook.sync_up(repo, BUCKET, prefix)
-    assert result.copied == [] and calls == [f"PutObject {prefix}/.s3sync-manifest.json"]
+    assert result.copied == [] and result.unchanged == len(first) and calls == []
 
     # a new backup changes a few repository files: exactly those are uploaded
     (Path(site["paths"][0]) / "conf" / "setting-005.conf").write_text("changed before the sync\n")

@@ -38,7 +38,7 @@ def test_init_index_save_argv():
     assert CMDS.index(["/etc"], one_file_system=True)[len(BASE) + 1] == "-x"
     when = datetime(2026, 11, 20, tzinfo=UTC)
     assert CMDS.save("web1", when, ["/etc"]) == [
-        "env", "TZ=UTC", "BUP_FORCE_TTY=2", "bup", "-d", "/var/cache/bup/web1", "save",
+        "env", "TZ=UTC", "bup", "-d", "/var/cache/bup/web1", "save",
         "-r", "backup@backup.internal:/srv/bup/web1", "-n", "web1", f"--date={int(when.timestamp())}", "-c", "--", "/etc",
     ]
 
@@ -147,11 +147,10 @@ def test_error_texts():
 
 def test_parse_save_output():
     assert store.parse_commit_id(fixture("save_0.stdout")) == fixture("save_0.stdout").strip()
-    stats = store.parse_save_stats(fixture("save_0.stderr"))
-    assert stats is not None and stats.files >= 1
     with pytest.raises(store.BupOutputError):
         store.parse_commit_id("")
-    assert store.parse_save_stats("") is None
+    assert store.parse_du_total("6\t/srv/a\n10\t/srv/b\n16\ttotal\n") == 16
+    assert store.parse_du_total("du: cannot access '/x'\n") is None
 
 
 def test_parse_restore_and_prune_pretend():
