@@ -4,8 +4,8 @@
 
 Both save the same folder on a sandbox node into their own, already initialized repository on
 another node (`bup save -r` over SSH). Bare: the two bup commands run directly on the node.
-Operator: BupSaveOperator.execute over SSH (connect, look for an existing save of the logical
-date, index, save, parse). Printed: best-of-N seconds and the ratio operator / bare (goal <= 1.1).
+Operator: BupSaveOperator.execute over SSH, as the DAG runs it (connect; look for an existing save
+of the logical date on the server while the host indexes; save; du for the report, beside it). Printed: best-of-N seconds and the ratio operator / bare (goal <= 1.1).
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def main() -> None:
                     op = BupSaveOperator(
                         task_id="save", branch="bench", paths=[str(data)], host=host.address,
                         bup_dir=commands.bup_dir, remote=remote, ssh_conn_id="backup_ssh",
+                        server={"host": server.address, "bup_dir": remote.path, "ssh_conn_id": "backup_ssh"},
                     )
                     result = op.execute({"params": {"dry_run": False}, "logical_date": when, "ti": _Ti()})
                     assert not result["skipped"], result

@@ -78,6 +78,7 @@ def build_backup(entry: BupHost):
             exclude_rx=entry.exclude_rx,
             one_file_system=entry.one_file_system,
             outlets=[repository_asset(entry)],
+            server=_server_args(entry),
             **_host_args(entry),
         )
         if entry.dumps:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,6 +174,7 @@ class BupSaveOperator(_BupNodeOperator):
         excludes: Sequence[str] = (),
         exclude_rx: Sequence[str] = (),
         one_file_system: bool = False,
+        server: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -181,14 +183,37 @@ class BupSaveOperator(_BupNodeOperator):
         self.excludes = list(excludes)
         self.exclude_rx = list(exclude_rx)
         self.one_file_system = one_file_system
+        # with the server's SSH access, the check for an existing save runs there directly
+        # (one bup process) instead of `bup ls -r` from the host (two, and a nested ssh)
+        self.server = dict(server or {})
+
+    def _list_saves(self, hook: BupNodeHook) -> list[store.Save] | None:
+        if not self.server:
+            return list_saves(hook, self.commands, self.branch, remote=True)
+        server = BupNodeHook(
+            ssh_conn_id=self.server.get("ssh_conn_id"), host=self.server["host"],
+            port=self.server.get("port", 22), sudo_user=self.server.get("sudo_user"),
+        )
+        with server:
+            return list_saves(server, store.BupCommands(bup_dir=self.server["bup_dir"]), self.branch, remote=False)
 
     def execute(self, context: Any) -> dict[str, Any]:
         dry_run = bool(context["params"].get("dry_run"))
         when = run_date(context)
         save_name = store.save_name_for(when)
         commands = self.commands
-        with self.node_hook() as hook:
-            saves = list_saves(hook, commands, self.branch, remote=True)
+        index = commands.index(
+            self.paths, excludes=self.excludes, exclude_rx=self.exclude_rx, one_file_system=self.one_file_system
+        )
+        with self.node_hook() as hook, ThreadPoolExecutor(1) as pool:
+            if not hook.is_local:
+                hook.get_conn()  # connect once, before two threads share the connection
+            # The check asks the server; the index is local work on the host. They are
+            # independent, so they overlap. An index made for a save that then is skipped only
+            # refreshes the host's own index, which the next save uses anyway.
+            check = pool.submit(self._list_saves, hook)
+            indexed = None if dry_run else hook.run(index, timeout=self.command_timeout)
+            saves = check.result()
             existing = store.saves_for_date(saves or [], when)
             if existing:
                 detail = f"{self.branch}/{existing[0].name} already exists for {when.isoformat()}"
@@ -204,14 +229,15 @@ class BupSaveOperator(_BupNodeOperator):
                 self.log.info("repository %s does not exist yet: bup init", self.remote.spec() if self.remote else self.bup_dir)
                 self._check(hook.run(["mkdir", "-p", "--", self.bup_dir], timeout=60), "mkdir")
                 self._check(hook.run(commands.init(), timeout=600), "bup init")
-            index = commands.index(
-                self.paths, excludes=self.excludes, exclude_rx=self.exclude_rx, one_file_system=self.one_file_system
-            )
-            self._check(hook.run(index, timeout=self.command_timeout), "bup index")
+            if indexed is None or not indexed.ok:  # e.g. the host's bup dir did not exist before init
+                indexed = hook.run(index, timeout=self.command_timeout)
+            self._check(indexed, "bup index")
+            # the size of what is backed up (apparent bytes of the paths), for the report; it
+            # runs beside the save, on its own channel
+            du = pool.submit(hook.run, ["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
             save = commands.save(self.branch, when, self.paths)
             result = self._check(hook.run(save, timeout=self.command_timeout), "bup save")
-            # the size of what was backed up (apparent bytes of the saved paths), for the report
-            du = hook.run(["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
+            du = du.result()
         commit = store.parse_commit_id(result.stdout)
         size = store.parse_du_total(du.stdout) if du.ok else None
         self.log.info("saved %s/%s (commit %s, %s bytes of data)", self.branch, save_name, commit, size)
