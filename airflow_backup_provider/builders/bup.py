@@ -157,8 +157,8 @@ def build_s3_sync(entry: BupHost):
             concurrency=sync.concurrency,
             aws_conn_id=entry.aws_conn_id,
             node=entry.server.host,
-            queue=sync.queue or "default",
             trigger_rule="none_failed",
+            **({"queue": sync.queue} if sync.queue else {}),
         )
         if entry.fsck:
             fsck = BupFsckOperator(task_id="fsck", skip_on_download=True, **_server_args(entry))

@@ -39,6 +39,7 @@ from airflow_backup_provider.stores.s3sync import (
     manifest_loads,
     plan_sync,
     progress_line,
+    refuse_wipe,
     rel_for,
     state_from_metadata,
 )
@@ -242,6 +243,7 @@ class S3SyncHook(S3Hook):
         target = self.list_prefix(bucket, prefix)
         manifest = self.read_manifest(bucket, prefix)
         plan = plan_sync(source, target, manifest, compare=compare, delete=delete)
+        refuse_wipe(plan, len(source), f"s3://{bucket}/{prefix}")
         self._settle_metadata(plan, bucket, prefix, source, compare)
         result = SyncResult("upload", dry_run=dry_run, unchanged=len(plan.unchanged), reasons=plan.reasons)
         total = plan.copy_bytes({r: s.size for r, s in source.items()})
@@ -347,6 +349,7 @@ class S3SyncHook(S3Hook):
             digests = self._hash_all(root, sorted(local), {})
             local = {r: FileState(s.size, s.mtime_ns, digests[r]) for r, s in local.items()}
         plan = plan_sync(remote, {r: s.size for r, s in local.items()}, local, compare=compare, delete=delete)
+        refuse_wipe(plan, len(remote), str(root))
         for rel in plan.need_metadata:  # no manifest entry: size alone cannot prove it is the same
             plan.copy.append(rel)
             plan.reasons[rel] = "not in the manifest"

@@ -108,6 +108,15 @@ def plan_sync(
     return plan
 
 
+def refuse_wipe(plan: SyncPlan, source_count: int, what: str) -> None:
+    """An empty source with deletes on would empty the target: a wrong folder, never a sync."""
+    if plan.delete and source_count == 0:
+        raise ValueError(
+            f"refusing to delete all {len(plan.delete)} file(s) of {what}: the source is empty "
+            "(a wrong or unmounted folder?)"
+        )
+
+
 def decide_with_metadata(
     plan: SyncPlan, rel: str, source: FileState, recorded: FileState | None, compare: Compare
 ) -> None:

@@ -200,3 +200,12 @@ def test_manifest_round_trip_and_paths():
     with pytest.raises(ValueError, match="unsafe"):
         s3sync.check_rel_paths(["../etc/passwd"])
     assert s3sync.progress_line(1, 2, 1024, 2048, 1.0) == "1/2 files, 1.0 KiB/2.0 KiB, 1.0 KiB/s"
+
+
+def test_sync_refuses_to_wipe_the_target_from_an_empty_source():
+    F = s3sync.FileState
+    plan = s3sync.plan_sync({}, {"a": 1, "b": 2}, {}, delete=True)
+    with pytest.raises(ValueError, match="refusing to delete all 2"):
+        s3sync.refuse_wipe(plan, 0, "s3://b/p")
+    s3sync.refuse_wipe(s3sync.plan_sync({}, {"a": 1}, {}, delete=False), 0, "s3://b/p")
+    s3sync.refuse_wipe(s3sync.plan_sync({"a": F(1, 1)}, {"a": 1, "b": 2}, {}, delete=True), 1, "s3://b/p")
