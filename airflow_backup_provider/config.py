@@ -310,6 +310,7 @@ class DevicedbCluster(EntryBase):
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 _CONN_FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(login|password|host|port|schema|extra\.[A-Za-z0-9_-]+)$")
+_PASSWORD_ARG_RE = re.compile(r"(?i)^--?(password|passwd|pwd)=.|^[a-z][a-z0-9+.-]*://[^/@:\s]+:[^/@\s]+@")
 _BUP_PERIOD_RE = re.compile(r"^(?:\d+(?:s|min|h|d|w|m|y)|forever)$")
 
 
@@ -336,6 +337,17 @@ class BupDump(StrictModel):
         "{MYSQL_PWD: 'mysql_backup.password'} (fields: login, password, host, port, schema, extra.KEY)",
     )
     timeout: Duration = Field(timedelta(hours=2), description="how long the dump may stay silent")
+
+    @field_validator("argv")
+    @classmethod
+    def _no_password(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            if _PASSWORD_ARG_RE.search(arg):
+                raise ValueError(
+                    f"{arg!r} carries a password: the clusters file holds none; "
+                    "use env_from_connection (e.g. MYSQL_PWD, PGPASSWORD) instead"
+                )
+        return value
 
     @field_validator("output")
     @classmethod

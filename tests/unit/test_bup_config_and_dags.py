@@ -44,6 +44,10 @@ def test_example_entry_is_valid_and_derives_paths():
         ({"s3_sync": {"bucket": "b", "prefix": "../x"}}, "s3_sync.prefix", "../x"),
         ({"prune_older": {"keep_all_for": "7 days"}}, "prune_older.keep_all_for", "7 days"),
         ({"stagin_dir": "/x"}, "stagin_dir", "/x"),
+        ({"dumps": [{"name": "db", "argv": ["mysqldump", "--password=hunter2"], "output": "a.sql"}]},
+         "dumps.0.argv", "--password=hunter2"),
+        ({"dumps": [{"name": "db", "argv": ["pg_dump", "postgresql://app:hunter2@db/app"], "output": "a.sql"}]},
+         "dumps.0.argv", "postgresql://app:hunter2@db/app"),
     ],
 )
 def test_bad_input_names_the_field_and_value(overrides, field, value):
