@@ -68,8 +68,21 @@ def as_logical_date(value: datetime | str) -> datetime:
 def run_dag(dag, logical_date: datetime | str = "2026-11-20", conf: dict[str, Any] | None = None) -> dict[str, str]:
     """Run `dag` once with dag.test() and return {task key: state}; mapped tasks as `task_id[i]`."""
     migrate_db()
-    run = dag.test(logical_date=as_logical_date(logical_date), run_conf=conf or None)
+    date = as_logical_date(logical_date)
+    _set_conf_of_existing_run(dag.dag_id, date, conf or {})
+    run = dag.test(logical_date=date, run_conf=conf or None)
     return task_states(dag.dag_id, run.run_id)
+
+
+def _set_conf_of_existing_run(dag_id: str, logical_date: datetime, conf: dict[str, Any]) -> None:
+    """dag.test() reuses (clears and re-runs) the run of that logical date, keeping its old conf;
+    a re-run here is "clear and run again with these params", like the UI's clear + trigger."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for run in session.query(DagRun).filter_by(dag_id=dag_id, logical_date=logical_date):
+            run.conf = conf
 
 
 def task_states(dag_id: str, run_id: str) -> dict[str, str]:

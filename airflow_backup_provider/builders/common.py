@@ -11,12 +11,15 @@ from airflow_backup_provider.config import EntryBase
 from airflow_backup_provider.notifications import build_alert_callbacks
 from airflow_backup_provider.operators.report import BackupReportOperator
 
-DRY_RUN_PARAM = Param(
-    False,
-    type="boolean",
-    title="Dry run",
-    description="Log what would be created or deleted, and change nothing.",
-)
+def dry_run_param() -> Param:
+    """A new Param each time: a Param object shared between DAGs (or runs) carries the value
+    one run resolved into the next one in the same process."""
+    return Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Log what would be created or deleted, and change nothing.",
+    )
 
 
 def default_args(entry: EntryBase) -> dict[str, Any]:
@@ -59,7 +62,7 @@ def new_dag(
         f"Generated from the clusters file entry `{entry.name}` (kind `{entry.kind}`).",
         f"Alerts go to: {', '.join(entry.alert_emails) or 'nobody (set alert_emails)'}.",
     ]
-    all_params: dict[str, Param] = {"dry_run": DRY_RUN_PARAM}
+    all_params: dict[str, Param] = {"dry_run": dry_run_param()}
     all_params.update(params or {})
     return DAG(
         dag_id=entry.dag_id(suffix),

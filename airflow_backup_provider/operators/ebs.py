@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_backup_provider.config import RetentionPolicy
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.retention import plan_retention
@@ -31,17 +32,6 @@ from airflow_backup_provider.stores.ebs import (
 )
 
 STATUS_KEY = "ebs_status"
-
-
-def as_bool(value: Any, field: str = "dry_run") -> bool:
-    """A flag that may arrive rendered from a template (`"True"`, `"false"`)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    if value is None:
-        return False
-    raise AirflowFailException(f"field {field!r}: value {value!r} is not a boolean")
 
 
 def run_date(context: Mapping[str, Any]) -> datetime:

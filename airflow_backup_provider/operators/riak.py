@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import riak
@@ -182,7 +183,7 @@ class RiakNodeSnapshotOperator(BaseOperator):
             record_outcome(context, status="skipped", node=self.node, produced=_produced(existing),
                            detail=f"snapshots for {logical_date.isoformat()} already exist")
             return {"node": self.node, "snapshots": [s.to_dict() for s in existing], "created": []}
-        if self.dry_run:
+        if as_bool(self.dry_run):
             self.log.info("Dry run: would snapshot %s of %s", [v.id for v in missing], self.instance_id)
             record_outcome(context, status="dry_run", node=self.node,
                            detail=f"would snapshot {', '.join(v.id for v in missing)} of {self.instance_id}")
@@ -251,12 +252,12 @@ class RiakRetentionOperator(BaseOperator):
             plan = plan_retention([s.to_backup_item() for s in group], policy, as_of)
             self.log.info("volume %s:\n%s", volume_id, plan.table())
             for snapshot_id in plan.prune_ids:
-                if self.dry_run:
+                if as_bool(self.dry_run):
                     self.log.info("Dry run: would delete %s", snapshot_id)
                 elif hook.delete_snapshot(snapshot_id):
                     pruned.append(snapshot_id)
         detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); deleted {len(pruned)}"
         if pruned:
             detail += ": " + ", ".join(pruned)
-        record_outcome(context, status="dry_run" if self.dry_run else "done", detail=detail)
+        record_outcome(context, status="dry_run" if as_bool(self.dry_run) else "done", detail=detail)
         return {"deleted": pruned, "volumes": len(by_volume)}

@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.remote import CommandResult, RemoteCommandHook
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import riak
@@ -162,7 +163,7 @@ class ServiceCommandOperator(BaseOperator):
             raise AirflowSkipException(reason)
         hook = self.hook()
         line = hook.command_line(self.command)
-        if self.dry_run:
+        if as_bool(self.dry_run):
             self.log.info("Dry run: would run %s on %s", line, self.node)
             record_outcome(context, status="dry_run", node=self.node, detail=f"would run {line}")
             return {"node": self.node, "dry_run": True}

@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def _prepare_environment() -> None:
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "ERROR"),
             "BACKUP_CLUSTERS_FILE": str(WORK / "clusters.yaml"),
         }
     )
@@ -81,17 +82,25 @@ def main(argv: list[str] | None = None) -> int:
         if bag.import_errors:
             print(f"demo: import errors: {bag.import_errors}", file=sys.stderr)
             return 1
+        runs_of: dict[str, int] = {}
         for dag_id, conf in runs:
-            dag = bag.dags[dag_id]
+            # parsed anew for every run, as a worker would: params resolved for one run must
+            # not leak into the next through shared Python objects
+            dag = load_dagbag(WORK / "dags" / "backup_dags.py").dags[dag_id]
+            # A DAG run again (a dry run, then the real one) gets the next day: dag.test() would
+            # otherwise clear and reuse the first run of that date, params included.
+            repeat = runs_of[dag_id] = runs_of.get(dag_id, -1) + 1
             print(f"demo: running {dag_id} {conf or ''}", flush=True)
             started = time.monotonic()
             try:
-                run = dag.test(logical_date=as_logical_date(args.logical_date), run_conf=conf or None)
+                date = as_logical_date(args.logical_date) + timedelta(days=repeat)
+                run = dag.test(logical_date=date, run_conf=conf or None)
                 state = str(run.state)
                 produced = _produced(dag, run.run_id, task_states(dag_id, run.run_id), read_xcom)
             except Exception as exc:  # the table must still be printed
                 state, produced = "error", f"{type(exc).__name__}: {exc}"[:80]
-            rows.append((dag_id, state, time.monotonic() - started, produced))
+            label = f"{dag_id} (dry run)" if (conf or {}).get("dry_run") else dag_id
+            rows.append((label, state, time.monotonic() - started, produced))
 
     _print_table(rows, len(sandbox.mails))
     if not args.keep:
