@@ -11,6 +11,7 @@ from airflow_backup_provider.config import EntryBase
 from airflow_backup_provider.notifications import build_alert_callbacks
 from airflow_backup_provider.operators.report import BackupReportOperator
 
+
 def dry_run_param() -> Param:
     """A new Param each time: a Param object shared between DAGs (or runs) carries the value
     one run resolved into the next one in the same process."""
