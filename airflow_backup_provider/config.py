@@ -426,10 +426,10 @@ class BupDump(StrictModel):
     @field_validator("argv")
     @classmethod
     def _no_password(cls, value: list[str]) -> list[str]:
-        for arg in value:
+        for position, arg in enumerate(value):
             if _PASSWORD_ARG_RE.search(arg):
                 raise ValueError(
-                    f"{arg!r} carries a password: the clusters file holds none; "
+                    f"argument #{position} carries a password (not repeated here): the clusters file holds none; "
                     "use env_from_connection (e.g. MYSQL_PWD, PGPASSWORD) instead"
                 )
         return value
@@ -625,6 +625,8 @@ def _describe(error: dict[str, Any], data: Any) -> str:
         return f"field {location!r}: is required"
     if not location:
         return message
+    if "password" in message:  # never echo a secret into logs and the UI's import errors
+        return f"field {location!r}: value <redacted> {message}"
     return f"field {location!r}: value {error['input']!r} {message}"
 
 

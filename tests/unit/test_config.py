@@ -123,3 +123,20 @@ def test_env_var_points_elsewhere(tmp_path, monkeypatch):
     path.write_text("entries:\n  - {kind: ebs, name: from-env, volume_ids: [vol-0123456789abcdef9]}\n")
     monkeypatch.setenv("BACKUP_CLUSTERS_FILE", str(path))
     assert [e.name for e in load_clusters_file().entries] == ["from-env"]
+
+
+def test_a_password_in_a_dump_command_is_refused_without_being_echoed():
+    secret = "hunter2-very-secret"
+    (error,) = parse_clusters(
+        {
+            "entries": [
+                {
+                    "kind": "bup", "name": "db", "host": "db1", "paths": ["/srv"],
+                    "server": {"host": "backup1", "repo_dir": "/srv/bup"},
+                    "dumps": [{"name": "app", "argv": ["mysqldump", f"--password={secret}", "app"], "output": "app.sql"}],
+                }
+            ]
+        }
+    ).errors
+    assert "carries a password" in str(error) and "argv" in str(error)
+    assert secret not in str(error)
