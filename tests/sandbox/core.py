@@ -176,6 +176,11 @@ class Sandbox:
     _smtp: object | None = None
     host_key_line: str = ""
     client_key: Path | None = None
+    _cleanups: list = field(default_factory=list)
+
+    def add_cleanup(self, callback) -> None:
+        """Run `callback()` when the sandbox stops (extra servers a kind started, ...)."""
+        self._cleanups.append(callback)
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Sandbox:
@@ -195,6 +200,11 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        while self._cleanups:
+            try:
+                self._cleanups.pop()()
+            except Exception as exc:  # keep stopping the rest
+                print(f"sandbox: cleanup failed: {exc}", file=sys.stderr)
         for node in self.nodes:
             node.stop_sshd()
         if self._moto and self._moto.poll() is None:
