@@ -8,12 +8,21 @@ __version__ = "0.1.0"
 # (tests/unit/test_provider_info.py keeps the lists in step with the code).
 HOOK_MODULES = [
     "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.devicedb",
+    "airflow_backup_provider.hooks.s3_stream",
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.devicedb",
+    "airflow_backup_provider.operators.devicedb_restore",
+    "airflow_backup_provider.operators.service",
 ]
-SENSOR_MODULES: list[str] = []
-TRIGGER_MODULES: list[str] = []
+SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.devicedb",
+]
+TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.devicedb",
+]
 NOTIFICATION_CLASSES = [
     "airflow_backup_provider.notifications.BackupAlertNotifier",
 ]

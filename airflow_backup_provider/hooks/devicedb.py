@@ -31,7 +31,32 @@ class DevicedbError(RuntimeError):
 
 
 class DevicedbUnreachable(DevicedbError):
-    """No HTTP answer at all (refused, reset, timeout)."""
+    """No HTTP answer at all (refused, reset, timeout).
+
+    ``refused`` is True only when no connection was ever made, so the request surely did not
+    reach the node (a read timeout or a reset after sending may have reached it).
+    """
+
+    def __init__(self, node: str, what: str, detail: str, *, refused: bool = False):
+        super().__init__(node, what, detail)
+        self.refused = refused
+
+
+def _never_connected(exc: BaseException) -> bool:
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+            return True
+        reason = getattr(seen, "reason", None)
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = reason if isinstance(reason, BaseException) else nested or seen.__cause__ or seen.__context__
+    return False
 
 
 class DevicedbHook(BaseHook):
@@ -123,9 +148,11 @@ class DevicedbHook(BaseHook):
         try:
             return self._session.request(method, url, timeout=(self.timeout, self.timeout), stream=stream, **kwargs)
         except requests.Timeout as exc:
-            raise DevicedbUnreachable(self.node, what, f"no answer within {self.timeout}s ({exc})") from exc
+            raise DevicedbUnreachable(
+                self.node, what, f"no answer within {self.timeout}s ({exc})", refused=_never_connected(exc)
+            ) from exc
         except requests.ConnectionError as exc:
-            raise DevicedbUnreachable(self.node, what, f"cannot connect: {exc}") from exc
+            raise DevicedbUnreachable(self.node, what, f"cannot connect: {exc}", refused=_never_connected(exc)) from exc
 
     def _fail(self, response: requests.Response, what: str) -> DevicedbError:
         error = ddb.parse_error_body(response.content[:4000])

@@ -21,6 +21,7 @@ node copies its store into <snapshot_store>/<uuid>/ and writes the snapshot mark
 Config: $SANDBOX_NODE_ROOT/state/devicedb/config.json. Knobs (read on every request):
 $SANDBOX_NODE_ROOT/state/devicedb/knobs.json
   {"snapshot": "failed" | "missing" | null,   this node fails its snapshots / never applies them
+   "apply_delay": seconds,                    the node applies the snapshot entry late (missing until then)
    "start_fails": N,                          the next N `start` commands fail
    "snapshot_delay": seconds}                 overrides the config's delay
 A node that is down is simply a stopped service (`devicedb-service stop`).
@@ -175,6 +176,16 @@ class Node:
         return 200, "application/json; charset=utf8", body + "\n"
 
     def apply_snapshot(self, snap_uuid: str) -> None:
+        late = float(knobs().get("apply_delay", 0))
+        if late > 0:
+            self.store.log(f"snapshot {snap_uuid}: entry applied in {late}s")
+            timer = threading.Timer(late, self._apply_snapshot, args=(snap_uuid,))
+            timer.daemon = True
+            timer.start()
+            return
+        self._apply_snapshot(snap_uuid)
+
+    def _apply_snapshot(self, snap_uuid: str) -> None:
         mode = knobs().get("snapshot")
         if mode == "missing" or self.snapshot_store is None:
             self.store.log(f"snapshot {snap_uuid}: entry not applied")
