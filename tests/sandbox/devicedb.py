@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.sandbox.core import Sandbox, SandboxNode
+from tests.sandbox.core import Sandbox, SandboxNode, wait_until
 
 KIND = "devicedb"
 DEFAULT_PORT = 8080
@@ -130,6 +130,17 @@ class DevicedbSim:
         assert status == 200, body
         entries = json.loads(body)
         return [v for e in entries if e for v in e["siblings"]]
+
+    def status(self, node: SandboxNode, uuid: str) -> str:
+        status, body = self.call(node, "GET", f"/snapshot/{uuid}")
+        return json.loads(body)["status"] if status == 200 else f"HTTP {status}"
+
+    def wait_completed(self, uuid: str, timeout: float = 30) -> None:
+        wait_until(
+            lambda: all(self.status(n, uuid) == "completed" for n in self.nodes),
+            timeout=timeout,
+            what=f"snapshot {uuid} completed on every node",
+        )
 
     def snapshot_dirs(self, node: SandboxNode) -> list[str]:
         path = self.snapshot_dir(node)
