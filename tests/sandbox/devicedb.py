@@ -136,8 +136,11 @@ class DevicedbSim:
         return json.loads(body)["status"] if status == 200 else f"HTTP {status}"
 
     def wait_completed(self, uuid: str, timeout: float = 30) -> None:
+        self.wait_completed_on(uuid, self.nodes, timeout)
+
+    def wait_completed_on(self, uuid: str, nodes: list[SandboxNode], timeout: float = 30) -> None:
         wait_until(
-            lambda: all(self.status(n, uuid) == "completed" for n in self.nodes),
+            lambda: all(self.status(n, uuid) == "completed" for n in nodes),
             timeout=timeout,
             what=f"snapshot {uuid} completed on every node",
         )

@@ -21,6 +21,7 @@ node copies its store into <snapshot_store>/<uuid>/ and writes the snapshot mark
 Config: $SANDBOX_NODE_ROOT/state/devicedb/config.json. Knobs (read on every request):
 $SANDBOX_NODE_ROOT/state/devicedb/knobs.json
   {"snapshot": "failed" | "missing" | null,   this node fails its snapshots / never applies them
+   "no_snapshot_store": true,                 as if started without -snapshot_store
    "apply_delay": seconds,                    the node applies the snapshot entry late (missing until then)
    "start_fails": N,                          the next N `start` commands fail
    "snapshot_delay": seconds}                 overrides the config's delay
@@ -166,7 +167,7 @@ class Node:
 
     # -- snapshots
     def propose_snapshot(self) -> tuple[int, str, str]:
-        if self.snapshot_store is None:
+        if self.snapshot_store is None or knobs().get("no_snapshot_store"):
             return 500, "text/plain; charset=utf-8", "No snapshot directory configured\n"
         snap_uuid = str(uuidlib.uuid4())
         self.apply_snapshot(snap_uuid)

@@ -8,7 +8,7 @@ import html
 
 import pytest
 
-from tests.devicedb_fixtures import bucket, devicedb, devicedb_sim, s3_json, s3_objects  # noqa: F401
+from tests.devicedb_fixtures import s3_json, s3_objects
 from tests.harness import clusters_file, load_dag, run_dag
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
