@@ -294,7 +294,7 @@ class DevicedbManifestOperator(DevicedbBaseOperator):
             context,
             status="done",
             node=self.cluster,
-            produced=[{"id": f"snapshot {uuid}", "size": manifest["total_size"]}, {"id": f"s3://{self.bucket}/{key}", "size": len(body)}],
+            produced=[{"id": f"snapshot {uuid} complete", "size": None}, {"id": f"s3://{self.bucket}/{key}", "size": len(body)}],
             detail=f"{len(artifacts)} node tar(s)",
         )
         return {"uuid": uuid, "manifest": key, "total_size": manifest["total_size"]}

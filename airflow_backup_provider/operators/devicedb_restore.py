@@ -400,6 +400,6 @@ class DevicedbFinalizeRestoreOperator(DevicedbBaseOperator):
             + ("kept at " + ", ".join(f"{k}:{v}" for k, v in asides.items()) if self.keep_old_stores else "deleted")
         )
         record_outcome(
-            context, status="done", node=self.cluster, produced=[{"id": f"restored {manifest['uuid']}", "size": manifest["total_size"]}], detail=detail
+            context, status="done", node=self.cluster, produced=[{"id": f"cluster back at snapshot {manifest['uuid']}", "size": None}], detail=detail
         )
         return {"uuid": manifest["uuid"], "old_stores": asides if self.keep_old_stores else {}}
