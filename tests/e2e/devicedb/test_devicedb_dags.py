@@ -166,3 +166,44 @@ def test_through_an_ssh_tunnel_with_local_cleanup(airflow_db, sandbox, devicedb,
     assert len(snapshot_uuids(sandbox, bucket)) == 1
     for node in sandbox.nodes:
         assert devicedb.snapshot_dirs(node) == []  # removed after the verified upload
+
+
+def seed_snapshot(sandbox, bucket, cluster, uuid, day, complete=True):
+    from datetime import datetime, timedelta
+
+    from airflow_backup_provider.stores import devicedb as ddb
+
+    s3 = sandbox.boto3_client("s3")
+    key = ddb.node_tar_key("devicedb", cluster, uuid, "n1")
+    s3.put_object(Bucket=bucket, Key=key, Body=b"tar")
+    if complete:
+        logical = datetime.fromisoformat(f"{day}T00:00:00+00:00")
+        manifest = ddb.build_manifest(
+            cluster=cluster,
+            uuid=uuid,
+            logical_date=logical,
+            created_at=logical + timedelta(minutes=1),
+            artifacts=[ddb.NodeArtifact("n1", "n1", 8080, key, 3, ddb.sha256_hex(b"tar"))],
+            check=None,
+        )
+        s3.put_object(Bucket=bucket, Key=ddb.manifest_key("devicedb", cluster, uuid), Body=ddb.manifest_json(manifest))
+
+
+def test_retention_keeps_the_policy_and_never_what_is_newer_or_incomplete(
+    airflow_db, sandbox, devicedb, bucket, tmp_path
+):
+    old = {day: f"00000000-0000-4000-8000-0000000000{i:02d}" for i, day in enumerate(["2026-11-17", "2026-11-18", "2026-11-19", "2026-11-25"])}
+    for day, uuid in old.items():
+        seed_snapshot(sandbox, bucket, "ddbret", uuid, day)
+    partial = "00000000-0000-4000-8000-0000000000ff"
+    seed_snapshot(sandbox, bucket, "ddbret", partial, "2026-11-16", complete=False)
+    entry = devicedb.entry("ddbret", bucket, retention={"keep_daily": 2})
+    states = backup(tmp_path, entry)
+    assert set(states.values()) == {"success"}, states
+    complete = snapshot_uuids(sandbox, bucket)
+    assert old["2026-11-19"] in complete and old["2026-11-25"] in complete  # newest two days, and the future one
+    assert old["2026-11-17"] not in complete and old["2026-11-18"] not in complete
+    keys = s3_objects(sandbox, bucket)
+    assert not any(old["2026-11-17"] in k for k in keys)  # tars gone too
+    assert any(partial in k for k in keys)  # an incomplete upload younger than two days is left alone
+    assert len(complete) == 3
