@@ -87,7 +87,11 @@ def build_backup(entry: DevicedbCluster) -> DAG:
     common = _common(entry, specs)
     with dag:
         trigger = DevicedbTriggerSnapshotOperator(
-            check_site=entry.check_site, check_bucket=entry.check_bucket, check_key=entry.check_key, **common
+            check_site=entry.check_site,
+            check_bucket=entry.check_bucket,
+            check_key=entry.check_key,
+            missing_grace=entry.missing_grace.total_seconds(),
+            **common,
         )
         wait = DevicedbSnapshotSensor(
             missing_grace=entry.missing_grace.total_seconds(),

@@ -108,7 +108,8 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
 
     Idempotent per logical date: the UUID is recorded in S3 (``_runs/<date>.json``) right after
     the POST, and a retry or a cleared run reuses it instead of taking a second snapshot. Only a
-    recorded snapshot that some node reports ``failed`` is replaced by a new one.
+    recorded snapshot that some node reports ``failed``, or still ``missing`` after the grace
+    period, is replaced by a new one.
 
     Before the snapshot, the check key (if configured) is written with a value unique to this
     backup; the manifest records it, and a restore reads it back.
@@ -120,10 +121,12 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         check_site: str | None = None,
         check_bucket: str = "lww",
         check_key: str = "airflow-backup-check",
+        missing_grace: float = 300.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("task_id", TRIGGER_TASK_ID)
         super().__init__(**kwargs)
+        self.missing_grace = timedelta(seconds=missing_grace)
         self.check_site = check_site
         self.check_bucket = check_bucket
         self.check_key = check_key
@@ -146,11 +149,11 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
                 detail = f"snapshot {uuid} of this logical date is already complete"
                 record_outcome(context, status="skipped", node=recorded.get("node"), detail=detail)
                 raise AirflowSkipException(detail)
-            failed_on = self._failed_on(uuid)
-            if not failed_on:
+            broken = self._broken(uuid, datetime.fromisoformat(recorded["triggered_at"]))
+            if not broken:
                 self.log.info("Reusing snapshot %s recorded for this logical date (no second snapshot)", uuid)
                 return recorded
-            self.log.warning("Recorded snapshot %s failed on %s: taking a new one", uuid, ", ".join(failed_on))
+            self.log.warning("Recorded snapshot %s is unusable (%s): taking a new one", uuid, broken)
 
         check = None
         if self.check_site:
@@ -174,16 +177,24 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         self.log.info("Cluster snapshot %s started through %s (status %s)", info.uuid, node, info.status)
         return recorded
 
-    def _failed_on(self, uuid: str) -> list[str]:
-        failed = []
+    def _broken(self, uuid: str, triggered_at: datetime) -> str:
+        """Why a recorded snapshot cannot be reused ('' if it can): failed somewhere, or still
+        missing somewhere long after the grace period (that node will never have it)."""
+        statuses: dict[str, str] = {}
         for spec in self.nodes:
             with self.devicedb(spec) as hook:
                 try:
-                    if hook.snapshot_status(uuid).status == ddb.FAILED:
-                        failed.append(spec["label"])
+                    statuses[spec["label"]] = hook.snapshot_status(uuid).status
                 except DevicedbError as exc:
                     self.log.warning("%s", exc)
-        return failed
+                    statuses[spec["label"]] = ddb.UNREACHABLE
+        failed = sorted(n for n, s in statuses.items() if s == ddb.FAILED)
+        if failed:
+            return f"failed on {', '.join(failed)}"
+        missing = sorted(n for n, s in statuses.items() if s == ddb.MISSING)
+        if missing and now_utc() - triggered_at > self.missing_grace:
+            return f"still missing on {', '.join(missing)} {now_utc() - triggered_at} after the trigger"
+        return ""
 
     def _trigger(self, check: dict[str, str] | None) -> tuple[ddb.SnapshotInfo, str]:
         """POST /snapshot on the first node that accepts connections; never on two nodes."""

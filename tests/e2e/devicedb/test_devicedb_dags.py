@@ -59,6 +59,12 @@ def test_backup_then_restore_brings_back_the_first_keys_and_drops_the_later_ones
     devicedb.write("early0", "changed after the backup")
     mails.clear()
 
+    states = restore(tmp_path, entry, {"snapshot": uuid, "dry_run": True}, day="2026-11-22")
+    assert states["resolve_snapshot"] == "skipped" and states["report"] == "success", states
+    assert all(states[t] == "skipped" for t in states if t.startswith(("stop_", "restore_", "start_")))
+    assert devicedb.read("late1", node=1) == ["after the backup"]  # a dry run touches nothing
+    mails.clear()
+
     states = restore(tmp_path, entry, {"snapshot": uuid, "confirm": "ddb"})
     assert states["verify_restore"] == "success" and states["report"] == "success", states
     assert states["rollback"] == "skipped" and states["ensure_started"] == "skipped"

@@ -14,6 +14,7 @@ from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, 
 from airflow_backup_provider.hooks.s3_stream import MIB, S3StreamHook, UploadVerificationError
 from airflow_backup_provider.operators.devicedb import DevicedbTriggerSnapshotOperator
 from tests.devicedb_fixtures import s3_objects
+from tests.sandbox.core import wait_until
 
 pytestmark = pytest.mark.sandbox
 
@@ -97,22 +98,42 @@ def test_the_trigger_falls_over_only_when_the_first_node_refused(sandbox, device
     devicedb.wait_completed_on(info.uuid, sandbox.nodes[1:])
 
 
-def test_the_trigger_reuses_the_uuid_recorded_for_the_logical_date(sandbox, devicedb, bucket):
+def trigger_operator(sandbox, bucket, **kwargs):
     specs = [{"label": n.address, "host": n.address, "http_port": 8080, "ssh_port": 22} for n in sandbox.nodes]
-    operator = DevicedbTriggerSnapshotOperator(
-        task_id="trigger_snapshot", cluster="c", nodes=specs, bucket=bucket, prefix="devicedb", http_timeout=5
+    return DevicedbTriggerSnapshotOperator(
+        task_id="trigger_snapshot", cluster="c", nodes=specs, bucket=bucket, prefix="devicedb", http_timeout=5, **kwargs
     )
-    context = {
-        "logical_date": datetime(2026, 11, 20, tzinfo=UTC),
-        "params": {"dry_run": False},
-        "run_id": "r1",
-        "ti": SimpleNamespace(dag_id="devicedb_c", xcom_push=lambda **_: None),
-    }
-    first = operator.execute(context)
-    second = operator.execute(context)  # a retry: XCom is cleared, the S3 record is not
+
+
+CONTEXT = {
+    "logical_date": datetime(2026, 11, 20, tzinfo=UTC),
+    "params": {"dry_run": False},
+    "run_id": "r1",
+    "ti": SimpleNamespace(dag_id="devicedb_c", xcom_push=lambda **_: None),
+}
+
+
+def test_the_trigger_reuses_the_uuid_recorded_for_the_logical_date(sandbox, devicedb, bucket):
+    operator = trigger_operator(sandbox, bucket)
+    first = operator.execute(CONTEXT)
+    second = operator.execute(CONTEXT)  # a retry: XCom is cleared, the S3 record is not
     assert second["uuid"] == first["uuid"]
     assert devicedb.snapshot_dirs(sandbox.nodes[0]) == [first["uuid"]]
     assert "devicedb/c/_runs/20261120T000000Z.json" in s3_objects(sandbox, bucket)
+
+
+@pytest.mark.parametrize("knob", ["failed", "missing"])
+def test_a_recorded_snapshot_that_failed_or_stays_missing_is_replaced(sandbox, devicedb, bucket, knob):
+    devicedb.set_knobs(sandbox.nodes[2], snapshot=knob)
+    operator = trigger_operator(sandbox, bucket, missing_grace=0)
+    first = operator.execute(CONTEXT)
+    devicedb.wait_completed_on(first["uuid"], sandbox.nodes[:2])
+    if knob == "failed":
+        wait_until(lambda: devicedb.status(sandbox.nodes[2], first["uuid"]) == "failed", what="failed")
+    devicedb.clear_knobs()
+    second = operator.execute(CONTEXT)
+    assert second["uuid"] != first["uuid"]
+    assert sorted(devicedb.snapshot_dirs(sandbox.nodes[0])) == sorted([first["uuid"], second["uuid"]])
 
 
 def test_multipart_upload_with_sha256_and_read_back(sandbox, bucket):
