@@ -8,19 +8,23 @@ __version__ = "0.1.0"
 # (tests/unit/test_provider_info.py keeps the lists in step with the code).
 HOOK_MODULES = [
     "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.ebs",
     "airflow_backup_provider.hooks.devicedb",
     "airflow_backup_provider.hooks.s3_stream",
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.riak",
+    "airflow_backup_provider.operators.service",
     "airflow_backup_provider.operators.devicedb",
     "airflow_backup_provider.operators.devicedb_restore",
-    "airflow_backup_provider.operators.service",
 ]
 SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.riak",
     "airflow_backup_provider.sensors.devicedb",
 ]
 TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.riak",
     "airflow_backup_provider.triggers.devicedb",
 ]
 NOTIFICATION_CLASSES = [

@@ -208,19 +208,38 @@ class RiakNode(Node):
     node_name: Identifier | None = Field(None, description="the Erlang node name, e.g. riak@10.0.0.1")
     instance_id: Identifier = Field(description="the EC2 instance whose volumes are snapshotted")
 
+    @field_validator("node_name")
+    @classmethod
+    def _erlang_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.:-]+$", value):
+            raise ValueError("is not an Erlang node name like 'riak@10.0.0.1'")
+        return value
+
     @property
     def erlang_name(self) -> str:
         return self.node_name or f"riak@{self.host}"
 
 
 class RiakCluster(EntryBase):
+    """A Riak KV cluster backed up one node at a time: stop, EBS-snapshot, start, health gates."""
+
     kind: ClassVar[str] = "riak"
-    nodes: list[RiakNode] = Field(min_length=1)
-    region: Identifier | None = None
+    nodes: list[RiakNode] = Field(min_length=1, description="the nodes, in the order they are backed up")
+    region: Identifier | None = Field(None, description="AWS region of the instances (default: the connection's)")
+    service_timeout: Duration = Field(
+        timedelta(minutes=10), description="how long `riak-admin wait-for-service riak_kv` may wait after a start"
+    )
+    node_down_retry_delay: Duration = Field(
+        timedelta(seconds=30),
+        description="retry delay of the tasks that run while a node is stopped (snapshot, start): the node "
+        "stays down while they wait, so it is short",
+    )
 
     @model_validator(mode="after")
     def _unique_nodes(self) -> RiakCluster:
         _require_unique("nodes", [n.host for n in self.nodes])
+        _require_unique("nodes", [n.erlang_name for n in self.nodes])
+        _require_unique("nodes", [n.instance_id for n in self.nodes])
         return self
 
 

@@ -1,0 +1,406 @@
+"""EBS volumes and snapshots, on the amazon provider's :class:`EC2Hook`.
+
+Every snapshot this project creates carries the tags built by :func:`backup_tags`:
+
+* ``backup:created-by = airflow-backup-provider`` (retention never touches a snapshot without it),
+* ``backup:name`` (the clusters-file entry), ``backup:volume`` (the source volume),
+* ``backup:logical-date`` (the run's logical date, UTC ISO 8601: what idempotency and retention
+  key on, since a backfill creates last month's snapshot today),
+* ``backup:run-id``, plus the user's tags from the clusters file (callers may add more, e.g. the
+  Riak DAG adds cluster and node tags).
+
+Throttling (``RequestLimitExceeded``) is retried with exponential backoff (tenacity), on top of
+botocore's own retries; every other error goes to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.ec2 import EC2Hook
+from botocore.exceptions import ClientError
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from airflow_backup_provider.retention import BackupItem
+
+log = logging.getLogger(__name__)
+
+TAG_CREATED_BY = "backup:created-by"
+CREATED_BY = "airflow-backup-provider"
+TAG_NAME = "backup:name"
+TAG_VOLUME = "backup:volume"
+TAG_LOGICAL_DATE = "backup:logical-date"
+TAG_RUN_ID = "backup:run-id"
+RESERVED_TAG_PREFIX = "backup:"
+
+THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+VOLUME_NOT_FOUND = "InvalidVolume.NotFound"
+SNAPSHOT_NOT_FOUND = "InvalidSnapshot.NotFound"
+INSTANCE_NOT_FOUND = "InvalidInstanceID.NotFound"
+
+
+class VolumeNotFound(LookupError):
+    """The volume (or instance) to snapshot does not exist (any more)."""
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_throttling(exc: BaseException) -> bool:
+    return error_code(exc) in THROTTLING_CODES
+
+
+def format_logical_date(value: datetime) -> str:
+    """The tag value of a logical date: UTC, ISO 8601, seconds precision (`2026-11-20T00:00:00+00:00`)."""
+    if value.tzinfo is None:
+        raise ValueError(f"field 'logical_date': value {value!r} must be timezone-aware")
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def parse_logical_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def backup_tags(
+    *,
+    name: str,
+    logical_date: datetime,
+    run_id: str,
+    volume_id: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The tags of a snapshot made by this project. User tags may not override the `backup:` ones."""
+    tags: dict[str, str] = {}
+    for key, value in (extra or {}).items():
+        if key.startswith(RESERVED_TAG_PREFIX):
+            raise ValueError(f"field 'tags': key {key!r} is reserved (tags starting with 'backup:' are ours)")
+        tags[str(key)] = str(value)
+    tags.update(
+        {
+            TAG_CREATED_BY: CREATED_BY,
+            TAG_NAME: name,
+            TAG_LOGICAL_DATE: format_logical_date(logical_date),
+            TAG_RUN_ID: run_id,
+        }
+    )
+    if volume_id:
+        tags[TAG_VOLUME] = volume_id
+    return tags
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tag_dict(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
+
+
+def tag_filters(tags: Mapping[str, str | Iterable[str]]) -> list[dict[str, Any]]:
+    """`{"backup:name": "x"}` -> EC2 `Filters` (a list value matches any of its values)."""
+    return [
+        {"Name": f"tag:{k}", "Values": [v] if isinstance(v, str) else list(v)} for k, v in tags.items()
+    ]
+
+
+@dataclass(frozen=True)
+class Volume:
+    id: str
+    state: str
+    size_gib: int | None = None
+    instance_id: str | None = None
+    device: str | None = None
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Volume:
+        attachment = (data.get("Attachments") or [{}])[0]
+        return cls(
+            id=data["VolumeId"],
+            state=data.get("State", ""),
+            size_gib=data.get("Size"),
+            instance_id=attachment.get("InstanceId"),
+            device=attachment.get("Device"),
+            tags=tag_dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    volume_id: str
+    state: str  # pending | completed | error | recoverable | recovering
+    start_time: datetime | None
+    description: str = ""
+    progress: str = ""
+    state_message: str = ""
+    size_gib: int | None = None
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Snapshot:
+        start = data.get("StartTime")
+        if isinstance(start, str):
+            start = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        return cls(
+            id=data["SnapshotId"],
+            volume_id=data.get("VolumeId", ""),
+            state=data.get("State", ""),
+            start_time=start,
+            description=data.get("Description", ""),
+            progress=data.get("Progress", ""),
+            state_message=data.get("StateMessage", ""),
+            size_gib=data.get("VolumeSize"),
+            tags=tag_dict(data),
+        )
+
+    @property
+    def ours(self) -> bool:
+        return self.tags.get(TAG_CREATED_BY) == CREATED_BY
+
+    @property
+    def logical_date(self) -> datetime | None:
+        return parse_logical_date(self.tags.get(TAG_LOGICAL_DATE))
+
+    @property
+    def dated(self) -> datetime | None:
+        """The date retention judges by: the logical date for ours, else the start time."""
+        return self.logical_date or self.start_time
+
+    def to_backup_item(self) -> BackupItem:
+        """Retention's view. A snapshot without a date of ours is treated as foreign (never pruned)."""
+        logical = self.logical_date
+        created = logical or self.start_time or datetime.now(UTC)
+        return BackupItem(
+            id=self.id,
+            created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+            complete=self.state == "completed",
+            ours=self.ours and logical is not None,
+            meta={"snapshot": self},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (for XCom)."""
+        return {
+            "SnapshotId": self.id,
+            "VolumeId": self.volume_id,
+            "State": self.state,
+            "StartTime": self.start_time.isoformat() if self.start_time else None,
+            "Description": self.description,
+            "Progress": self.progress,
+            "StateMessage": self.state_message,
+            "VolumeSize": self.size_gib,
+            "Tags": tag_list(self.tags),
+        }
+
+
+class EbsHook(EC2Hook):
+    """
+    EBS volumes and snapshots through boto3's EC2 client (the connection gives credentials,
+    region and, for moto/MinIO-style endpoints, ``endpoint_url``).
+
+    :param throttle_attempts: tries of one call while EC2 answers ``RequestLimitExceeded``.
+    :param throttle_max_wait: upper bound of the exponential backoff between those tries, seconds.
+    """
+
+    hook_name = "EBS snapshots (backup)"
+
+    def __init__(self, *args: Any, throttle_attempts: int = 6, throttle_max_wait: float = 30.0, **kwargs: Any):
+        kwargs["api_type"] = "client_type"
+        super().__init__(*args, **kwargs)
+        self.throttle_attempts = throttle_attempts
+        self.throttle_max_wait = throttle_max_wait
+
+    # --- the one place every EC2 call goes through ------------------------------------------
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        method = getattr(self.conn, operation)
+        retrying = Retrying(
+            retry=retry_if_exception(is_throttling),
+            wait=wait_exponential(multiplier=0.5, max=self.throttle_max_wait),
+            stop=stop_after_attempt(self.throttle_attempts),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        return retrying(method, **params)
+
+    def _paginate(self, operation: str, result_key: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self._call(operation, **params, **({"NextToken": token} if token else {}))
+            items.extend(page.get(result_key) or [])
+            token = page.get("NextToken")
+            if not token:
+                return items
+
+    # --- volumes ----------------------------------------------------------------------------
+    def find_volumes(
+        self,
+        *,
+        volume_ids: Iterable[str] = (),
+        tag_filter: Mapping[str, str | Iterable[str]] | None = None,
+        instance_id: str | None = None,
+    ) -> list[Volume]:
+        """
+        Volumes matching every given criterion (ids, tags, attached to an instance), sorted by id.
+
+        Ids that do not exist are simply absent from the result (the caller reports them); this
+        uses the ``volume-id`` filter rather than ``VolumeIds``, which fails the whole call.
+        """
+        filters: list[dict[str, Any]] = []
+        ids = list(volume_ids)
+        if ids:
+            filters.append({"Name": "volume-id", "Values": ids})
+        if tag_filter:
+            filters.extend(tag_filters(tag_filter))
+        if instance_id:
+            filters.append({"Name": "attachment.instance-id", "Values": [instance_id]})
+        if not filters:
+            raise ValueError("find_volumes: give volume_ids, tag_filter or instance_id")
+        volumes = [Volume.from_api(v) for v in self._paginate("describe_volumes", "Volumes", Filters=filters)]
+        return sorted(volumes, key=lambda v: v.id)
+
+    # --- snapshots --------------------------------------------------------------------------
+    def create_snapshot(self, volume_id: str, tags: Mapping[str, str], description: str) -> Snapshot:
+        """One snapshot of one volume, tagged at creation (no untagged moment)."""
+        try:
+            data = self._call(
+                "create_snapshot",
+                VolumeId=volume_id,
+                Description=description,
+                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+            )
+        except ClientError as exc:
+            if error_code(exc) == VOLUME_NOT_FOUND:
+                raise VolumeNotFound(f"volume {volume_id!r} does not exist") from exc
+            raise
+        snapshot = Snapshot.from_api(data)
+        if not snapshot.tags:  # some endpoints do not echo TagSpecifications
+            snapshot = Snapshot(**{**snapshot.__dict__, "tags": dict(tags)})
+        log.info("created snapshot %s of volume %s (%s)", snapshot.id, volume_id, snapshot.state)
+        return snapshot
+
+    def create_snapshots_for_instance(
+        self,
+        instance_id: str,
+        tags: Mapping[str, str],
+        description: str,
+        *,
+        exclude_boot_volume: bool = False,
+    ) -> list[Snapshot]:
+        """
+        Crash-consistent snapshots of every volume attached to the instance (``CreateSnapshots``).
+
+        ``CreateSnapshots`` puts the same tags on every snapshot; the per-volume ``backup:volume``
+        tag is then added with one ``CreateTags`` per snapshot.
+        """
+        try:
+            data = self._call(
+                "create_snapshots",
+                InstanceSpecification={"InstanceId": instance_id, "ExcludeBootVolume": exclude_boot_volume},
+                Description=description,
+                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+            )
+        except ClientError as exc:
+            if error_code(exc) in (INSTANCE_NOT_FOUND, "InvalidInstanceID.Malformed"):
+                raise VolumeNotFound(f"instance {instance_id!r} does not exist") from exc
+            raise
+        snapshots = []
+        for info in data.get("Snapshots") or []:
+            volume_id = info.get("VolumeId", "")
+            snapshot_tags = {**tag_dict(info), **dict(tags), TAG_VOLUME: volume_id}
+            self._call("create_tags", Resources=[info["SnapshotId"]], Tags=[{"Key": TAG_VOLUME, "Value": volume_id}])
+            snapshots.append(
+                Snapshot(
+                    id=info["SnapshotId"],
+                    volume_id=volume_id,
+                    state=info.get("State", ""),
+                    start_time=info.get("StartTime"),
+                    description=description,
+                    progress=info.get("Progress", ""),
+                    size_gib=info.get("VolumeSize"),
+                    tags=snapshot_tags,
+                )
+            )
+        log.info("created %d snapshots of instance %s: %s", len(snapshots), instance_id, [s.id for s in snapshots])
+        return sorted(snapshots, key=lambda s: s.volume_id)
+
+    def find_snapshots(
+        self,
+        tag_filter: Mapping[str, str | Iterable[str]] | None = None,
+        *,
+        volume_ids: Iterable[str] = (),
+        snapshot_ids: Iterable[str] = (),
+        owner: str = "self",
+    ) -> list[Snapshot]:
+        """Snapshots owned by `owner` matching every criterion, paginated, oldest first."""
+        filters = tag_filters(tag_filter or {})
+        volumes = list(volume_ids)
+        if volumes:
+            filters.append({"Name": "volume-id", "Values": volumes})
+        ids = list(snapshot_ids)
+        if ids:
+            filters.append({"Name": "snapshot-id", "Values": ids})
+        params: dict[str, Any] = {"OwnerIds": [owner], "MaxResults": 1000}
+        if filters:
+            params["Filters"] = filters
+        found = [Snapshot.from_api(s) for s in self._paginate("describe_snapshots", "Snapshots", **params)]
+        return sorted(found, key=lambda s: (s.start_time or datetime.min.replace(tzinfo=UTC), s.id))
+
+    def describe_snapshot_states(self, snapshot_ids: Iterable[str]) -> dict[str, str]:
+        """`{snapshot id: state}`; an id that no longer exists maps to ``"missing"``."""
+        ids = list(snapshot_ids)
+        if not ids:
+            return {}
+        found = {s.id: s.state for s in self.find_snapshots(snapshot_ids=ids)}
+        return {i: found.get(i, "missing") for i in ids}
+
+    def delete_snapshot(self, snapshot_id: str) -> bool:
+        """Delete one snapshot; False when it was already gone."""
+        try:
+            self._call("delete_snapshot", SnapshotId=snapshot_id)
+        except ClientError as exc:
+            if error_code(exc) == SNAPSHOT_NOT_FOUND:
+                log.warning("snapshot %s was already deleted", snapshot_id)
+                return False
+            raise
+        log.info("deleted snapshot %s", snapshot_id)
+        return True
+
+
+__all__ = [
+    "CREATED_BY",
+    "TAG_CREATED_BY",
+    "TAG_LOGICAL_DATE",
+    "TAG_NAME",
+    "TAG_RUN_ID",
+    "TAG_VOLUME",
+    "EbsHook",
+    "Snapshot",
+    "Volume",
+    "VolumeNotFound",
+    "backup_tags",
+    "format_logical_date",
+    "is_throttling",
+    "parse_logical_date",
+    "tag_filters",
+]

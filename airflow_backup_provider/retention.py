@@ -1,0 +1,256 @@
+"""Retention as a pure policy: which backups to keep and which to prune, and why.
+
+The semantics are restic's ``forget``:
+
+* items are ordered newest first (ties broken by id, so the input order never matters);
+* ``keep_last N`` keeps the newest N items;
+* ``keep_hourly/daily/weekly/monthly/yearly N`` walk the items newest first, put each into its
+  calendar bucket (UTC hour, day, ISO week, month, year) and keep the newest item of each of the
+  first N distinct buckets;
+* ``keep_within D`` keeps every item dated within D before ``as_of`` (inclusive);
+* rules are ORed, and an item counts for every rule it matches (one snapshot may be both the
+  newest of its day and of its week, and uses up one slot of each rule).
+
+The policy is evaluated as of ``as_of`` (the run's logical date, i.e. the end of its data
+interval), never the wall clock, so that a backfill prunes exactly what a daily schedule would
+have pruned on that day.
+
+Whatever the policy says, these are never pruned (DESIGN.md, safety invariant 4):
+
+* an item dated after ``as_of`` (a later run made it; it is not this run's to judge);
+* an item that is not complete (pending: it may still become the only good copy);
+* the newest complete item (dated at or before ``as_of``);
+* an item this project did not create (``ours=False``).
+
+Only items that are ours, complete and dated at or before ``as_of`` take part in the rules.
+A policy with no rule (every count unset or 0, no ``keep_within``) keeps everything: an empty
+or mistyped policy must never prune every backup.
+
+The module has no Airflow or AWS import: EBS snapshots, S3 folders, bup saves and devicedb
+snapshots all become :class:`BackupItem` and share one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow_backup_provider.config import RetentionPolicy
+
+# Reasons that protect an item whatever the policy says.
+REASON_NEWER = "newer than as_of"
+REASON_PENDING = "pending"
+REASON_NEWEST = "newest completed"
+REASON_FOREIGN = "not ours"
+REASON_NO_POLICY = "no retention rule"
+PROTECTING_REASONS = frozenset({REASON_NEWER, REASON_PENDING, REASON_NEWEST, REASON_FOREIGN, REASON_NO_POLICY})
+
+
+@dataclass(frozen=True)
+class BackupItem:
+    """One backup as retention sees it: an id, an aware timestamp, and whether it may be judged."""
+
+    id: str
+    created_at: datetime
+    complete: bool = True
+    ours: bool = True
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None:
+            raise ValueError(
+                f"backup item {self.id!r}: field 'created_at': value {self.created_at!r} "
+                "must be a timezone-aware datetime"
+            )
+
+
+@dataclass(frozen=True)
+class Decision:
+    item: BackupItem
+    reasons: list[str]
+
+    @property
+    def protected(self) -> bool:
+        return any(r in PROTECTING_REASONS for r in self.reasons)
+
+
+@dataclass(frozen=True)
+class RetentionPlan:
+    as_of: datetime
+    policy: RetentionPolicy
+    keep: list[Decision]
+    prune: list[Decision]
+
+    @property
+    def keep_ids(self) -> list[str]:
+        return [d.item.id for d in self.keep]
+
+    @property
+    def prune_ids(self) -> list[str]:
+        return [d.item.id for d in self.prune]
+
+    def table(self) -> str:
+        """Every item, newest first: action, id, date, reasons."""
+        rows = [(d, "keep") for d in self.keep] + [(d, "prune") for d in self.prune]
+        rows.sort(key=lambda row: _order_key(row[0].item), reverse=True)
+        id_width = max([len("id")] + [len(d.item.id) for d, _ in rows])
+        header = f"{'action':<6}  {'id':<{id_width}}  {'date':<25}  reasons"
+        lines = [
+            f"retention as of {self.as_of.isoformat()}: keep {len(self.keep)}, prune {len(self.prune)}"
+            f" ({describe_policy(self.policy)})",
+            header,
+            "-" * len(header),
+        ]
+        for decision, action in rows:
+            item = decision.item
+            reasons = ", ".join(decision.reasons) or "no rule keeps it"
+            lines.append(f"{action:<6}  {item.id:<{id_width}}  {item.created_at.isoformat():<25}  {reasons}")
+        return "\n".join(lines)
+
+
+def describe_policy(policy: RetentionPolicy) -> str:
+    parts = [f"{name}={value}" for name, value in policy.model_dump().items() if value not in (None, 0)]
+    return ", ".join(parts) if parts else "no rule: keep everything"
+
+
+def policy_is_empty(policy: RetentionPolicy) -> bool:
+    counts = (
+        policy.keep_last,
+        policy.keep_hourly,
+        policy.keep_daily,
+        policy.keep_weekly,
+        policy.keep_monthly,
+        policy.keep_yearly,
+    )
+    return not any(counts) and not policy.keep_within
+
+
+def _order_key(item: BackupItem) -> tuple[datetime, str]:
+    return (item.created_at, item.id)
+
+
+def _bucket_label(rule: str, key: Any) -> str:
+    if rule == "hourly":
+        y, m, d, h = key
+        return f"hourly {y:04d}-{m:02d}-{d:02d}T{h:02d}"
+    if rule == "daily":
+        y, m, d = key
+        return f"daily {y:04d}-{m:02d}-{d:02d}"
+    if rule == "weekly":
+        y, w = key
+        return f"weekly {y:04d}-W{w:02d}"
+    if rule == "monthly":
+        y, m = key
+        return f"monthly {y:04d}-{m:02d}"
+    return f"yearly {key:04d}"
+
+
+_BUCKETS: tuple[tuple[str, Callable[[datetime], Any]], ...] = (
+    ("hourly", lambda t: (t.year, t.month, t.day, t.hour)),
+    ("daily", lambda t: (t.year, t.month, t.day)),
+    ("weekly", lambda t: tuple(t.isocalendar()[:2])),
+    ("monthly", lambda t: (t.year, t.month)),
+    ("yearly", lambda t: t.year),
+)
+
+
+def plan_retention(items: Iterable[BackupItem], policy: RetentionPolicy, as_of: datetime) -> RetentionPlan:
+    """Decide, for every item, keep (with every reason) or prune. Pure; never reads the clock."""
+    if not isinstance(as_of, datetime) or as_of.tzinfo is None:
+        raise ValueError(f"retention: field 'as_of': value {as_of!r} must be a timezone-aware datetime")
+    as_of_utc = as_of.astimezone(UTC)
+    ordered = sorted(items, key=_order_key, reverse=True)
+    seen: set[str] = set()
+    for item in ordered:
+        if item.id in seen:
+            raise ValueError(f"retention: field 'id': value {item.id!r} appears twice")
+        seen.add(item.id)
+
+    reasons: dict[str, list[str]] = {item.id: [] for item in ordered}
+    candidates: list[tuple[BackupItem, datetime]] = []
+    for item in ordered:
+        created = item.created_at.astimezone(UTC)
+        why = reasons[item.id]
+        if not item.ours:
+            why.append(REASON_FOREIGN)
+            continue
+        if created > as_of_utc:
+            why.append(REASON_NEWER)
+        if not item.complete:
+            why.append(REASON_PENDING)
+        if not why:
+            candidates.append((item, created))
+
+    if candidates:
+        reasons[candidates[0][0].id].append(REASON_NEWEST)
+
+    if policy_is_empty(policy):
+        for item, _ in candidates:
+            reasons[item.id].append(REASON_NO_POLICY)
+    else:
+        _apply_rules(candidates, policy, as_of_utc, reasons)
+
+    keep: list[Decision] = []
+    prune: list[Decision] = []
+    for item in ordered:
+        decision = Decision(item=item, reasons=reasons[item.id])
+        (keep if decision.reasons else prune).append(decision)
+    return RetentionPlan(as_of=as_of, policy=policy, keep=keep, prune=prune)
+
+
+def _apply_rules(
+    candidates: list[tuple[BackupItem, datetime]],
+    policy: RetentionPolicy,
+    as_of_utc: datetime,
+    reasons: dict[str, list[str]],
+) -> None:
+    # candidates are newest first; each rule counts down its remaining buckets.
+    if policy.keep_last:
+        for rank, (item, _) in enumerate(candidates[: policy.keep_last], start=1):
+            reasons[item.id].append(f"last {rank}")
+
+    for rule, bucket_of in _BUCKETS:
+        remaining = getattr(policy, f"keep_{rule}") or 0
+        previous: Any = None
+        for item, created in candidates:
+            if remaining <= 0:
+                break
+            bucket = bucket_of(created)
+            if bucket != previous:
+                previous = bucket
+                remaining -= 1
+                reasons[item.id].append(_bucket_label(rule, bucket))
+
+    if policy.keep_within:
+        oldest_allowed = as_of_utc - timedelta(seconds=policy.keep_within.total_seconds())
+        label = f"within {_format_duration(policy.keep_within)}"
+        for item, created in candidates:
+            if created < oldest_allowed:
+                break
+            reasons[item.id].append(label)
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+__all__ = [
+    "PROTECTING_REASONS",
+    "REASON_FOREIGN",
+    "REASON_NEWER",
+    "REASON_NEWEST",
+    "REASON_NO_POLICY",
+    "REASON_PENDING",
+    "BackupItem",
+    "Decision",
+    "RetentionPlan",
+    "describe_policy",
+    "plan_retention",
+    "policy_is_empty",
+]
