@@ -333,7 +333,11 @@ class DevicedbCluster(EntryBase):
     service_stop_command: Command = Field(["systemctl", "stop", "devicedb"], description="argv that stops a node")
     service_start_command: Command = Field(["systemctl", "start", "devicedb"], description="argv that starts a node")
     service_status_command: Command = Field(
-        ["systemctl", "is-active", "devicedb"], description="argv that exits 0 while a node runs"
+        ["systemctl", "is-active", "devicedb"],
+        description="argv that exits 0 and prints service_running_output while a node runs",
+    )
+    service_running_output: str = Field(
+        "active", min_length=1, description="the line service_status_command prints while a node runs"
     )
     keep_old_stores: bool = Field(
         True, description="after a verified restore, keep each node's previous store beside the new one"

@@ -122,14 +122,21 @@ def build_backup(entry: DevicedbCluster) -> DAG:
 
 
 def _service_task(entry: DevicedbCluster, spec: dict[str, Any], action: str, **kwargs: Any):
-    from airflow_backup_provider.operators.service import ServiceCommandOperator
+    """The generic service operators: the file's command, verified by its status command."""
+    from airflow_backup_provider.operators.service import ServiceStartOperator, ServiceStopOperator
 
-    command = {"stop": entry.service_stop_command, "start": entry.service_start_command}[action]
-    return ServiceCommandOperator(
+    operator, command = {
+        "stop": (ServiceStopOperator, entry.service_stop_command),
+        "start": (ServiceStartOperator, entry.service_start_command),
+    }[action]
+    return operator(
         task_id=f"{action}_{task_label(spec['label'])}",
         command=command,
+        verify_command=entry.service_status_command,
+        verify_expect=[entry.service_running_output],
         host=spec["host"],
         port=spec["ssh_port"],
+        node=spec["label"],
         ssh_conn_id=entry.ssh_conn_id,
         sudo_user=entry.sudo_user,
         **kwargs,
@@ -181,7 +188,14 @@ def build_restore(entry: DevicedbCluster) -> DAG:
             )
             for s in specs
         ]
-        starts = {s["label"]: _service_task(entry, s, "start") for s in specs}
+        # Only once every store is restored; whatever fails, rollback then ensure_started start
+        # every node this run stopped.
+        starts = {
+            s["label"]: _service_task(
+                entry, s, "start", trigger_rule="all_success", only_after=stops[s["label"]].task_id
+            )
+            for s in specs
+        }
         wait_up = DevicedbNodesUpSensor(
             task_id="wait_for_nodes",
             timeout=entry.start_timeout.total_seconds(),

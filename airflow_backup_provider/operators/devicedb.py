@@ -396,7 +396,8 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
             )
         as_of = run_date(context)
         plan = plan_retention(items, self.policy, as_of)
-        prune = list(_prune_ids(plan))
+        self.log.info("%s", plan.table())
+        prune = plan.prune_ids
         # Incomplete leftovers (a failed run's tars, never listed as complete) go once they are old
         # enough that no run can still be writing them.
         stale = [
@@ -425,16 +426,3 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
             + (" (dry run)" if dry_run else ""),
         )
         return {"kept": kept, "pruned": prune, "stale": stale, "deleted": deleted}
-
-
-def _prune_ids(plan: Any) -> list[str]:
-    """The ids a retention plan prunes, whatever its exact shape (list of items/ids or .prune)."""
-    prune = getattr(plan, "prune", None)
-    if prune is None and isinstance(plan, dict):
-        prune = plan.get("prune")
-    if prune is None:
-        raise TypeError(f"retention plan without a prune list: {plan!r}")
-    ids = []
-    for item in prune:
-        ids.append(item if isinstance(item, str) else getattr(item, "id", None) or item.item.id)
-    return ids
