@@ -159,3 +159,44 @@ def test_a_broken_stream_leaves_no_object_and_no_upload(sandbox, bucket):
     assert "partial.tar" not in s3_objects(sandbox, bucket)
     uploads = sandbox.boto3_client("s3").list_multipart_uploads(Bucket=bucket).get("Uploads") or []
     assert uploads == []
+
+
+def run_trigger(trigger):
+    import asyncio
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(asyncio.wait_for(first_event(), 30))
+
+
+def test_the_deferrable_trigger_waits_for_completed_and_stops_on_failed(sandbox, devicedb):
+    from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
+
+    nodes = [[n.address, f"http://{n.address}:8080"] for n in sandbox.nodes]
+    devicedb.set_knobs(sandbox.nodes[1], snapshot="failed")
+    with hook(sandbox.nodes[0]) as h:
+        uuid = h.trigger_snapshot().uuid
+    trigger = DevicedbSnapshotTrigger(
+        nodes=nodes, uuid=uuid, triggered_at=datetime.now(UTC).isoformat(), missing_grace=60, poll_interval=0.3, http_timeout=5
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_backup_provider.triggers.devicedb.DevicedbSnapshotTrigger"
+    event = run_trigger(DevicedbSnapshotTrigger(**kwargs))
+    assert event["state"] == "failed" and sandbox.nodes[1].address in event["reason"]
+    assert event["statuses"][sandbox.nodes[0].address] == "completed"
+
+    devicedb.clear_knobs()
+    devicedb.stop(sandbox.nodes[2])  # down: tolerated as long as the grace lasts, then a failure
+    with hook(sandbox.nodes[0]) as h:
+        uuid = h.trigger_snapshot().uuid
+    event = run_trigger(
+        DevicedbSnapshotTrigger(nodes=nodes, uuid=uuid, triggered_at=datetime.now(UTC).isoformat(), missing_grace=2, poll_interval=0.3)
+    )
+    assert event["state"] == "failed" and f"{sandbox.nodes[2].address} (unreachable" in event["reason"]
+    devicedb.start(sandbox.nodes[2])
+    event = run_trigger(
+        DevicedbSnapshotTrigger(nodes=nodes[:2], uuid=uuid, triggered_at=datetime.now(UTC).isoformat(), missing_grace=2, poll_interval=0.3)
+    )
+    assert event["state"] == "completed"
