@@ -213,3 +213,27 @@ def test_retention_keeps_the_policy_and_never_what_is_newer_or_incomplete(
     assert not any(old["2026-11-17"] in k for k in keys)  # tars gone too
     assert any(partial in k for k in keys)  # an incomplete upload younger than two days is left alone
     assert len(complete) == 3
+
+
+def test_a_tampered_tar_is_refused_and_every_old_store_comes_back(airflow_db, sandbox, mails, devicedb, bucket, tmp_path):
+    devicedb.write("early", "1")
+    entry = devicedb.entry("ddbtamper", bucket)
+    assert backup(tmp_path, entry)["report"] == "success"
+    (uuid,) = snapshot_uuids(sandbox, bucket)
+    victim = sandbox.nodes[2].address
+    s3 = sandbox.boto3_client("s3")
+    key = f"devicedb/ddbtamper/{uuid}/{victim}.tar"
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=original[:-1] + b"\x01")  # same size, one bit off
+    devicedb.write("late", "2")
+    mails.clear()
+
+    states = restore(tmp_path, entry, {"snapshot": uuid, "confirm": "ddbtamper"})
+    assert states[f"restore_{victim.replace('.', '_')}"] == "failed"
+    assert states["rollback"] == "success" and states["ensure_started"] == "success"
+    assert states["report"] == "failed"
+    for node in range(3):
+        assert devicedb.read("late", node=node) == ["2"]
+        assert devicedb.running(sandbox.nodes[node])
+    alert = next(m for m in mails if m["subject"].startswith(f"[backup failed] devicedb_ddbtamper_restore.restore_{victim.replace('.', '_')}"))
+    assert "the manifest says" in html.unescape(alert["body"])
