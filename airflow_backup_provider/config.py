@@ -118,9 +118,7 @@ class Duration(timedelta):
         from pydantic_core import core_schema
 
         return core_schema.no_info_plain_validator_function(
-            parse_duration,
-            # str only in JSON: a python dump (defaults merged into entries) must stay a timedelta.
-            serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"),
+            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json")
         )
 
 
