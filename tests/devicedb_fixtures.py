@@ -13,7 +13,7 @@ from tests.sandbox.devicedb import DevicedbSim
 @pytest.fixture(scope="session")
 def devicedb_sim(sandbox) -> DevicedbSim:
     """A 3-node simulated devicedb cluster on the sandbox nodes (stopped with the sandbox)."""
-    sim = DevicedbSim(sandbox, snapshot_delay=1.0)
+    sim = DevicedbSim(sandbox, snapshot_delay=0.5)
     sandbox.add_cleanup(sim.stop)
     sim.reset()
     return sim

@@ -212,6 +212,8 @@ def build_restore(entry: DevicedbCluster) -> DAG:
         watched = [r.task_id for r in restores] + [t.task_id for t in starts.values()] + [wait_up.task_id, verify.task_id]
         rollback = DevicedbRollbackOperator(
             stop_command=entry.service_stop_command,
+            status_command=entry.service_status_command,
+            running_output=entry.service_running_output,
             watched_task_ids=watched,
             alert_emails=entry.alert_emails,
             smtp_conn_id=entry.smtp_conn_id,
@@ -220,6 +222,8 @@ def build_restore(entry: DevicedbCluster) -> DAG:
         )
         ensure_started = DevicedbEnsureStartedOperator(
             start_command=entry.service_start_command,
+            status_command=entry.service_status_command,
+            running_output=entry.service_running_output,
             stop_task_ids={label: t.task_id for label, t in stops.items()},
             start_task_ids={label: t.task_id for label, t in starts.items()},
             **common,

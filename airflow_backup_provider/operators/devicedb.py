@@ -89,6 +89,12 @@ class DevicedbBaseOperator(BaseOperator):
             ssh_conn_id=self.ssh_conn_id, host=spec["host"], port=spec.get("ssh_port", 22), sudo_user=self.sudo_user
         )
 
+    def refuse_overlap(self, context: Any, other_dag_id: str, what: str) -> None:
+        """The backup and the restore of one cluster never run at the same time."""
+        running = context["ti"].get_dr_count(dag_id=other_dag_id, states=["queued", "running"])
+        if running:
+            raise AirflowException(f"{other_dag_id} has {running} run(s) in progress: {what}")
+
     def snapshot_of_run(self, context: Any) -> dict[str, Any]:
         record = context["ti"].xcom_pull(task_ids=TRIGGER_TASK_ID)
         if not record or not record.get("uuid"):
@@ -141,6 +147,9 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
             record_outcome(context, status="dry_run", node=self.nodes[0]["label"], detail=detail)
             raise AirflowSkipException(detail)
 
+        self.refuse_overlap(
+            context, f"devicedb_{self.cluster}_restore", "no snapshot is taken of a cluster being restored"
+        )
         previous = s3.get_bytes(bucket=self.bucket, key=record_key)
         if previous is not None:
             recorded = json.loads(previous)

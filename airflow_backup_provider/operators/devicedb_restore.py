@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import (
     AirflowSensorTimeout,
     AirflowSkipException,
 )
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
@@ -46,6 +47,22 @@ def _exists(remote: RemoteCommandHook, path: str) -> bool:
     return remote.run(["test", "-e", path], timeout=60).exit_code == 0
 
 
+def _runs(remote: RemoteCommandHook, status_command: Sequence[str], running_output: str) -> bool:
+    result = remote.run(status_command, timeout=120)
+    return result.exit_code == 0 and running_output in [line.strip() for line in result.stdout.splitlines()]
+
+
+def _until_state(remote: RemoteCommandHook, status_command: Sequence[str], running_output: str, want: bool) -> bool:
+    """Ask the status command a few times (tenacity, bounded) until the node runs (or not)."""
+    retrying = Retrying(
+        retry=retry_if_result(lambda ok: not ok),
+        stop=stop_after_attempt(6),
+        wait=wait_exponential(multiplier=0.5, min=0.5, max=10),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    return retrying(lambda: _runs(remote, status_command, running_output) == want)
+
+
 class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
     """Check the params and find the snapshot: a UUID, or a date meaning its newest snapshot."""
 
@@ -66,6 +83,8 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
                 f"param 'confirm': value {confirm!r} must be the cluster name {self.cluster!r}: "
                 "the restore stops every node and replaces every store"
             )
+        if not dry_run:
+            self.refuse_overlap(context, f"devicedb_{self.cluster}", "wait until the backup run ends, then restore")
         manifests = self._manifests()
         try:
             manifest = dict(ddb.choose_snapshot(manifests, wanted))
@@ -273,6 +292,8 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
         self,
         *,
         stop_command: Sequence[str],
+        status_command: Sequence[str],
+        running_output: str,
         watched_task_ids: Sequence[str],
         alert_emails: Sequence[str] = (),
         smtp_conn_id: str = "smtp_default",
@@ -283,6 +304,8 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.stop_command = list(stop_command)
+        self.status_command = list(status_command)
+        self.running_output = running_output
         self.watched_task_ids = list(watched_task_ids)
         self.alert_emails = list(alert_emails)
         self.smtp_conn_id = smtp_conn_id
@@ -304,6 +327,8 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
                         self.log.info("node %s: no store set aside, nothing to put back", spec["label"])
                         continue
                     remote.run(self.stop_command, timeout=600).check(f"stopping {spec['label']} before the rollback")
+                    if not _until_state(remote, self.status_command, self.running_output, want=False):
+                        raise AirflowException(f"{spec['label']} still runs after the stop: its store is left as it is")
                     if _exists(remote, store):
                         remote.run(["mv", "--", store, ddb.failed_restore_path(store, tag)], timeout=600).check(
                             f"moving the restored {store} away"
@@ -335,11 +360,22 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
 class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
     """Start again every node this run stopped, whatever failed after the stop (``all_done``)."""
 
-    def __init__(self, *, start_command: Sequence[str], stop_task_ids: dict[str, str], start_task_ids: dict[str, str], **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        start_command: Sequence[str],
+        status_command: Sequence[str],
+        running_output: str,
+        stop_task_ids: dict[str, str],
+        start_task_ids: dict[str, str],
+        **kwargs: Any,
+    ):
         kwargs.setdefault("task_id", "ensure_started")
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.start_command = list(start_command)
+        self.status_command = list(status_command)
+        self.running_output = running_output
         self.stop_task_ids = dict(stop_task_ids)
         self.start_task_ids = dict(start_task_ids)
 
@@ -359,6 +395,8 @@ class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
             try:
                 with self.remote(spec) as remote:
                     remote.run(self.start_command, timeout=600).check(f"starting {spec['label']}")
+                    if not _until_state(remote, self.status_command, self.running_output, want=True):
+                        raise AirflowException(f"{' '.join(self.status_command)} does not show it running")
                 started.append(spec["label"])
             except Exception as exc:
                 problems.append(f"{spec['label']}: {exc}")

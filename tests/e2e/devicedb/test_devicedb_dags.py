@@ -96,7 +96,7 @@ def test_missing_beyond_the_grace_fails_and_a_rerun_reuses_the_snapshot(
     airflow_db, sandbox, mails, devicedb, bucket, tmp_path
 ):
     late = sandbox.nodes[2]
-    devicedb.set_knobs(late, apply_delay=6)  # the node applies the raft entry after the grace
+    devicedb.set_knobs(late, apply_delay=4)  # the node applies the raft entry after the grace
     entry = devicedb.entry("ddblate", bucket, missing_grace="2s", deferrable=False)
     states = backup(tmp_path, entry)
     assert states["wait_for_snapshot"] == "failed", states
@@ -125,7 +125,7 @@ def test_missing_within_the_grace_is_tolerated(airflow_db, sandbox, devicedb, bu
     assert set(states.values()) == {"success"}, states
 
 
-def test_a_failed_restore_puts_the_old_stores_back_and_alerts(airflow_db, sandbox, mails, devicedb, bucket, tmp_path):
+def test_a_failed_restore_or_a_tampered_tar_puts_the_old_stores_back_and_alerts(airflow_db, sandbox, mails, devicedb, bucket, tmp_path):
     devicedb.write("early", "1")
     entry = devicedb.entry("ddbroll", bucket)
     assert backup(tmp_path, entry)["report"] == "success"
@@ -148,6 +148,23 @@ def test_a_failed_restore_puts_the_old_stores_back_and_alerts(airflow_db, sandbo
     assert any(s.startswith("[backup restore rolled back] devicedb_ddbroll_restore") for s in subjects), subjects
     assert any(s.startswith("[backup failed] devicedb_ddbroll_restore.start_") for s in subjects), subjects
 
+    # A tar changed in S3 (same size, one bit off) is refused before it reaches a store.
+    (uuid,) = snapshot_uuids(sandbox, bucket)
+    victim = sandbox.nodes[2].address.replace(".", "_")
+    s3 = sandbox.boto3_client("s3")
+    key = f"devicedb/ddbroll/{uuid}/{sandbox.nodes[2].address}.tar"
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=original[:-1] + bytes([original[-1] ^ 1]))
+    mails.clear()
+    states = restore(tmp_path, entry, {"snapshot": uuid, "confirm": "ddbroll"}, day="2026-11-22")
+    assert states[f"restore_{victim}"] == "failed"
+    assert states["rollback"] == "success" and states["ensure_started"] == "success" and states["report"] == "failed"
+    for node in range(3):
+        assert devicedb.read("late", node=node) == ["2"]
+        assert devicedb.running(sandbox.nodes[node])
+    alert = next(m for m in mails if m["subject"].startswith(f"[backup failed] devicedb_ddbroll_restore.restore_{victim}"))
+    assert "the manifest says" in html.unescape(alert["body"])
+
 
 def test_restore_needs_the_confirmation_and_touches_nothing_without_it(
     airflow_db, sandbox, mails, devicedb, bucket, tmp_path
@@ -161,9 +178,29 @@ def test_restore_needs_the_confirmation_and_touches_nothing_without_it(
     assert "param 'confirm': value 'yes' must be the cluster name 'ddbconfirm'" in html.unescape(alert["body"])
     assert all(devicedb.running(n) for n in sandbox.nodes)
 
+    # While a restore of the cluster runs, its backup takes no snapshot.
+    set_run_state("devicedb_ddbconfirm_restore", "running")
+    try:
+        states = backup(tmp_path, entry)
+    finally:
+        set_run_state("devicedb_ddbconfirm_restore", "failed")
+    assert states["trigger_snapshot"] == "failed"
+    alert = next(m for m in mails if "devicedb_ddbconfirm.trigger_snapshot" in m["subject"])
+    assert "devicedb_ddbconfirm_restore has 1 run(s) in progress" in html.unescape(alert["body"])
+    assert all(devicedb.snapshot_dirs(n) == [] for n in sandbox.nodes)
+
+
+def set_run_state(dag_id, state):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for run in session.query(DagRun).filter_by(dag_id=dag_id):
+            run.state = state
+
 
 def test_through_an_ssh_tunnel_with_local_cleanup(airflow_db, sandbox, devicedb, bucket, tmp_path):
-    entry = devicedb.entry("ddbtunnel", bucket, ssh_tunnel=True, cleanup_local_snapshots=True)
+    entry = devicedb.entry("ddbtunnel", bucket, ssh_tunnel=True, cleanup_local_snapshots=True, keep_old_stores=False)
     for node, spec in zip(sandbox.nodes, entry["nodes"], strict=True):
         spec["http_host"] = node.address  # the simulated API listens on the node's address
     devicedb.write("k", "v")
@@ -172,6 +209,13 @@ def test_through_an_ssh_tunnel_with_local_cleanup(airflow_db, sandbox, devicedb,
     assert len(snapshot_uuids(sandbox, bucket)) == 1
     for node in sandbox.nodes:
         assert devicedb.snapshot_dirs(node) == []  # removed after the verified upload
+
+    devicedb.write("k", "later")
+    states = restore(tmp_path, entry, {"snapshot": DAY, "confirm": "ddbtunnel"})
+    assert states["finalize"] == "success" and states["report"] == "success", states
+    assert [devicedb.read("k", node=i) for i in range(3)] == [["v"]] * 3
+    for node in sandbox.nodes:  # verified, so the old stores were deleted as the file asks
+        assert not any(".pre-restore-" in p.name for p in devicedb.store_dir(node).parent.iterdir())
 
 
 def seed_snapshot(sandbox, bucket, cluster, uuid, day, complete=True):
@@ -213,27 +257,3 @@ def test_retention_keeps_the_policy_and_never_what_is_newer_or_incomplete(
     assert not any(old["2026-11-17"] in k for k in keys)  # tars gone too
     assert any(partial in k for k in keys)  # an incomplete upload younger than two days is left alone
     assert len(complete) == 3
-
-
-def test_a_tampered_tar_is_refused_and_every_old_store_comes_back(airflow_db, sandbox, mails, devicedb, bucket, tmp_path):
-    devicedb.write("early", "1")
-    entry = devicedb.entry("ddbtamper", bucket)
-    assert backup(tmp_path, entry)["report"] == "success"
-    (uuid,) = snapshot_uuids(sandbox, bucket)
-    victim = sandbox.nodes[2].address
-    s3 = sandbox.boto3_client("s3")
-    key = f"devicedb/ddbtamper/{uuid}/{victim}.tar"
-    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    s3.put_object(Bucket=bucket, Key=key, Body=original[:-1] + b"\x01")  # same size, one bit off
-    devicedb.write("late", "2")
-    mails.clear()
-
-    states = restore(tmp_path, entry, {"snapshot": uuid, "confirm": "ddbtamper"})
-    assert states[f"restore_{victim.replace('.', '_')}"] == "failed"
-    assert states["rollback"] == "success" and states["ensure_started"] == "success"
-    assert states["report"] == "failed"
-    for node in range(3):
-        assert devicedb.read("late", node=node) == ["2"]
-        assert devicedb.running(sandbox.nodes[node])
-    alert = next(m for m in mails if m["subject"].startswith(f"[backup failed] devicedb_ddbtamper_restore.restore_{victim.replace('.', '_')}"))
-    assert "the manifest says" in html.unescape(alert["body"])

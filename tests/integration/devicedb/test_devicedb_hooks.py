@@ -109,7 +109,7 @@ CONTEXT = {
     "logical_date": datetime(2026, 11, 20, tzinfo=UTC),
     "params": {"dry_run": False},
     "run_id": "r1",
-    "ti": SimpleNamespace(dag_id="devicedb_c", xcom_push=lambda **_: None),
+    "ti": SimpleNamespace(dag_id="devicedb_c", xcom_push=lambda **_: None, get_dr_count=lambda **_: 0),
 }
 
 
