@@ -172,7 +172,9 @@ class ServiceCommandOperator(BaseOperator):
             matched = self.action_matched(result)
             detail = f"{line}: {_excerpt(result)}"
             if self.verify_command:
-                verified = self._verify(hook)
+                # after an expected outcome the service may need a moment to settle: verify with
+                # retries; after an unexpected one, one look says whether it is there anyway
+                verified = self._verify(hook, attempts=self.verify_attempts if matched else 1)
                 detail += f"; {hook.command_line(self.verify_command)}: {_excerpt(verified)}"
                 if not self.verify_shows_wanted_state(verified):
                     raise ServiceActionError(
@@ -188,16 +190,16 @@ class ServiceCommandOperator(BaseOperator):
         record_outcome(context, status="done", node=self.node, detail=detail)
         return {"node": self.node, "command": line, "matched": matched, "detail": detail}
 
-    def _verify(self, hook: RemoteCommandHook) -> CommandResult:
+    def _verify(self, hook: RemoteCommandHook, attempts: int) -> CommandResult:
         assert self.verify_command is not None
         retrying = Retrying(
             retry=retry_if_result(lambda r: not self.verify_shows_wanted_state(r)),
-            stop=stop_after_attempt(self.verify_attempts),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=0.5, min=0.5, max=self.verify_max_wait),
             retry_error_callback=lambda state: state.outcome.result(),
             before_sleep=lambda state: self.log.info(
                 "%s on %s: not %s yet (try %d of %d)",
-                self.verify_command, self.node, self.verify_wants, state.attempt_number, self.verify_attempts,
+                self.verify_command, self.node, self.verify_wants, state.attempt_number, attempts,
             ),
         )
         return retrying(hook.run, self.verify_command, timeout=min(self.command_timeout, 120))

@@ -86,3 +86,56 @@ def test_faults(cluster):
     assert run(first, "riak-admin", "transfers").stdout != t.TRANSFERS_FAILED
     events = [(e.event) for e in kind.read_timeline(cluster)]
     assert events == ["stop_failed", "stop", "start_failed", "start"]
+
+
+def collect(trigger) -> list[dict]:
+    import asyncio
+
+    async def main():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(main())
+
+
+def test_trigger_logs_what_it_waits_for_then_opens(cluster, capfd):
+    import time
+
+    from airflow_backup_provider.triggers.riak import RiakTransfersTrigger
+
+    first, second = cluster.nodes[0], cluster.nodes[1]
+    kind.set_knobs(first, primaries_missing_polls=0, handoff_polls=2, stop_seconds=0, start_seconds=0)
+    run(first, "riak", "stop")
+    run(first, "riak", "start")
+    trigger = RiakTransfersTrigger(
+        host=first.address, gate="handoff", node=kind.node_name(first), deadline=time.time() + 30, poll_interval=0.2
+    )
+    assert trigger.serialize()[0] == "airflow_backup_provider.triggers.riak.RiakTransfersTrigger"
+    capfd.readouterr()
+    events = collect(trigger)
+    logged = capfd.readouterr().out
+    assert events[-1]["status"] == "success" and events[-1]["polls"] == 3
+    waiting = f"'{kind.node_name(second)}' waiting to handoff 6 partitions"
+    assert logged.count(f"handoff gate for {kind.node_name(first)}: {waiting}") == 2, logged
+
+
+def test_trigger_times_out_and_gives_up_on_an_unreachable_node(cluster):
+    import time
+
+    from airflow_backup_provider.triggers.riak import RiakTransfersTrigger
+
+    first = cluster.nodes[0]
+    kind.set_knobs(first, primaries_missing_polls=0, handoff_polls=0, handoff_never_finishes=True,
+                   stop_seconds=0, start_seconds=0)
+    run(first, "riak", "stop")
+    run(first, "riak", "start")
+    events = collect(
+        RiakTransfersTrigger(host=first.address, gate="handoff", deadline=time.time() + 1.5, poll_interval=0.3)
+    )
+    assert events == [{"status": "timeout", "message": events[0]["message"], "polls": events[0]["polls"]}]
+    assert "waiting to handoff 6 partitions" in events[0]["message"]
+
+    events = collect(
+        RiakTransfersTrigger(host="127.0.0.2", gate="vnodes", deadline=time.time() + 60, poll_interval=0.1,
+                             max_transport_failures=2)
+    )
+    assert events[0]["status"] == "error" and "cannot reach 127.0.0.2" in events[0]["message"]

@@ -56,14 +56,16 @@ def timeline_path(sandbox) -> Path:
     return Path(sandbox.root) / "riak-timeline.log"
 
 
-def read_timeline(sandbox) -> list[TimelineEvent]:
+def read_timeline(sandbox, *, with_stopping: bool = False) -> list[TimelineEvent]:
+    """The simulator's events in order; `stopping` (a `riak stop` began) only when asked."""
     path = timeline_path(sandbox)
     if not path.exists():
         return []
     events = []
     for line in path.read_text().splitlines():
         at, node, event = line.split()
-        events.append(TimelineEvent(float(at), node, event))
+        if event != "stopping" or with_stopping:
+            events.append(TimelineEvent(float(at), node, event))
     return events
 
 
@@ -79,13 +81,14 @@ def max_down_at_once(events: list[TimelineEvent], initially_down: set[str] | Non
     return worst
 
 
-def down_windows(events: list[TimelineEvent]) -> dict[str, list[float]]:
-    """Seconds each node spent stopped, per stop (a stop with no start yet counts to now)."""
+def down_windows(events: list[TimelineEvent], since: str = "stop") -> dict[str, list[float]]:
+    """Seconds from each `since` event (`stop`: the node is down; `stopping`: `riak stop` began)
+    to the node's next start (a stop never followed by a start counts as infinite)."""
     windows: dict[str, list[float]] = {}
     stopped_at: dict[str, float] = {}
     for item in sorted(events, key=lambda e: e.at):
-        if item.event == "stop":
-            stopped_at[item.node] = item.at
+        if item.event == since:
+            stopped_at.setdefault(item.node, item.at)
         elif item.event == "start" and item.node in stopped_at:
             windows.setdefault(item.node, []).append(item.at - stopped_at.pop(item.node))
     for node in stopped_at:

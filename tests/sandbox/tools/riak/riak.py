@@ -5,8 +5,9 @@ It prints exactly the texts of ../shared/reference/riak.md and keeps its state o
 
     $SANDBOX_NODE_ROOT/state/riak/node.json    this node: name, running, polls since its start
     $SANDBOX_NODE_ROOT/state/riak/knobs.json   behaviour and faults (tests write it, see KNOBS)
-    <sandbox root>/riak-timeline.log           "<unix time> <node name> <event>" for every stop,
-                                               start and failed stop/start, all nodes together
+    <sandbox root>/riak-timeline.log           "<unix time> <node name> <event>", all nodes together:
+                                               stopping (riak stop begins), stop (the node is
+                                               down), start (up again), stop_failed, start_failed
 
 The cluster is every sandbox node that has a node.json: `riak-admin transfers` on any node
 reports all of them. After a start, the node's primaries stay missing for
@@ -132,6 +133,8 @@ def riak(args: list[str]) -> int:
     if command == "stop":
         if not node["running"]:
             return say(f"Node '{name}' not responding to pings.\n", 1)
+        with cluster_lock():
+            timeline(name, "stopping")
         if take_fault("stop_fails"):
             time.sleep(float(k["stop_seconds"]))
             with cluster_lock():
