@@ -337,6 +337,10 @@ class DevicedbCluster(EntryBase):
     service_running_output: str = Field(
         "active", min_length=1, description="the line service_status_command prints while a node runs"
     )
+    transfer_dir: AbsPath | None = Field(
+        None,
+        description="where the restore uploads each node's tar (over SFTP, as the SSH user) before extracting it; default: beside the store",
+    )
     keep_old_stores: bool = Field(
         True, description="after a verified restore, keep each node's previous store beside the new one"
     )

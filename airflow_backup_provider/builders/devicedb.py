@@ -40,6 +40,7 @@ def node_specs(entry: DevicedbCluster) -> list[dict[str, Any]]:
             "http_host": node.http_host,
             "store_dir": entry.node_store_dir(node),
             "snapshot_dir": entry.node_snapshot_dir(node),
+            "transfer_dir": entry.transfer_dir,
         }
         for label, node in zip(labels, entry.nodes, strict=True)
     ]

@@ -24,7 +24,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponen
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.notifications import send_report_mail
-from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator
+from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator, task_label
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import devicedb as ddb
 
@@ -135,7 +135,11 @@ class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
         piece = next(n for n in manifest["nodes"] if n["node"] == self.node)
         store = self.node_spec["store_dir"].rstrip("/")
         aside = ddb.aside_path(store, manifest["tag"])
-        tar_file = f"{store}.restore-{manifest['tag']}.tar"
+        tar_file = (
+            f"{self.node_spec['transfer_dir'].rstrip('/')}/devicedb-restore-{manifest['tag']}-{task_label(self.node)}.tar"
+            if self.node_spec.get("transfer_dir")
+            else f"{store}.restore-{manifest['tag']}.tar"
+        )
         with self.remote(self.node_spec) as remote:
             running = remote.run(self.status_command, timeout=120)
             if running.exit_code == 0:

@@ -200,7 +200,11 @@ def set_run_state(dag_id, state):
 
 
 def test_through_an_ssh_tunnel_with_local_cleanup(airflow_db, sandbox, devicedb, bucket, tmp_path):
-    entry = devicedb.entry("ddbtunnel", bucket, ssh_tunnel=True, cleanup_local_snapshots=True, keep_old_stores=False)
+    transfer = tmp_path / "transfer"
+    transfer.mkdir()
+    entry = devicedb.entry(
+        "ddbtunnel", bucket, ssh_tunnel=True, cleanup_local_snapshots=True, keep_old_stores=False, transfer_dir=str(transfer)
+    )
     for node, spec in zip(sandbox.nodes, entry["nodes"], strict=True):
         spec["http_host"] = node.address  # the simulated API listens on the node's address
     devicedb.write("k", "v")
@@ -214,6 +218,7 @@ def test_through_an_ssh_tunnel_with_local_cleanup(airflow_db, sandbox, devicedb,
     states = restore(tmp_path, entry, {"snapshot": DAY, "confirm": "ddbtunnel"})
     assert states["finalize"] == "success" and states["report"] == "success", states
     assert [devicedb.read("k", node=i) for i in range(3)] == [["v"]] * 3
+    assert list(transfer.iterdir()) == []  # each tar went through transfer_dir and was removed
     for node in sandbox.nodes:  # verified, so the old stores were deleted as the file asks
         assert not any(".pre-restore-" in p.name for p in devicedb.store_dir(node).parent.iterdir())
 
