@@ -118,9 +118,16 @@ def test_missing_beyond_the_grace_fails_and_a_rerun_reuses_the_snapshot(
     assert devicedb.snapshot_dirs(sandbox.nodes[0]) == first
 
 
-def test_missing_within_the_grace_is_tolerated(airflow_db, sandbox, devicedb, bucket, tmp_path):
-    devicedb.set_knobs(sandbox.nodes[1], apply_delay=1.5)
+def test_missing_within_the_grace_is_tolerated_and_a_dry_run_changes_nothing(
+    airflow_db, sandbox, devicedb, bucket, tmp_path
+):
     entry = devicedb.entry("ddbgrace", bucket, missing_grace="20s")
+    with clusters_file(tmp_path, {"entries": [entry]}):
+        states = run_dag(load_dag("devicedb_ddbgrace"), "2026-11-19", conf={"dry_run": True})
+    assert states["trigger_snapshot"] == "skipped" and states["retention"] == "success" and states["report"] == "success"
+    assert s3_objects(sandbox, bucket) == {} and devicedb.snapshot_dirs(sandbox.nodes[0]) == []
+
+    devicedb.set_knobs(sandbox.nodes[1], apply_delay=1.5)
     states = backup(tmp_path, entry)
     assert set(states.values()) == {"success"}, states
 
