@@ -10,7 +10,7 @@ HOOK_MODULES = [
     "airflow_backup_provider.hooks.remote",
     "airflow_backup_provider.hooks.ebs",
     "airflow_backup_provider.hooks.devicedb",
-    "airflow_backup_provider.hooks.s3_stream",
+    "airflow_backup_provider.hooks.s3_multipart",
 ]
 OPERATOR_MODULES = [
     "airflow_backup_provider.operators.report",

@@ -26,7 +26,7 @@ from airflow_backup_provider.hooks.devicedb import (
     hook_for_node,
 )
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
-from airflow_backup_provider.hooks.s3_stream import MIB, S3StreamHook
+from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import devicedb as ddb
 
@@ -81,8 +81,8 @@ class DevicedbBaseOperator(BaseOperator):
     def devicedb(self, spec: dict[str, Any]) -> DevicedbHook:
         return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
 
-    def s3(self) -> S3StreamHook:
-        return S3StreamHook(aws_conn_id=self.aws_conn_id)
+    def s3(self) -> S3MultipartHook:
+        return S3MultipartHook(aws_conn_id=self.aws_conn_id)
 
     def remote(self, spec: dict[str, Any]) -> RemoteCommandHook:
         return RemoteCommandHook(

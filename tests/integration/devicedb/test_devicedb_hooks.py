@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, DevicedbUnreachable
-from airflow_backup_provider.hooks.s3_stream import MIB, S3StreamHook, UploadVerificationError
+from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook, UploadVerificationError
 from airflow_backup_provider.operators.devicedb import DevicedbTriggerSnapshotOperator
 from tests.devicedb_fixtures import s3_objects
 from tests.sandbox.core import wait_until
@@ -137,7 +137,7 @@ def test_a_recorded_snapshot_that_failed_or_stays_missing_is_replaced(sandbox, d
 
 
 def test_multipart_upload_with_sha256_and_read_back(sandbox, bucket):
-    s3 = S3StreamHook(aws_conn_id="aws_default")
+    s3 = S3MultipartHook(aws_conn_id="aws_default")
     data = bytes(range(256)) * (11 * MIB // 256)
     chunks = (data[i : i + 300_000] for i in range(0, len(data), 300_000))
     result = s3.upload_stream(chunks, bucket=bucket, key="x/y.tar", part_size=5 * MIB)
@@ -153,7 +153,7 @@ def test_a_broken_stream_leaves_no_object_and_no_upload(sandbox, bucket):
         yield b"x" * (5 * MIB)
         raise ConnectionResetError("node went away mid-tar")
 
-    s3 = S3StreamHook(aws_conn_id="aws_default")
+    s3 = S3MultipartHook(aws_conn_id="aws_default")
     with pytest.raises(ConnectionResetError):
         s3.upload_stream(broken(), bucket=bucket, key="partial.tar", part_size=5 * MIB)
     assert "partial.tar" not in s3_objects(sandbox, bucket)

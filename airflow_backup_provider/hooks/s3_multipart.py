@@ -50,10 +50,10 @@ def rechunk(chunks: Iterable[bytes], part_size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-class S3StreamHook(S3Hook):
+class S3MultipartHook(S3Hook):
     """The amazon provider's S3Hook, plus a streaming multipart upload and a read-back check."""
 
-    hook_name = "S3 streaming upload"
+    hook_name = "S3 multipart streaming upload"
 
     def upload_stream(
         self,
