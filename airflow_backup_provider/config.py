@@ -393,7 +393,7 @@ class DevicedbNode(Node):
 _SERVICE_WORD_RE = re.compile(r"^[A-Za-z0-9_./@%+=:,-]+$")
 
 
-def _check_command(value: list[str]) -> list[str]:
+def _check_service_argv(value: list[str]) -> list[str]:
     if not value:
         raise ValueError("must be a non-empty argv list")
     for word in value:
@@ -402,7 +402,7 @@ def _check_command(value: list[str]) -> list[str]:
     return value
 
 
-Command = Annotated[list[str], AfterValidator(_check_command)]
+ServiceArgv = Annotated[list[str], AfterValidator(_check_service_argv)]
 
 
 class DevicedbCluster(EntryBase):
@@ -435,9 +435,9 @@ class DevicedbCluster(EntryBase):
         "best_effort",
         description="after a restore, compare the node ids every node reports (GET /cluster, as `devicedb cluster overview`)",
     )
-    service_stop_command: Command = Field(["systemctl", "stop", "devicedb"], description="argv that stops a node")
-    service_start_command: Command = Field(["systemctl", "start", "devicedb"], description="argv that starts a node")
-    service_status_command: Command = Field(
+    service_stop_command: ServiceArgv = Field(["systemctl", "stop", "devicedb"], description="argv that stops a node")
+    service_start_command: ServiceArgv = Field(["systemctl", "start", "devicedb"], description="argv that starts a node")
+    service_status_command: ServiceArgv = Field(
         ["systemctl", "is-active", "devicedb"],
         description="argv that exits 0 and prints service_running_output while a node runs",
     )
