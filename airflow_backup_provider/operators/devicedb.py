@@ -255,7 +255,19 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
             s3.verify_object(bucket=self.bucket, key=key, size=result.size, sha256=result.sha256)
         self.log.info("s3://%s/%s: %d bytes, SHA-256 %s (%d part(s))", self.bucket, key, result.size, result.sha256, result.parts)
         record_outcome(
-            context, status="done", node=self.node, produced=[{"id": f"s3://{self.bucket}/{key}", "size": result.size}]
+            context,
+            status="done",
+            node=self.node,
+            produced=[{"id": f"s3://{self.bucket}/{key}", "size": result.size}],
+            rows=[
+                {
+                    "node": self.node,
+                    "snapshot": uuid,
+                    "bytes": result.size,
+                    "sha256": result.sha256[:16] + "...",
+                    "verified": "read back" if self.verify_upload else "no",
+                }
+            ],
         )
         return {
             "node": self.node,

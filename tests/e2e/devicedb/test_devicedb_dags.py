@@ -52,7 +52,7 @@ def test_backup_then_restore_brings_back_the_first_keys_and_drops_the_later_ones
     assert manifest["check"]["key"] == "airflow-backup-check"
     assert sorted(manifest["membership"]) == sorted(devicedb.node_ids.values())
     report = next(m for m in mails if m["subject"].startswith("[backup succeeded] devicedb_ddb "))
-    assert uuid in report["body"]
+    assert uuid in report["body"] and "read back" in report["body"]  # the per-node status table
 
     for i in range(3):
         devicedb.write(f"late{i}", "after the backup", node=i)
