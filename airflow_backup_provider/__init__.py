@@ -9,14 +9,18 @@ __version__ = "0.1.0"
 HOOK_MODULES: list[str] = [
     "airflow_backup_provider.hooks.bup",
     "airflow_backup_provider.hooks.cassandra",
+    "airflow_backup_provider.hooks.devicedb",
     "airflow_backup_provider.hooks.ebs",
     "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.s3_multipart",
     "airflow_backup_provider.hooks.s3_stream",
     "airflow_backup_provider.hooks.s3_sync",
 ]
 OPERATOR_MODULES: list[str] = [
     "airflow_backup_provider.operators.bup",
     "airflow_backup_provider.operators.cassandra",
+    "airflow_backup_provider.operators.devicedb",
+    "airflow_backup_provider.operators.devicedb_restore",
     "airflow_backup_provider.operators.ebs",
     "airflow_backup_provider.operators.report",
     "airflow_backup_provider.operators.riak",
@@ -24,10 +28,12 @@ OPERATOR_MODULES: list[str] = [
     "airflow_backup_provider.operators.service",
 ]
 SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.devicedb",
     "airflow_backup_provider.sensors.ebs",
     "airflow_backup_provider.sensors.riak",
 ]
 TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.devicedb",
     "airflow_backup_provider.triggers.ebs",
     "airflow_backup_provider.triggers.riak",
 ]

@@ -1,0 +1,247 @@
+"""`devicedb_<name>` (cluster snapshot to S3) and `devicedb_<name>_restore` (put the cluster back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import DAG, Param
+
+from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.config import DevicedbCluster
+from airflow_backup_provider.factory import register
+from airflow_backup_provider.operators.devicedb import (
+    DevicedbCleanupNodeOperator,
+    DevicedbManifestOperator,
+    DevicedbRetentionOperator,
+    DevicedbTriggerSnapshotOperator,
+    DevicedbUploadNodeOperator,
+    task_label,
+)
+from airflow_backup_provider.operators.devicedb_restore import (
+    DevicedbEnsureStartedOperator,
+    DevicedbFinalizeRestoreOperator,
+    DevicedbResolveSnapshotOperator,
+    DevicedbRestoreNodeOperator,
+    DevicedbRollbackOperator,
+    DevicedbVerifyRestoreSensor,
+)
+from airflow_backup_provider.sensors.devicedb import DevicedbNodesUpSensor, DevicedbSnapshotSensor
+from airflow_backup_provider.stores.devicedb import node_labels
+
+
+def node_specs(entry: DevicedbCluster) -> list[dict[str, Any]]:
+    labels = node_labels([(n.host, n.http_port) for n in entry.nodes])
+    return [
+        {
+            "label": label,
+            "host": node.host,
+            "ssh_port": node.port,
+            "http_port": node.http_port,
+            "http_host": node.http_host,
+            "store_dir": entry.node_store_dir(node),
+            "snapshot_dir": entry.node_snapshot_dir(node),
+            "transfer_dir": entry.transfer_dir,
+        }
+        for label, node in zip(labels, entry.nodes, strict=True)
+    ]
+
+
+def _common(entry: DevicedbCluster, specs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "cluster": entry.name,
+        "nodes": specs,
+        "bucket": entry.bucket,
+        "prefix": entry.prefix,
+        "aws_conn_id": entry.aws_conn_id,
+        "ssh_conn_id": entry.ssh_conn_id,
+        "http_timeout": entry.http_timeout.total_seconds(),
+        "ssh_tunnel": entry.ssh_tunnel,
+        "sudo_user": entry.sudo_user,
+    }
+
+
+def _sensor_args(entry: DevicedbCluster, specs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "nodes": specs,
+        "http_timeout": entry.http_timeout.total_seconds(),
+        "ssh_tunnel": entry.ssh_tunnel,
+        "ssh_conn_id": entry.ssh_conn_id,
+        "poke_interval": entry.poke_interval.total_seconds(),
+    }
+
+
+def build_backup(entry: DevicedbCluster) -> DAG:
+    specs = node_specs(entry)
+    where = f"s3://{entry.bucket}/{entry.prefix}/{entry.name}/<uuid>/"
+    dag = new_dag(
+        entry,
+        summary=(
+            "Takes one consistent devicedb cluster snapshot (`POST /snapshot` on the first node that "
+            "answers; the UUID is recorded so a retry never takes a second one), waits until every node "
+            f"reports it `completed`, streams each node's tar to `{where}<node>.tar` (multipart, SHA-256, "
+            "read back), then writes `manifest.json`: only then is the snapshot complete. Retention "
+            "runs over complete snapshots"
+            + (", and each node's local snapshot folder is removed after its verified upload." if entry.cleanup_local_snapshots else ".")
+        ),
+        nodes=[f"{s['label']} (http {s['http_port']})" for s in specs],
+    )
+    common = _common(entry, specs)
+    with dag:
+        trigger = DevicedbTriggerSnapshotOperator(
+            check_site=entry.check_site,
+            check_bucket=entry.check_bucket,
+            check_key=entry.check_key,
+            missing_grace=entry.missing_grace.total_seconds(),
+            **common,
+        )
+        wait = DevicedbSnapshotSensor(
+            missing_grace=entry.missing_grace.total_seconds(),
+            timeout=entry.gate_timeout.total_seconds(),
+            deferrable=entry.deferrable,
+            **_sensor_args(entry, specs),
+        )
+        uploads = [
+            DevicedbUploadNodeOperator(
+                task_id=f"upload_{task_label(spec['label'])}",
+                node=spec,
+                part_size_mb=entry.part_size_mb,
+                verify_upload=entry.verify_upload,
+                **common,
+            )
+            for spec in specs
+        ]
+        manifest = DevicedbManifestOperator(upload_task_ids=[u.task_id for u in uploads], **common)
+        retention = DevicedbRetentionOperator(policy=entry.retention, **common)
+        trigger >> wait >> uploads >> manifest >> retention
+        if entry.cleanup_local_snapshots:
+            for spec in specs:
+                manifest >> DevicedbCleanupNodeOperator(
+                    task_id=f"cleanup_{task_label(spec['label'])}", node=spec, **common
+                )
+    add_report(dag, entry)
+    return dag
+
+
+def _service_task(entry: DevicedbCluster, spec: dict[str, Any], action: str, **kwargs: Any):
+    """The generic service operators: the file's command, verified by its status command."""
+    from airflow_backup_provider.operators.service import ServiceStartOperator, ServiceStopOperator
+
+    operator, command = {
+        "stop": (ServiceStopOperator, entry.service_stop_command),
+        "start": (ServiceStartOperator, entry.service_start_command),
+    }[action]
+    return operator(
+        task_id=f"{action}_{task_label(spec['label'])}",
+        command=command,
+        verify_command=entry.service_status_command,
+        verify_expect=[entry.service_running_output],
+        host=spec["host"],
+        port=spec["ssh_port"],
+        node=spec["label"],
+        ssh_conn_id=entry.ssh_conn_id,
+        sudo_user=entry.sudo_user,
+        **kwargs,
+    )
+
+
+def build_restore(entry: DevicedbCluster) -> DAG:
+    specs = node_specs(entry)
+    dag = new_dag(
+        entry,
+        suffix="_restore",
+        summary=(
+            "Manual. Puts the whole cluster back to one snapshot: checks the params (`snapshot`: a UUID, "
+            "or a date meaning its newest complete snapshot; `confirm`: the cluster name), stops every "
+            "node, renames each live store aside (never deleted before verification), extracts that "
+            "node's tar (size and SHA-256 checked against the manifest) into a new store, starts the "
+            "nodes, and verifies that every node reports the same membership and that the key recorded "
+            "at backup time reads back. On any failure the old stores are put back, the nodes started, "
+            "and an alert is sent."
+        ),
+        nodes=[s["label"] for s in specs],
+        schedule=None,
+        params={
+            "snapshot": Param(
+                "",
+                type="string",
+                title="Snapshot",
+                description="The snapshot UUID, or a date YYYY-MM-DD meaning the newest complete snapshot of that logical date.",
+            ),
+            "confirm": Param(
+                "",
+                type="string",
+                title="Confirm",
+                description=f"Type the cluster name ({entry.name}) to confirm: every node is stopped and every store replaced.",
+            ),
+        },
+        extra_tags=["restore"],
+    )
+    common = _common(entry, specs)
+    with dag:
+        resolve = DevicedbResolveSnapshotOperator(**common)
+        stops = {s["label"]: _service_task(entry, s, "stop") for s in specs}
+        restores = [
+            DevicedbRestoreNodeOperator(
+                task_id=f"restore_{task_label(s['label'])}",
+                node=s,
+                status_command=entry.service_status_command,
+                **common,
+            )
+            for s in specs
+        ]
+        # Only once every store is restored; whatever fails, rollback then ensure_started start
+        # every node this run stopped.
+        starts = {
+            s["label"]: _service_task(
+                entry, s, "start", trigger_rule="all_success", only_after=stops[s["label"]].task_id
+            )
+            for s in specs
+        }
+        wait_up = DevicedbNodesUpSensor(
+            task_id="wait_for_nodes",
+            timeout=entry.start_timeout.total_seconds(),
+            **_sensor_args(entry, specs),
+        )
+        verify = DevicedbVerifyRestoreSensor(
+            membership_check=entry.membership_check,
+            timeout=entry.start_timeout.total_seconds(),
+            **_sensor_args(entry, specs),
+        )
+        finalize = DevicedbFinalizeRestoreOperator(
+            keep_old_stores=entry.keep_old_stores, restore_task_ids=[r.task_id for r in restores], **common
+        )
+        watched = [r.task_id for r in restores] + [t.task_id for t in starts.values()] + [wait_up.task_id, verify.task_id]
+        rollback = DevicedbRollbackOperator(
+            stop_command=entry.service_stop_command,
+            status_command=entry.service_status_command,
+            running_output=entry.service_running_output,
+            watched_task_ids=watched,
+            alert_emails=entry.alert_emails,
+            smtp_conn_id=entry.smtp_conn_id,
+            from_email=entry.alert_from,
+            **common,
+        )
+        ensure_started = DevicedbEnsureStartedOperator(
+            start_command=entry.service_start_command,
+            status_command=entry.service_status_command,
+            running_output=entry.service_running_output,
+            stop_task_ids={label: t.task_id for label, t in stops.items()},
+            start_task_ids={label: t.task_id for label, t in starts.items()},
+            **common,
+        )
+        resolve >> list(stops.values())
+        for stop in stops.values():
+            stop >> restores
+        for start in starts.values():
+            restores >> start
+            start >> wait_up
+        wait_up >> verify >> finalize
+        [*restores, *starts.values(), wait_up, verify] >> rollback
+        [rollback, finalize, *stops.values()] >> ensure_started
+    add_report(dag, entry)
+    return dag
+
+
+@register("devicedb")
+def build(entry: DevicedbCluster) -> list[DAG]:
+    return [build_backup(entry), build_restore(entry)]

@@ -1,0 +1,249 @@
+"""Talk to one devicedb node over its documented HTTP API, directly or through an SSH tunnel.
+
+Every error names the node (``host:port``), what was asked, the HTTP status and devicedb's own
+error text and code, so that an alert is enough to act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from airflow.sdk.bases.hook import BaseHook
+
+from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.stores import devicedb as ddb
+
+
+class DevicedbError(RuntimeError):
+    """A devicedb node refused a call, answered an error, or could not be reached."""
+
+    def __init__(self, node: str, what: str, detail: str, *, http_status: int | None = None, code: int | None = None):
+        self.node = node
+        self.what = what
+        self.http_status = http_status
+        self.code = code
+        status = f"HTTP {http_status}: " if http_status is not None else ""
+        super().__init__(f"devicedb node {node}: {what}: {status}{detail}")
+
+
+class DevicedbUnreachable(DevicedbError):
+    """No HTTP answer at all (refused, reset, timeout).
+
+    ``refused`` is True only when no connection was ever made, so the request surely did not
+    reach the node (a read timeout or a reset after sending may have reached it).
+    """
+
+    def __init__(self, node: str, what: str, detail: str, *, refused: bool = False):
+        super().__init__(node, what, detail)
+        self.refused = refused
+
+
+def _never_connected(exc: BaseException) -> bool:
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+            return True
+        reason = getattr(seen, "reason", None)
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = reason if isinstance(reason, BaseException) else nested or seen.__cause__ or seen.__context__
+    return False
+
+
+class DevicedbHook(BaseHook):
+    """
+    One devicedb node.
+
+    :param host: the node's address (SSH target when tunnelling, HTTP target otherwise).
+    :param http_port: the node's cluster HTTP port.
+    :param http_host: where the HTTP API listens, if not ``host``; with ``ssh_tunnel`` it is seen
+        from the node (default ``localhost``).
+    :param timeout: seconds to connect and to wait for each read.
+    :param ssh_tunnel: reach the port through the ssh provider's tunnel over ``ssh_conn_id``.
+    """
+
+    conn_name_attr = "ssh_conn_id"
+    hook_name = "devicedb node"
+
+    def __init__(
+        self,
+        host: str,
+        http_port: int = 8080,
+        *,
+        http_host: str | None = None,
+        timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        ssh_conn_id: str | None = None,
+        ssh_port: int = 22,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.http_port = http_port
+        self.http_host = http_host
+        self.timeout = timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.ssh_conn_id = ssh_conn_id
+        self.ssh_port = ssh_port
+        self._session = requests.Session()
+        self._tunnel: Any = None
+        self._remote: RemoteCommandHook | None = None
+        self._base: str | None = None
+
+    @property
+    def node(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    # ---- connection ---------------------------------------------------------------------------
+
+    def base_url(self) -> str:
+        if self._base is None:
+            if self.ssh_tunnel:
+                if not self.ssh_conn_id:
+                    raise ValueError("ssh_tunnel: needs an ssh_conn_id to tunnel through")
+                self._remote = RemoteCommandHook(ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.ssh_port)
+                self._remote.get_conn()  # connects with the remote hook's bounded retries
+                tunnel = self._remote.ssh_hook.get_tunnel(
+                    remote_port=self.http_port, remote_host=self.http_host or "localhost"
+                )
+                tunnel.__enter__()
+                self._tunnel = tunnel
+                self._base = ddb.base_url("127.0.0.1", tunnel.local_bind_port)
+                self.log.info("devicedb node %s reached through an SSH tunnel on port %s", self.node, tunnel.local_bind_port)
+            else:
+                self._base = ddb.base_url(self.http_host or self.host, self.http_port)
+        return self._base
+
+    def close(self) -> None:
+        self._session.close()
+        if self._tunnel is not None:
+            with contextlib.suppress(Exception):
+                self._tunnel.__exit__(None, None, None)
+            self._tunnel = None
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
+        self._base = None
+
+    def __enter__(self) -> DevicedbHook:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def get_conn(self) -> requests.Session:
+        self.base_url()
+        return self._session
+
+    def _request(self, method: str, path: str, what: str, *, stream: bool = False, **kwargs: Any) -> requests.Response:
+        url = self.base_url() + path
+        try:
+            return self._session.request(method, url, timeout=(self.timeout, self.timeout), stream=stream, **kwargs)
+        except requests.Timeout as exc:
+            raise DevicedbUnreachable(
+                self.node, what, f"no answer within {self.timeout}s ({exc})", refused=_never_connected(exc)
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise DevicedbUnreachable(self.node, what, f"cannot connect: {exc}", refused=_never_connected(exc)) from exc
+
+    def _fail(self, response: requests.Response, what: str) -> DevicedbError:
+        error = ddb.parse_error_body(response.content[:4000])
+        return DevicedbError(self.node, what, str(error), http_status=response.status_code, code=error.code)
+
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    def trigger_snapshot(self) -> ddb.SnapshotInfo:
+        """POST /snapshot: one cluster snapshot, proposed through the raft log. Never retried here."""
+        what = "POST /snapshot"
+        response = self._request("POST", ddb.trigger_path(), what)
+        if response.status_code != 200:
+            raise self._fail(response, what)
+        try:
+            return ddb.parse_snapshot(response.content)
+        except ddb.DevicedbResponseError as exc:
+            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+
+    def snapshot_status(self, uuid: str) -> ddb.SnapshotInfo:
+        what = f"GET /snapshot/{uuid}"
+        response = self._request("GET", ddb.status_path(uuid), what)
+        if response.status_code != 200:
+            raise self._fail(response, what)
+        try:
+            return ddb.parse_snapshot(response.content, expected_uuid=uuid)
+        except ddb.DevicedbResponseError as exc:
+            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+
+    @contextlib.contextmanager
+    def open_snapshot_tar(self, uuid: str) -> Iterator[requests.Response]:
+        """GET /snapshot/{uuid}.tar as a stream (``response.iter_content``); 404 codes 25/26/27 raise."""
+        what = f"GET /snapshot/{uuid}.tar"
+        response = self._request("GET", ddb.tar_path(uuid), what, stream=True)
+        try:
+            if response.status_code != 200:
+                raise self._fail(response, what)
+            yield response
+        finally:
+            response.close()
+
+    # ---- data ---------------------------------------------------------------------------------
+
+    def ensure_site(self, site: str) -> None:
+        what = f"PUT /sites/{site}"
+        response = self._request("PUT", ddb.site_path(site), what)
+        if response.status_code != 200:
+            raise self._fail(response, what)
+
+    def put_key(self, site: str, bucket: str, key: str, value: str, context: str = "") -> None:
+        what = f"POST /sites/{site}/buckets/{bucket}/batches"
+        response = self._request(
+            "POST",
+            ddb.batches_path(site, bucket),
+            what,
+            data=json.dumps(ddb.put_batch(key, value, context)),
+            headers={"Content-Type": "application/json"},
+        )
+        if response.status_code != 200:
+            raise self._fail(response, what)
+
+    def get_key(self, site: str, bucket: str, key: str) -> list[str]:
+        """The sibling values of `key` (``[]`` when it does not exist)."""
+        what = f"GET /sites/{site}/buckets/{bucket}/keys?key={key}"
+        response = self._request("GET", ddb.keys_path(site, bucket, key), what)
+        if response.status_code != 200:
+            raise self._fail(response, what)
+        try:
+            return ddb.parse_key_values(response.content, key)
+        except ddb.DevicedbResponseError as exc:
+            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+
+    def membership(self) -> list[str]:
+        """Node ids in the cluster overview (the call behind ``devicedb cluster overview``)."""
+        what = "GET /cluster"
+        response = self._request("GET", "/cluster", what)
+        if response.status_code != 200:
+            raise self._fail(response, what)
+        try:
+            return ddb.parse_membership(response.content)
+        except ddb.DevicedbResponseError as exc:
+            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+
+
+def hook_for_node(spec: dict[str, Any], *, timeout: float, ssh_tunnel: bool, ssh_conn_id: str | None) -> DevicedbHook:
+    """The hook for one node described by a node spec (see ``builders/devicedb.py``)."""
+    return DevicedbHook(
+        spec["host"],
+        spec["http_port"],
+        http_host=spec.get("http_host"),
+        timeout=timeout,
+        ssh_tunnel=ssh_tunnel,
+        ssh_conn_id=ssh_conn_id,
+        ssh_port=spec.get("ssh_port", 22),
+    )

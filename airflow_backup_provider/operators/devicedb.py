@@ -1,0 +1,449 @@
+"""The devicedb backup: trigger one cluster snapshot, upload each node's tar, write the manifest.
+
+S3 layout (``<prefix>/<cluster>/``)::
+
+    _runs/<logical date>.json     the UUID the trigger took for that logical date (idempotence)
+    <uuid>/<node>.tar             one node's piece, uploaded as a multipart upload with SHA-256
+    <uuid>/manifest.json          written last: a snapshot is complete if and only if it has one
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from airflow_backup_provider.hooks.devicedb import (
+    DevicedbError,
+    DevicedbHook,
+    DevicedbUnreachable,
+    hook_for_node,
+)
+from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
+from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.stores import devicedb as ddb
+
+TRIGGER_TASK_ID = "trigger_snapshot"
+
+
+def task_label(label: str) -> str:
+    """A node label as it may appear in a task id."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", label)
+
+
+def run_date(context: Any) -> datetime:
+    """The run's logical date (or, for a manual run without one, when it was queued)."""
+    value = context.get("logical_date") or context["dag_run"].run_after
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class DevicedbBaseOperator(BaseOperator):
+    """What every devicedb task knows: the cluster, its nodes, where the snapshots go."""
+
+    ui_color = "#e0f0e8"
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        nodes: Sequence[dict[str, Any]],
+        bucket: str,
+        prefix: str,
+        aws_conn_id: str = "aws_default",
+        ssh_conn_id: str = "backup_ssh",
+        http_timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        sudo_user: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.nodes = [dict(n) for n in nodes]
+        self.bucket = bucket
+        self.prefix = prefix
+        self.aws_conn_id = aws_conn_id
+        self.ssh_conn_id = ssh_conn_id
+        self.http_timeout = http_timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.sudo_user = sudo_user
+
+    def devicedb(self, spec: dict[str, Any]) -> DevicedbHook:
+        return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
+
+    def s3(self) -> S3MultipartHook:
+        return S3MultipartHook(aws_conn_id=self.aws_conn_id)
+
+    def remote(self, spec: dict[str, Any]) -> RemoteCommandHook:
+        return RemoteCommandHook(
+            ssh_conn_id=self.ssh_conn_id, host=spec["host"], port=spec.get("ssh_port", 22), sudo_user=self.sudo_user
+        )
+
+    def refuse_overlap(self, context: Any, other_dag_id: str, what: str) -> None:
+        """The backup and the restore of one cluster never run at the same time."""
+        running = context["ti"].get_dr_count(dag_id=other_dag_id, states=["queued", "running"])
+        if running:
+            raise AirflowException(f"{other_dag_id} has {running} run(s) in progress: {what}")
+
+    def snapshot_of_run(self, context: Any) -> dict[str, Any]:
+        record = context["ti"].xcom_pull(task_ids=TRIGGER_TASK_ID)
+        if not record or not record.get("uuid"):
+            raise AirflowException(f"{TRIGGER_TASK_ID} recorded no snapshot UUID for this run")
+        return record
+
+    def read_manifest(self, uuid: str) -> dict[str, Any] | None:
+        body = self.s3().get_bytes(bucket=self.bucket, key=ddb.manifest_key(self.prefix, self.cluster, uuid))
+        if body is None:
+            return None
+        return ddb.parse_manifest(body, source=f"s3://{self.bucket}/{ddb.manifest_key(self.prefix, self.cluster, uuid)}")
+
+
+class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
+    """
+    Start one cluster snapshot and return ``{"uuid", "triggered_at", "node", "check"}``.
+
+    Idempotent per logical date: the UUID is recorded in S3 (``_runs/<date>.json``) right after
+    the POST, and a retry or a cleared run reuses it instead of taking a second snapshot. Only a
+    recorded snapshot that some node reports ``failed``, or still ``missing`` after the grace
+    period, is replaced by a new one.
+
+    Before the snapshot, the check key (if configured) is written with a value unique to this
+    backup; the manifest records it, and a restore reads it back.
+    """
+
+    def __init__(
+        self,
+        *,
+        check_site: str | None = None,
+        check_bucket: str = "lww",
+        check_key: str = "airflow-backup-check",
+        missing_grace: float = 300.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", TRIGGER_TASK_ID)
+        super().__init__(**kwargs)
+        self.missing_grace = timedelta(seconds=missing_grace)
+        self.check_site = check_site
+        self.check_bucket = check_bucket
+        self.check_key = check_key
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        logical_date = run_date(context)
+        record_key = ddb.run_record_key(self.prefix, self.cluster, logical_date)
+        s3 = self.s3()
+        if context["params"].get("dry_run"):
+            detail = f"dry run: would take a cluster snapshot through {self.nodes[0]['label']} and record it at s3://{self.bucket}/{record_key}"
+            self.log.info(detail)
+            record_outcome(context, status="dry_run", node=self.nodes[0]["label"], detail=detail)
+            raise AirflowSkipException(detail)
+
+        self.refuse_overlap(
+            context, f"devicedb_{self.cluster}_restore", "no snapshot is taken of a cluster being restored"
+        )
+        previous = s3.get_bytes(bucket=self.bucket, key=record_key)
+        if previous is not None:
+            recorded = json.loads(previous)
+            uuid = ddb.check_uuid(recorded.get("uuid"), f"s3://{self.bucket}/{record_key} uuid")
+            if self.read_manifest(uuid) is not None:
+                detail = f"snapshot {uuid} of this logical date is already complete"
+                record_outcome(context, status="skipped", node=recorded.get("node"), detail=detail)
+                raise AirflowSkipException(detail)
+            broken = self._broken(uuid, datetime.fromisoformat(recorded["triggered_at"]))
+            if not broken:
+                self.log.info("Reusing snapshot %s recorded for this logical date (no second snapshot)", uuid)
+                return recorded
+            self.log.warning("Recorded snapshot %s is unusable (%s): taking a new one", uuid, broken)
+
+        check = None
+        if self.check_site:
+            check = {
+                "site": self.check_site,
+                "bucket": self.check_bucket,
+                "key": self.check_key,
+                "value": ddb.check_key_value(self.cluster, logical_date, secrets.token_hex(8)),
+            }
+        info, node = self._trigger(check)
+        recorded = {
+            "uuid": info.uuid,
+            "triggered_at": now_utc().isoformat(),
+            "node": node,
+            "check": check,
+            "logical_date": logical_date.isoformat(),
+            "dag_id": context["ti"].dag_id,
+            "run_id": context["run_id"],
+        }
+        s3.put_bytes(json.dumps(recorded, indent=2).encode(), bucket=self.bucket, key=record_key)
+        self.log.info("Cluster snapshot %s started through %s (status %s)", info.uuid, node, info.status)
+        return recorded
+
+    def _broken(self, uuid: str, triggered_at: datetime) -> str:
+        """Why a recorded snapshot cannot be reused ('' if it can): failed somewhere, or still
+        missing somewhere long after the grace period (that node will never have it)."""
+        statuses: dict[str, str] = {}
+        for spec in self.nodes:
+            with self.devicedb(spec) as hook:
+                try:
+                    statuses[spec["label"]] = hook.snapshot_status(uuid).status
+                except DevicedbError as exc:
+                    self.log.warning("%s", exc)
+                    statuses[spec["label"]] = ddb.UNREACHABLE
+        failed = sorted(n for n, s in statuses.items() if s == ddb.FAILED)
+        if failed:
+            return f"failed on {', '.join(failed)}"
+        missing = sorted(n for n, s in statuses.items() if s == ddb.MISSING)
+        if missing and now_utc() - triggered_at > self.missing_grace:
+            return f"still missing on {', '.join(missing)} {now_utc() - triggered_at} after the trigger"
+        return ""
+
+    def _trigger(self, check: dict[str, str] | None) -> tuple[ddb.SnapshotInfo, str]:
+        """POST /snapshot on the first node that accepts connections; never on two nodes."""
+        errors: list[str] = []
+        for spec in self.nodes:
+            with self.devicedb(spec) as hook:
+                try:
+                    if check:
+                        hook.ensure_site(check["site"])
+                        hook.put_key(check["site"], check["bucket"], check["key"], check["value"])
+                    return hook.trigger_snapshot(), spec["label"]
+                except DevicedbUnreachable as exc:
+                    if not exc.refused:
+                        raise  # the request may have reached the node: another node could take a second snapshot
+                    errors.append(str(exc))
+                    self.log.warning("%s; trying the next node", exc)
+        raise AirflowException("no devicedb node accepted the snapshot: " + "; ".join(errors))
+
+
+class DevicedbUploadNodeOperator(DevicedbBaseOperator):
+    """Stream one node's snapshot tar to ``<prefix>/<cluster>/<uuid>/<node>.tar``, then verify it."""
+
+    def __init__(self, *, node: dict[str, Any], part_size_mb: int = 16, verify_upload: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.node_spec = dict(node)
+        self.node = node["label"]
+        self.part_size_mb = part_size_mb
+        self.verify_upload = verify_upload
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        snapshot = self.snapshot_of_run(context)
+        uuid = snapshot["uuid"]
+        key = ddb.node_tar_key(self.prefix, self.cluster, uuid, self.node)
+        s3 = self.s3()
+        with self.devicedb(self.node_spec) as hook, hook.open_snapshot_tar(uuid) as response:
+            result = s3.upload_stream(
+                response.iter_content(chunk_size=MIB),
+                bucket=self.bucket,
+                key=key,
+                part_size=self.part_size_mb * MIB,
+                metadata={"devicedb-uuid": uuid, "devicedb-node": self.node, "devicedb-cluster": self.cluster},
+            )
+        declared = response.headers.get("Content-Length")
+        if declared is not None and int(declared) != result.size:
+            raise AirflowException(
+                f"devicedb node {self.node}: tar of {uuid} announced {declared} bytes, {result.size} arrived"
+            )
+        if self.verify_upload:
+            s3.verify_object(bucket=self.bucket, key=key, size=result.size, sha256=result.sha256)
+        self.log.info("s3://%s/%s: %d bytes, SHA-256 %s (%d part(s))", self.bucket, key, result.size, result.sha256, result.parts)
+        record_outcome(
+            context,
+            status="done",
+            node=self.node,
+            produced=[{"id": f"s3://{self.bucket}/{key}", "size": result.size}],
+            rows=[
+                {
+                    "node": self.node,
+                    "snapshot": uuid,
+                    "bytes": result.size,
+                    "sha256": result.sha256[:16] + "...",
+                    "verified": "read back" if self.verify_upload else "no",
+                }
+            ],
+        )
+        return {
+            "node": self.node,
+            "host": self.node_spec["host"],
+            "http_port": self.node_spec["http_port"],
+            "key": key,
+            "size": result.size,
+            "sha256": result.sha256,
+            "verified": self.verify_upload,
+        }
+
+
+class DevicedbManifestOperator(DevicedbBaseOperator):
+    """Write the manifest: the snapshot becomes complete (listed, restorable) only now."""
+
+    def __init__(self, *, upload_task_ids: Sequence[str], **kwargs: Any):
+        kwargs.setdefault("task_id", "write_manifest")
+        super().__init__(**kwargs)
+        self.upload_task_ids = list(upload_task_ids)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        snapshot = self.snapshot_of_run(context)
+        uuid = snapshot["uuid"]
+        ti = context["ti"]
+        artifacts = []
+        for task_id in self.upload_task_ids:
+            uploaded = ti.xcom_pull(task_ids=task_id)
+            if not uploaded:
+                raise AirflowException(f"{task_id} recorded no upload: the snapshot {uuid} stays incomplete")
+            artifacts.append(
+                ddb.NodeArtifact(
+                    node=uploaded["node"],
+                    host=uploaded["host"],
+                    http_port=uploaded["http_port"],
+                    key=uploaded["key"],
+                    size=uploaded["size"],
+                    sha256=uploaded["sha256"],
+                )
+            )
+        membership = self._membership()
+        manifest = ddb.build_manifest(
+            cluster=self.cluster,
+            uuid=uuid,
+            logical_date=run_date(context),
+            created_at=datetime.fromisoformat(snapshot["triggered_at"]),
+            artifacts=artifacts,
+            check=snapshot.get("check"),
+            membership=membership,
+            dag_id=ti.dag_id,
+            run_id=context["run_id"],
+        )
+        key = ddb.manifest_key(self.prefix, self.cluster, uuid)
+        body = ddb.manifest_json(manifest)
+        self.s3().put_bytes(body, bucket=self.bucket, key=key)
+        record_outcome(
+            context,
+            status="done",
+            node=self.cluster,
+            produced=[{"id": f"snapshot {uuid} complete", "size": None}, {"id": f"s3://{self.bucket}/{key}", "size": len(body)}],
+            detail=f"{len(artifacts)} node tar(s)",
+        )
+        return {"uuid": uuid, "manifest": key, "total_size": manifest["total_size"]}
+
+    def _membership(self) -> list[str] | None:
+        """Node ids as the cluster reports them now (recorded for information; None if unavailable)."""
+        for spec in self.nodes:
+            with self.devicedb(spec) as hook:
+                try:
+                    return hook.membership()
+                except DevicedbError as exc:
+                    self.log.info("membership not recorded: %s", exc)
+        return None
+
+
+class DevicedbCleanupNodeOperator(DevicedbBaseOperator):
+    """Delete a node's local ``<snapshot_dir>/<uuid>`` folder once its upload is in a manifest."""
+
+    def __init__(self, *, node: dict[str, Any], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.node_spec = dict(node)
+        self.node = node["label"]
+
+    def execute(self, context: Any) -> None:
+        uuid = self.snapshot_of_run(context)["uuid"]
+        manifest = self.read_manifest(uuid)
+        entry = next((n for n in (manifest or {}).get("nodes", []) if n["node"] == self.node), None)
+        if entry is None:
+            raise AirflowException(f"node {self.node}: snapshot {uuid} has no verified upload in a manifest; local copy kept")
+        folder = f"{self.node_spec['snapshot_dir'].rstrip('/')}/{ddb.check_uuid(uuid)}"
+        with self.remote(self.node_spec) as remote:
+            remote.run(["rm", "-rf", "--", folder], timeout=600).check(f"removing {folder}")
+        record_outcome(context, status="done", node=self.node, detail=f"removed local snapshot folder {folder}")
+
+
+def snapshot_items(listing: Sequence[dict[str, Any]], manifests: dict[str, dict[str, Any]], prefix: str, cluster: str) -> dict[str, dict[str, Any]]:
+    """Group a listing of ``<prefix>/<cluster>/`` by snapshot UUID: keys, size, newest time, manifest."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for obj in listing:
+        uuid = ddb.uuid_from_key(prefix, cluster, obj["Key"])
+        if uuid is None:
+            continue
+        group = grouped.setdefault(uuid, {"keys": [], "size": 0, "last_modified": obj["LastModified"]})
+        group["keys"].append(obj["Key"])
+        group["size"] += obj.get("Size", 0)
+        group["last_modified"] = max(group["last_modified"], obj["LastModified"])
+    for uuid, group in grouped.items():
+        group["manifest"] = manifests.get(uuid)
+    return grouped
+
+
+class DevicedbRetentionOperator(DevicedbBaseOperator):
+    """Apply the retention policy to this cluster's snapshots (complete ones, by their manifests)."""
+
+    def __init__(self, *, policy: Any, incomplete_grace: timedelta = timedelta(days=2), **kwargs: Any):
+        kwargs.setdefault("task_id", "retention")
+        kwargs.setdefault("trigger_rule", "none_failed")
+        super().__init__(**kwargs)
+        self.policy = policy
+        self.incomplete_grace = incomplete_grace
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_backup_provider.retention import BackupItem, plan_retention
+
+        s3 = self.s3()
+        listing = s3.list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster))
+        manifests: dict[str, dict[str, Any]] = {}
+        for obj in listing:
+            uuid = ddb.uuid_from_key(self.prefix, self.cluster, obj["Key"])
+            if uuid and obj["Key"] == ddb.manifest_key(self.prefix, self.cluster, uuid):
+                try:
+                    manifests[uuid] = self.read_manifest(uuid) or {}
+                except ddb.DevicedbResponseError as exc:
+                    self.log.warning("ignoring %s: %s", obj["Key"], exc)
+        groups = snapshot_items(listing, manifests, self.prefix, self.cluster)
+        items = []
+        for uuid, group in groups.items():
+            manifest = group["manifest"]
+            created = datetime.fromisoformat(manifest["logical_date"]) if manifest else group["last_modified"]
+            items.append(
+                BackupItem(
+                    id=uuid,
+                    created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+                    complete=bool(manifest),
+                    ours=True,
+                    meta={"keys": len(group["keys"]), "size": group["size"]},
+                )
+            )
+        as_of = run_date(context)
+        plan = plan_retention(items, self.policy, as_of)
+        self.log.info("%s", plan.table())
+        prune = plan.prune_ids
+        # Incomplete leftovers (a failed run's tars, never listed as complete) go once they are old
+        # enough that no run can still be writing them.
+        stale = [
+            i.id for i in items if not i.complete and i.id not in prune and as_of - i.created_at > self.incomplete_grace
+        ]
+        dry_run = bool(context["params"].get("dry_run"))
+        deleted = []
+        for uuid in prune + stale:
+            keys = groups[uuid]["keys"]
+            manifest = ddb.manifest_key(self.prefix, self.cluster, uuid)
+            if dry_run:
+                self.log.info("dry run: would delete snapshot %s (%d objects)", uuid, len(keys))
+                continue
+            # The manifest goes first: a half-deleted snapshot is never listed as complete.
+            if manifest in keys:
+                s3.delete_keys(bucket=self.bucket, keys=[manifest])
+            s3.delete_keys(bucket=self.bucket, keys=[k for k in keys if k != manifest])
+            deleted.append(uuid)
+            self.log.info("deleted snapshot %s (%d objects)", uuid, len(keys))
+        kept = [i.id for i in items if i.id not in prune and i.id not in stale]
+        record_outcome(
+            context,
+            status="dry_run" if dry_run else "done",
+            node=self.cluster,
+            detail=f"kept {len(kept)}, pruned {len(prune)}, stale incomplete {len(stale)}"
+            + (" (dry run)" if dry_run else ""),
+        )
+        return {"kept": kept, "pruned": prune, "stale": stale, "deleted": deleted}

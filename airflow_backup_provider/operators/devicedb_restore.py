@@ -1,0 +1,447 @@
+"""The devicedb restore: every node stopped, each store set aside and replaced by its tar, verified.
+
+Nothing is deleted before the restored cluster is verified: each node's live store is renamed
+to ``<store>.pre-restore-<run>`` (one rename, same folder), and on any failure the rollback puts
+it back and the nodes are started again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
+
+from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
+from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.notifications import send_report_mail
+from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator, task_label
+from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.stores import devicedb as ddb
+
+RESOLVE_TASK_ID = "resolve_snapshot"
+FAILED_STATES = {"failed", "upstream_failed"}
+
+
+def run_tag(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:100]
+
+
+def _run_states(context: Any) -> dict[str, str]:
+    ti = context["ti"]
+    run_id = context["run_id"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    return {key: str(state) if state is not None else "none" for key, state in states.items()}
+
+
+def _exists(remote: RemoteCommandHook, path: str) -> bool:
+    return remote.run(["test", "-e", path], timeout=60).exit_code == 0
+
+
+def _runs(remote: RemoteCommandHook, status_command: Sequence[str], running_output: str) -> bool:
+    result = remote.run(status_command, timeout=120)
+    return result.exit_code == 0 and running_output in [line.strip() for line in result.stdout.splitlines()]
+
+
+def _until_state(remote: RemoteCommandHook, status_command: Sequence[str], running_output: str, want: bool) -> bool:
+    """Ask the status command a few times (tenacity, bounded) until the node runs (or not)."""
+    retrying = Retrying(
+        retry=retry_if_result(lambda ok: not ok),
+        stop=stop_after_attempt(6),
+        wait=wait_exponential(multiplier=0.5, min=0.5, max=10),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    return retrying(lambda: _runs(remote, status_command, running_output) == want)
+
+
+class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
+    """Check the params and find the snapshot: a UUID, or a date meaning its newest snapshot."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("task_id", RESOLVE_TASK_ID)
+        kwargs.setdefault("retries", 0)
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        params = context["params"]
+        dry_run = bool(params.get("dry_run"))
+        wanted = str(params.get("snapshot") or "").strip()
+        if not wanted:
+            raise AirflowFailException("param 'snapshot': is required (a snapshot UUID or a date YYYY-MM-DD)")
+        confirm = str(params.get("confirm") or "")
+        if not dry_run and confirm != self.cluster:
+            raise AirflowFailException(
+                f"param 'confirm': value {confirm!r} must be the cluster name {self.cluster!r}: "
+                "the restore stops every node and replaces every store"
+            )
+        if not dry_run:
+            self.refuse_overlap(context, f"devicedb_{self.cluster}", "wait until the backup run ends, then restore")
+        manifests = self._manifests()
+        try:
+            manifest = dict(ddb.choose_snapshot(manifests, wanted))
+        except (LookupError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        configured = sorted(n["label"] for n in self.nodes)
+        recorded = sorted(n["node"] for n in manifest["nodes"])
+        if configured != recorded:
+            raise AirflowFailException(
+                f"snapshot {manifest['uuid']}: its nodes {recorded} are not the clusters file's nodes {configured}"
+            )
+        manifest["tag"] = run_tag(context["run_id"])
+        plan = (
+            f"restore snapshot {manifest['uuid']} (logical date {manifest['logical_date']}, "
+            f"{manifest['total_size']} bytes) onto {', '.join(configured)}"
+        )
+        if dry_run:
+            record_outcome(context, status="dry_run", node=self.cluster, detail=f"dry run: would {plan}")
+            raise AirflowSkipException(f"dry run: would {plan}")
+        self.log.info("Will %s", plan)
+        return manifest
+
+    def _manifests(self) -> list[dict[str, Any]]:
+        s3 = self.s3()
+        found = []
+        for obj in s3.list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster)):
+            uuid = ddb.uuid_from_key(self.prefix, self.cluster, obj["Key"])
+            if uuid and obj["Key"] == ddb.manifest_key(self.prefix, self.cluster, uuid):
+                try:
+                    found.append(self.read_manifest(uuid))
+                except ddb.DevicedbResponseError as exc:
+                    self.log.warning("ignoring %s: %s", obj["Key"], exc)
+        return [m for m in found if m]
+
+
+class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
+    """On one stopped node: set the store aside, then extract that node's tar into a new store."""
+
+    def __init__(self, *, node: dict[str, Any], status_command: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node_spec = dict(node)
+        self.node = node["label"]
+        self.status_command = list(status_command)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
+        uuid = manifest["uuid"]
+        piece = next(n for n in manifest["nodes"] if n["node"] == self.node)
+        store = self.node_spec["store_dir"].rstrip("/")
+        aside = ddb.aside_path(store, manifest["tag"])
+        tar_file = (
+            f"{self.node_spec['transfer_dir'].rstrip('/')}/devicedb-restore-{manifest['tag']}-{task_label(self.node)}.tar"
+            if self.node_spec.get("transfer_dir")
+            else f"{store}.restore-{manifest['tag']}.tar"
+        )
+        with self.remote(self.node_spec) as remote:
+            running = remote.run(self.status_command, timeout=120)
+            if running.exit_code == 0:
+                raise AirflowException(
+                    f"node {self.node}: still running ({' '.join(self.status_command)} exits 0); "
+                    "refusing to touch its store"
+                )
+            if _exists(remote, aside):
+                # A previous try set the live store aside already: what is in `store` is our own
+                # partial extraction, never the original.
+                self.log.info("%s already holds the original store; clearing the partial restore in %s", aside, store)
+                remote.run(["rm", "-rf", "--", store], timeout=3600).check(f"clearing the partial restore {store}")
+            elif _exists(remote, store):
+                remote.run(["mv", "--", store, aside], timeout=600).check(f"setting {store} aside")
+                self.log.info("node %s: live store moved to %s", self.node, aside)
+            else:
+                aside = ""
+                self.log.warning("node %s: no store at %s, nothing to set aside", self.node, store)
+            remote.run(["mkdir", "-p", "--", store], timeout=60).check(f"creating {store}")
+            self._transfer(remote, piece, tar_file)
+            listing = remote.run(["tar", "-tf", tar_file], timeout=600).check(f"listing {tar_file}")
+            members = ddb.check_tar_members(listing.stdout.splitlines())
+            remote.run(["tar", "-xf", tar_file, "-C", store], timeout=3600).check(f"extracting {tar_file}")
+            remote.run(["rm", "-f", "--", tar_file], timeout=600).check(f"removing {tar_file}")
+        record_outcome(
+            context,
+            status="done",
+            node=self.node,
+            produced=[{"id": f"{store} from snapshot {uuid}", "size": piece["size"]}],
+            detail=f"{len(members)} files; previous store kept at {aside or '(none)'}",
+        )
+        return {"node": self.node, "store": store, "aside": aside, "files": members}
+
+    def _transfer(self, remote: RemoteCommandHook, piece: dict[str, Any], target: str) -> None:
+        """Stream the tar from S3 to the node over SFTP, checking size and SHA-256 against the manifest."""
+        digest = hashlib.sha256()
+        size = 0
+        with remote.sftp() as sftp, sftp.open(target, "wb") as out:
+            out.set_pipelined(True)
+            for chunk in self.s3().iter_object(bucket=self.bucket, key=piece["key"]):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        if size != piece["size"] or digest.hexdigest() != piece["sha256"]:
+            remote.run(["rm", "-f", "--", target], timeout=600)
+            raise AirflowException(
+                f"node {self.node}: s3://{self.bucket}/{piece['key']} gave {size} bytes with SHA-256 "
+                f"{digest.hexdigest()}, the manifest says {piece['size']} bytes with {piece['sha256']}"
+            )
+        on_node = remote.run(["sha256sum", "--", target], timeout=3600).check(f"hashing {target}")
+        if ddb.parse_sha256sum(on_node.stdout) != piece["sha256"]:
+            raise AirflowException(f"node {self.node}: {target} on the node does not match SHA-256 {piece['sha256']}")
+
+
+class DevicedbVerifyRestoreSensor(BaseSensorOperator):
+    """
+    The restored cluster is the snapshot: every node reports the same membership (and the one
+    recorded at backup time), and the manifest's check key reads back through every node.
+
+    Pokes until it passes or ``timeout`` ends (a restarted cluster needs a moment to serve reads);
+    then fails naming what was still wrong.
+    """
+
+    ui_color = "#d8f0e0"
+
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[dict[str, Any]],
+        membership_check: str = "best_effort",
+        http_timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        ssh_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", "verify_restore")
+        kwargs.setdefault("mode", "poke")
+        super().__init__(**kwargs)
+        self.nodes = [dict(n) for n in nodes]
+        self.membership_check = membership_check
+        self.http_timeout = http_timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.ssh_conn_id = ssh_conn_id
+        self._problems: list[str] = []
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as exc:
+            raise AirflowFailException(
+                f"restored cluster not verified within {self.timeout}s: {'; '.join(self._problems) or exc}"
+            ) from exc
+
+    def poke(self, context: Any) -> bool:
+        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
+        problems: list[str] = []
+        notes: list[str] = []
+        memberships: dict[str, list[str]] = {}
+        check = manifest.get("check")
+        for spec in self.nodes:
+            hook = hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
+            with hook:
+                if check:
+                    try:
+                        values = hook.get_key(check["site"], check["bucket"], check["key"])
+                        if check["value"] not in values:
+                            problems.append(
+                                f"{spec['label']}: check key {check['key']!r} reads {values!r}, the snapshot holds {check['value']!r}"
+                            )
+                    except DevicedbError as exc:
+                        problems.append(f"{spec['label']}: check key unreadable: {exc}")
+                if self.membership_check != "off":
+                    try:
+                        memberships[spec["label"]] = hook.membership()
+                    except DevicedbError as exc:
+                        (problems if self.membership_check == "required" else notes).append(
+                            f"{spec['label']}: membership unavailable: {exc}"
+                        )
+        distinct = {tuple(m) for m in memberships.values()}
+        if len(distinct) > 1:
+            problems.append("nodes report different memberships: " + "; ".join(f"{k}={v}" for k, v in memberships.items()))
+        recorded = manifest.get("membership")
+        if recorded and distinct and len(distinct) == 1 and list(next(iter(distinct))) != sorted(recorded):
+            raise AirflowFailException(
+                f"restored membership {list(next(iter(distinct)))} is not the one recorded at backup time {sorted(recorded)}"
+            )
+        for note in notes:
+            self.log.warning("%s (membership_check is best_effort)", note)
+        self._problems = problems
+        if problems:
+            self.log.info("not verified yet: %s", "; ".join(problems))
+            return False
+        detail = "check key read back on every node" if check else "no check key recorded"
+        if memberships and len(distinct) == 1:
+            detail += f"; every node reports membership {list(next(iter(distinct)))}"
+        elif self.membership_check != "off":
+            detail += "; membership not compared (" + "; ".join(notes) + ")"
+        record_outcome(context, status="done", node=None, detail=detail)
+        self.log.info("restored cluster verified: %s", detail)
+        return True
+
+
+class DevicedbRollbackOperator(DevicedbBaseOperator):
+    """
+    When anything in the restore failed: put every node's old store back and alert.
+
+    Runs whatever happened upstream (``all_done``) and does nothing if nothing failed. For each
+    node whose store was set aside: stop it, move the restored store to
+    ``<store>.failed-restore-<run>``, and rename the old one back. The nodes are started by
+    ``ensure_started`` afterwards.
+    """
+
+    def __init__(
+        self,
+        *,
+        stop_command: Sequence[str],
+        status_command: Sequence[str],
+        running_output: str,
+        watched_task_ids: Sequence[str],
+        alert_emails: Sequence[str] = (),
+        smtp_conn_id: str = "smtp_default",
+        from_email: str = "airflow-backup@localhost",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", "rollback")
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.stop_command = list(stop_command)
+        self.status_command = list(status_command)
+        self.running_output = running_output
+        self.watched_task_ids = list(watched_task_ids)
+        self.alert_emails = list(alert_emails)
+        self.smtp_conn_id = smtp_conn_id
+        self.from_email = from_email
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        states = _run_states(context)
+        failed = sorted(t for t in self.watched_task_ids if states.get(t) in FAILED_STATES)
+        if not failed:
+            raise AirflowSkipException("nothing failed: no rollback")
+        tag = run_tag(context["run_id"])
+        restored, problems = [], []
+        for spec in self.nodes:
+            store = spec["store_dir"].rstrip("/")
+            aside = ddb.aside_path(store, tag)
+            try:
+                with self.remote(spec) as remote:
+                    if not _exists(remote, aside):
+                        self.log.info("node %s: no store set aside, nothing to put back", spec["label"])
+                        continue
+                    remote.run(self.stop_command, timeout=600).check(f"stopping {spec['label']} before the rollback")
+                    if not _until_state(remote, self.status_command, self.running_output, want=False):
+                        raise AirflowException(f"{spec['label']} still runs after the stop: its store is left as it is")
+                    if _exists(remote, store):
+                        remote.run(["mv", "--", store, ddb.failed_restore_path(store, tag)], timeout=600).check(
+                            f"moving the restored {store} away"
+                        )
+                    remote.run(["mv", "--", aside, store], timeout=600).check(f"putting {aside} back")
+                    restored.append(spec["label"])
+            except Exception as exc:
+                problems.append(f"{spec['label']}: {exc}")
+                self.log.error("rollback on %s failed: %s", spec["label"], exc)
+        detail = (
+            f"restore failed in {', '.join(failed)}; old stores put back on {', '.join(restored) or 'no node'}"
+            + (f"; ROLLBACK PROBLEMS: {'; '.join(problems)}" if problems else "")
+        )
+        if self.alert_emails:
+            ti = context["ti"]
+            send_report_mail(
+                self.alert_emails,
+                subject=f"[backup restore rolled back] {ti.dag_id} {context['run_id']}: {len(restored)} node(s) back on their old store",
+                html_body=f"<p>{detail}</p><p>The nodes are started again by the task ensure_started.</p>",
+                from_email=self.from_email,
+                smtp_conn_id=self.smtp_conn_id,
+            )
+        record_outcome(context, status="done", node=self.cluster, detail=detail)
+        if problems:
+            raise AirflowException(detail)
+        return {"failed": failed, "restored": restored}
+
+
+class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
+    """Start again every node this run stopped, whatever failed after the stop (``all_done``)."""
+
+    def __init__(
+        self,
+        *,
+        start_command: Sequence[str],
+        status_command: Sequence[str],
+        running_output: str,
+        stop_task_ids: dict[str, str],
+        start_task_ids: dict[str, str],
+        **kwargs: Any,
+    ):
+        kwargs.setdefault("task_id", "ensure_started")
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.start_command = list(start_command)
+        self.status_command = list(status_command)
+        self.running_output = running_output
+        self.stop_task_ids = dict(stop_task_ids)
+        self.start_task_ids = dict(start_task_ids)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        states = _run_states(context)
+        rolled_back = states.get("rollback") in ("success", "failed")
+        todo = [
+            spec
+            for spec in self.nodes
+            if states.get(self.stop_task_ids[spec["label"]]) in ("success", "failed")
+            and (rolled_back or states.get(self.start_task_ids[spec["label"]]) != "success")
+        ]
+        if not todo:
+            raise AirflowSkipException("every node this run stopped was started and verified")
+        started, problems = [], []
+        for spec in todo:
+            try:
+                with self.remote(spec) as remote:
+                    remote.run(self.start_command, timeout=600).check(f"starting {spec['label']}")
+                    if not _until_state(remote, self.status_command, self.running_output, want=True):
+                        raise AirflowException(f"{' '.join(self.status_command)} does not show it running")
+                started.append(spec["label"])
+            except Exception as exc:
+                problems.append(f"{spec['label']}: {exc}")
+        record_outcome(
+            context,
+            status="done",
+            node=self.cluster,
+            detail=f"started {', '.join(started) or 'none'}" + (f"; FAILED: {'; '.join(problems)}" if problems else ""),
+        )
+        if problems:
+            raise AirflowException("nodes left stopped: " + "; ".join(problems))
+        return {"started": started}
+
+
+class DevicedbFinalizeRestoreOperator(DevicedbBaseOperator):
+    """After verification: keep the old stores beside the new ones, or delete them (from the file)."""
+
+    def __init__(self, *, keep_old_stores: bool = True, restore_task_ids: Sequence[str] = (), **kwargs: Any):
+        kwargs.setdefault("task_id", "finalize")
+        super().__init__(**kwargs)
+        self.keep_old_stores = keep_old_stores
+        self.restore_task_ids = list(restore_task_ids)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
+        asides = {}
+        for task_id in self.restore_task_ids:
+            result = context["ti"].xcom_pull(task_ids=task_id) or {}
+            if result.get("aside"):
+                asides[result["node"]] = result["aside"]
+        if not self.keep_old_stores:
+            for spec in self.nodes:
+                aside = asides.get(spec["label"])
+                if aside:
+                    with self.remote(spec) as remote:
+                        remote.run(["rm", "-rf", "--", aside], timeout=3600).check(f"removing {aside}")
+        detail = (
+            f"cluster restored to snapshot {manifest['uuid']} ({manifest['logical_date']}); previous stores "
+            + ("kept at " + ", ".join(f"{k}:{v}" for k, v in asides.items()) if self.keep_old_stores else "deleted")
+        )
+        record_outcome(
+            context, status="done", node=self.cluster, produced=[{"id": f"cluster back at snapshot {manifest['uuid']}", "size": None}], detail=detail
+        )
+        return {"uuid": manifest["uuid"], "old_stores": asides if self.keep_old_stores else {}}

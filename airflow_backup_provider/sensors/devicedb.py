@@ -1,0 +1,141 @@
+"""Sensors of the devicedb DAGs: the cluster snapshot completes; restarted nodes answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
+from airflow_backup_provider.stores import devicedb as ddb
+from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
+
+
+class _DevicedbNodesSensor(BaseSensorOperator):
+    ui_color = "#d8f0e0"
+
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[dict[str, Any]],
+        http_timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        ssh_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        super().__init__(**kwargs)
+        self.nodes = [dict(n) for n in nodes]
+        self.http_timeout = http_timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.ssh_conn_id = ssh_conn_id
+
+    def hook(self, spec: dict[str, Any]):
+        return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
+
+
+class DevicedbSnapshotSensor(_DevicedbNodesSensor):
+    """
+    Wait until every node reports the run's snapshot ``completed``.
+
+    ``failed`` on any node fails the task at once (no retry: the snapshot is broken); ``missing``
+    or no answer is tolerated for ``missing_grace`` seconds after the trigger, then fails it.
+    Deferrable (the triggerer polls) unless the nodes are reached through an SSH tunnel, in
+    which case it reschedules between pokes.
+    """
+
+    def __init__(
+        self,
+        *,
+        trigger_task_id: str = "trigger_snapshot",
+        missing_grace: float = 300.0,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", "wait_for_snapshot")
+        super().__init__(**kwargs)
+        self.trigger_task_id = trigger_task_id
+        self.missing_grace = missing_grace
+        self.deferrable = deferrable
+        self._snapshot: dict[str, Any] = {}
+
+    def _load(self, context: Any) -> dict[str, Any]:
+        snapshot = context["ti"].xcom_pull(task_ids=self.trigger_task_id)
+        if not snapshot or not snapshot.get("uuid"):
+            raise AirflowException(f"{self.trigger_task_id} recorded no snapshot UUID for this run")
+        return snapshot
+
+    def execute(self, context: Any) -> Any:
+        self._snapshot = self._load(context)
+        if self.deferrable and not self.ssh_tunnel:
+            self.defer(
+                trigger=DevicedbSnapshotTrigger(
+                    nodes=[[n["label"], ddb.base_url(n.get("http_host") or n["host"], n["http_port"])] for n in self.nodes],
+                    uuid=self._snapshot["uuid"],
+                    triggered_at=self._snapshot["triggered_at"],
+                    missing_grace=self.missing_grace,
+                    poll_interval=self.poke_interval,
+                    http_timeout=self.http_timeout,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+        return super().execute(context)
+
+    def poke(self, context: Any) -> bool:
+        uuid = self._snapshot["uuid"]
+        statuses: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for spec in self.nodes:
+            with self.hook(spec) as hook:
+                try:
+                    statuses[spec["label"]] = hook.snapshot_status(uuid).status
+                except DevicedbError as exc:
+                    statuses[spec["label"]] = ddb.UNREACHABLE
+                    errors[spec["label"]] = str(exc)
+        verdict = ddb.judge_snapshot(
+            statuses,
+            triggered_at=datetime.fromisoformat(self._snapshot["triggered_at"]),
+            now=datetime.now(UTC),
+            missing_grace=timedelta(seconds=self.missing_grace),
+            errors=errors,
+        )
+        self.log.info("snapshot %s: %s; %s", uuid, verdict.reason, statuses)
+        if verdict.state == ddb.FAILED:
+            raise AirflowFailException(f"cluster snapshot {uuid}: {verdict.reason}; statuses {statuses}")
+        return verdict.done
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        if not event or event.get("state") != ddb.COMPLETED:
+            reason = (event or {}).get("reason", "no event")
+            raise AirflowFailException(
+                f"cluster snapshot {(event or {}).get('uuid')}: {reason}; statuses {(event or {}).get('statuses')}"
+            )
+        self.log.info("snapshot %s: %s", event.get("uuid"), event.get("reason"))
+
+
+class DevicedbNodesUpSensor(_DevicedbNodesSensor):
+    """Wait until every node answers the documented API again (after a restart)."""
+
+    def __init__(self, *, probe_uuid_task_id: str = "resolve_snapshot", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.probe_uuid_task_id = probe_uuid_task_id
+
+    def poke(self, context: Any) -> bool:
+        manifest = context["ti"].xcom_pull(task_ids=self.probe_uuid_task_id) or {}
+        uuid = manifest.get("uuid")
+        if not uuid:
+            raise AirflowException(f"{self.probe_uuid_task_id} recorded no snapshot")
+        down = []
+        for spec in self.nodes:
+            with self.hook(spec) as hook:
+                try:
+                    hook.snapshot_status(uuid)
+                except DevicedbError as exc:
+                    down.append(f"{spec['label']} ({exc})")
+        if down:
+            self.log.info("not answering yet: %s", "; ".join(down))
+        return not down

@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""Simulated devicedb 1.10 node for the sandbox: `devicedb-service start|stop|status|serve`.
+
+`serve` is the node itself: an HTTP server on $SANDBOX_NODE_ADDRESS:<port> that speaks the
+documented API (../shared/reference/devicedb.md) letter for letter:
+
+  POST /snapshot                          200 {"uuid":"...","status":"processing"} | 500 plain text
+  GET  /snapshot/{uuid}                   200 {"uuid":"...","status":"processing|completed|missing|failed"}
+  GET  /snapshot/{uuid}.tar               200 tar of the node's LevelDB files | 404 {"message":...,"code":25|26|27}
+  PUT  /sites/{site}                      200
+  POST /sites/{site}/buckets/{b}/batches  200 | 404 site does not exist
+  GET  /sites/{site}/buckets/{b}/keys?key=k  200 [{"prefix":"","key":"k","context":"...","siblings":["v"]}]
+  GET  /cluster                           200 the cluster overview (node ids come from the store)
+
+The node's store is a real folder of LevelDB-like files (CURRENT, LOCK, LOG, MANIFEST-000001,
+000001.log); node id and membership live in it, so a restore that replaces the folder brings them
+back. A cluster snapshot is proposed to every peer (the sandbox's stand-in for the raft log); each
+node copies its store into <snapshot_store>/<uuid>/ and writes the snapshot marker after
+`snapshot_delay` seconds (processing -> completed).
+
+Config: $SANDBOX_NODE_ROOT/state/devicedb/config.json. Knobs (read on every request):
+$SANDBOX_NODE_ROOT/state/devicedb/knobs.json
+  {"snapshot": "failed" | "missing" | null,   this node fails its snapshots / never applies them
+   "no_snapshot_store": true,                 as if started without -snapshot_store
+   "apply_delay": seconds,                    the node applies the snapshot entry late (missing until then)
+   "start_fails": N,                          the next N `start` commands fail
+   "snapshot_delay": seconds}                 overrides the config's delay
+A node that is down is simply a stopped service (`devicedb-service stop`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid as uuidlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(os.environ.get("SANDBOX_NODE_ROOT", "."))
+STATE = ROOT / "state" / "devicedb"
+CONFIG = STATE / "config.json"
+KNOBS = STATE / "knobs.json"
+PIDFILE = STATE / "devicedb.pid"
+SERVICE_LOG = STATE / "service.log"
+LEVELDB_LOG = "000001.log"
+MANIFEST = "MANIFEST-000001"
+STORE_FILES = ("000001.log", "CURRENT", "LOCK", "LOG", MANIFEST)
+
+
+def load_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def config() -> dict:
+    data = load_json(CONFIG, None)
+    if data is None:
+        sys.stderr.write(f"devicedb: no configuration at {CONFIG}\n")
+        sys.exit(2)
+    return data
+
+
+def knobs() -> dict:
+    return load_json(KNOBS, {})
+
+
+# ---- the store ------------------------------------------------------------------------------------
+
+
+class Store:
+    """A folder of LevelDB-like files. Records are JSON lines in 000001.log."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+
+    def initialize(self, node_id: str, members: list[dict], cfg: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if (self.path / MANIFEST).exists():
+            return
+        (self.path / "CURRENT").write_text(f"{MANIFEST}\n")
+        (self.path / "LOCK").write_text("")
+        (self.path / "LOG").write_text("")
+        (self.path / LEVELDB_LOG).write_text("")
+        manifest = {
+            "node_id": node_id,
+            "members": members,
+            "replication_factor": cfg.get("replication_factor", 3),
+            "partitions": cfg.get("partitions", 1024),
+        }
+        (self.path / MANIFEST).write_text(json.dumps(manifest))
+        self.log(f"initialized store for node {node_id}")
+
+    def manifest(self) -> dict:
+        return json.loads((self.path / MANIFEST).read_text())
+
+    def log(self, line: str) -> None:
+        with open(self.path / "LOG", "a") as fh:
+            fh.write(f"{time.strftime('%Y/%m/%d-%H:%M:%S')} {line}\n")
+
+    def append(self, records: list[dict]) -> None:
+        with self.lock, open(self.path / LEVELDB_LOG, "a") as fh:
+            for record in records:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def records(self) -> list[dict]:
+        with self.lock:
+            text = (self.path / LEVELDB_LOG).read_text()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def sites(self) -> set[str]:
+        return {r["site"] for r in self.records() if r.get("op") == "site"}
+
+    def get(self, site: str, bucket: str, key: str) -> dict | None:
+        found = None
+        for record in self.records():
+            if record.get("op") == "put" and (record["site"], record["bucket"], record["key"]) == (site, bucket, key):
+                found = record
+        return found
+
+    def copy_to(self, target: Path) -> None:
+        """A point-in-time copy of the store's files (what a LevelDB snapshot iterator gives)."""
+        target.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            for name in STORE_FILES:
+                if (self.path / name).exists():
+                    shutil.copy2(self.path / name, target / name)
+
+
+# ---- the node -------------------------------------------------------------------------------------
+
+
+class Node:
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.store = Store(Path(cfg["store"]))
+        self.snapshot_store = Path(cfg["snapshot_store"]) if cfg.get("snapshot_store") else None
+        self.in_progress: dict[str, float] = {}
+        self.lock = threading.Lock()
+        members = [{"id": p["id"], "host": p["host"], "port": p["port"]} for p in cfg["peers"]]
+        self.store.initialize(cfg["node_id"], members, cfg)
+        manifest = self.store.manifest()
+        self.node_id = manifest["node_id"]
+
+    def peers(self) -> list[dict]:
+        return [m for m in self.store.manifest()["members"] if str(m["id"]) != str(self.node_id)]
+
+    def delay(self) -> float:
+        return float(knobs().get("snapshot_delay", self.cfg.get("snapshot_delay", 1.0)))
+
+    # -- snapshots
+    def propose_snapshot(self) -> tuple[int, str, str]:
+        if self.snapshot_store is None or knobs().get("no_snapshot_store"):
+            return 500, "text/plain; charset=utf-8", "No snapshot directory configured\n"
+        snap_uuid = str(uuidlib.uuid4())
+        self.apply_snapshot(snap_uuid)
+        for peer in self.peers():
+            forward(peer, "POST", f"/internal/apply_snapshot/{snap_uuid}")
+        body = json.dumps({"uuid": snap_uuid, "status": "processing"})
+        return 200, "application/json; charset=utf8", body + "\n"
+
+    def apply_snapshot(self, snap_uuid: str) -> None:
+        late = float(knobs().get("apply_delay", 0))
+        if late > 0:
+            self.store.log(f"snapshot {snap_uuid}: entry applied in {late}s")
+            timer = threading.Timer(late, self._apply_snapshot, args=(snap_uuid,))
+            timer.daemon = True
+            timer.start()
+            return
+        self._apply_snapshot(snap_uuid)
+
+    def _apply_snapshot(self, snap_uuid: str) -> None:
+        mode = knobs().get("snapshot")
+        if mode == "missing" or self.snapshot_store is None:
+            self.store.log(f"snapshot {snap_uuid}: entry not applied")
+            return
+        target = self.snapshot_store / snap_uuid
+        self.store.copy_to(target)
+        self.store.log(f"snapshot {snap_uuid}: copying store")
+        with self.lock:
+            self.in_progress[snap_uuid] = time.monotonic() + self.delay()
+
+        def finish() -> None:
+            if mode != "failed":
+                with open(target / LEVELDB_LOG, "a") as fh:
+                    fh.write(json.dumps({"op": "snapshot-marker", "uuid": snap_uuid}) + "\n")
+            with self.lock:
+                self.in_progress.pop(snap_uuid, None)
+            self.store.log(f"snapshot {snap_uuid}: {'marker not written' if mode == 'failed' else 'completed'}")
+
+        timer = threading.Timer(self.delay(), finish)
+        timer.daemon = True
+        timer.start()
+
+    def snapshot_status(self, snap_uuid: str) -> str:
+        with self.lock:
+            if snap_uuid in self.in_progress:
+                return "processing"
+        if self.snapshot_store is None:
+            return "missing"
+        target = self.snapshot_store / snap_uuid
+        if not (target / "CURRENT").is_file() or not (target / LEVELDB_LOG).is_file():
+            return "missing"
+        for line in (target / LEVELDB_LOG).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                return "failed"
+            if record.get("op") == "snapshot-marker" and record.get("uuid") == snap_uuid:
+                return "completed"
+        return "failed"
+
+    def snapshot_tar(self, snap_uuid: str) -> bytes | tuple[str, int]:
+        status = self.snapshot_status(snap_uuid)
+        if status == "processing":
+            return ("The snapshot is still being taken.", 25)
+        if status != "completed":
+            return ("The snapshot could not be opened.", 26)
+        buffer = io.BytesIO()
+        try:
+            with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                for path in sorted((self.snapshot_store / snap_uuid).iterdir()):
+                    tar.add(path, arcname=path.name)
+        except OSError:
+            return ("The snapshot could not be read.", 27)
+        return buffer.getvalue()
+
+    # -- data
+    def add_site(self, site: str, forwarded: bool) -> None:
+        if site not in self.store.sites():
+            self.store.append([{"op": "site", "site": site}])
+        if not forwarded:
+            for peer in self.peers():
+                forward(peer, "PUT", f"/sites/{urllib.parse.quote(site, safe='')}?forwarded=1")
+
+    def write_batch(self, site: str, bucket: str, ops: list, forwarded: bool) -> dict:
+        records = []
+        for op in ops:
+            if op.get("type") not in ("put", "delete"):
+                raise ValueError("An invalid operation was specified")
+            records.append(
+                {
+                    "op": "put",
+                    "site": site,
+                    "bucket": bucket,
+                    "key": op["key"],
+                    "value": op.get("value") if op["type"] == "put" else None,
+                    "context": op.get("context") or "",
+                    "clock": op.get("clock") or time.time_ns(),
+                }
+            )
+        self.store.append(records)
+        applied = 1
+        if not forwarded:
+            for peer in self.peers():
+                if forward(peer, "POST", "/internal/replicate", {"site": site, "bucket": bucket, "records": records}):
+                    applied += 1
+        return {"patch": None, "replicas": len(self.peers()) + 1, "nApplied": applied}
+
+    def overview(self) -> dict:
+        manifest = self.store.manifest()
+        nodes = [
+            {
+                "Address": {"NodeID": int(m["id"]), "Host": m["host"], "Port": int(m["port"])},
+                "Capacity": 1,
+                "Tokens": {},
+                "PartitionReplicas": {},
+            }
+            for m in sorted(manifest["members"], key=lambda m: int(m["id"]))
+        ]
+        return {
+            "Nodes": nodes,
+            "ClusterSettings": {
+                "ReplicationFactor": manifest["replication_factor"],
+                "Partitions": manifest["partitions"],
+            },
+            "PartitionDistribution": [],
+            "TokenAssignments": [],
+        }
+
+
+def forward(peer: dict, method: str, path: str, body: object = None) -> bool:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://{peer['host']}:{peer['port']}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def db_error(message: str, code: int) -> str:
+    return json.dumps({"message": message, "code": code}) + "\n"
+
+
+class Handler(BaseHTTPRequestHandler):
+    node: Node
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet; the store's LOG records what matters
+        pass
+
+    def reply(self, status: int, body: str | bytes, content_type: str = "application/json; charset=utf8") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def route(self):
+        parsed = urllib.parse.urlsplit(self.path)
+        parts = [urllib.parse.unquote(p) for p in parsed.path.strip("/").split("/")]
+        return parts, urllib.parse.parse_qs(parsed.query)
+
+    def do_POST(self):  # noqa: N802
+        parts, query = self.route()
+        payload = self.body()
+        node = self.node
+        if parts == ["snapshot"]:
+            self.reply(*_swap(node.propose_snapshot()))
+        elif len(parts) == 3 and parts[:2] == ["internal", "apply_snapshot"]:
+            node.apply_snapshot(parts[2])
+            self.reply(200, "\n")
+        elif parts == ["internal", "replicate"]:
+            data = json.loads(payload)
+            node.store.append(data["records"])
+            self.reply(200, "\n")
+        elif len(parts) == 5 and parts[0] == "sites" and parts[2] == "buckets" and parts[4] == "batches":
+            site, bucket = parts[1], parts[3]
+            if site not in node.store.sites():
+                self.reply(404, db_error("The specified site does not exist at this node.", 20))
+                return
+            if bucket not in ("default", "lww", "cloud", "local"):
+                self.reply(404, db_error("The site does not contain the specified bucket.", 22))
+                return
+            try:
+                ops = json.loads(payload)
+                if not isinstance(ops, list):
+                    raise ValueError
+                result = node.write_batch(site, bucket, ops, forwarded=False)
+            except (ValueError, KeyError, TypeError):
+                self.reply(400, db_error("An invalid batch was specified", 7))
+                return
+            self.reply(200, json.dumps(result) + "\n")
+        else:
+            self.reply(404, "404 page not found\n", "text/plain; charset=utf-8")
+
+    def do_PUT(self):  # noqa: N802
+        parts, query = self.route()
+        self.body()
+        if len(parts) == 2 and parts[0] == "sites":
+            self.node.add_site(parts[1], forwarded="forwarded" in query)
+            self.reply(200, "\n")
+        else:
+            self.reply(404, "404 page not found\n", "text/plain; charset=utf-8")
+
+    def do_GET(self):  # noqa: N802
+        parts, query = self.route()
+        node = self.node
+        if len(parts) == 2 and parts[0] == "snapshot" and parts[1].endswith(".tar"):
+            result = node.snapshot_tar(parts[1][: -len(".tar")])
+            if isinstance(result, tuple):
+                self.reply(404, db_error(*result))
+            else:
+                self.reply(200, result, "application/octet-stream")
+        elif len(parts) == 2 and parts[0] == "snapshot":
+            status = node.snapshot_status(parts[1])
+            self.reply(200, json.dumps({"uuid": parts[1], "status": status}) + "\n")
+        elif parts == ["cluster"]:
+            self.reply(200, json.dumps(node.overview()) + "\n")
+        elif len(parts) == 5 and parts[0] == "sites" and parts[2] == "buckets" and parts[4] == "keys":
+            site, bucket = parts[1], parts[3]
+            if site not in node.store.sites():
+                self.reply(404, db_error("The specified site does not exist at this node.", 20))
+                return
+            entries = []
+            for key in query.get("key", []):
+                record = node.store.get(site, bucket, key)
+                if record is None or record["value"] is None:
+                    entries.append(None)
+                else:
+                    context = f"{node.node_id}:{record['clock']}"
+                    entries.append({"prefix": "", "key": key, "context": context, "siblings": [record["value"]]})
+            self.reply(200, json.dumps(entries) + "\n")
+        else:
+            self.reply(404, "404 page not found\n", "text/plain; charset=utf-8")
+
+
+def _swap(result):
+    status, content_type, body = result
+    return status, body, content_type
+
+
+# ---- the service ----------------------------------------------------------------------------------
+
+
+def running_pid() -> int | None:
+    try:
+        pid = int(PIDFILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # a zombie or a recycled pid is not our server
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"devicedb-service" in cmdline and b"serve" in cmdline else None
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_serve() -> int:
+    cfg = config()
+    node = Node(cfg)
+    Handler.node = node
+    server = ThreadingHTTPServer((cfg["address"], int(cfg["port"])), Handler)
+    server.daemon_threads = True
+    PIDFILE.write_text(str(os.getpid()))
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    node.store.log(f"node {node.node_id} serving on {cfg['address']}:{cfg['port']}")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        node.store.log(f"node {node.node_id} stopped")
+    return 0
+
+
+def cmd_start() -> int:
+    cfg = config()
+    state = knobs()
+    if int(state.get("start_fails", 0)) > 0:
+        state["start_fails"] = int(state["start_fails"]) - 1
+        KNOBS.write_text(json.dumps(state))
+        sys.stderr.write("devicedb: failed to start: the store could not be opened\n")
+        return 1
+    if running_pid():
+        print("devicedb is already running")
+        return 0
+    log = open(SERVICE_LOG, "ab")
+    subprocess.Popen(
+        [sys.executable, str(Path(sys.argv[0]).resolve()), "serve"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if running_pid() and listening(cfg["address"], int(cfg["port"])):
+            print("devicedb started")
+            return 0
+        time.sleep(0.05)
+    sys.stderr.write("devicedb: did not start listening within 15s\n")
+    return 1
+
+
+def cmd_stop() -> int:
+    pid = running_pid()
+    if pid is None:
+        print("devicedb is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        if not Path(f"/proc/{pid}").exists() or b"Z" in _proc_state(pid):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    PIDFILE.unlink(missing_ok=True)
+    print("devicedb stopped")
+    return 0
+
+
+def _proc_state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().split(b")")[-1][:3]
+    except OSError:
+        return b"Z"
+
+
+def cmd_status() -> int:
+    if running_pid():
+        print("active")
+        return 0
+    print("inactive")
+    return 3
+
+
+def main(argv: list[str]) -> int:
+    STATE.mkdir(parents=True, exist_ok=True)
+    commands = {"serve": cmd_serve, "start": cmd_start, "stop": cmd_stop, "status": cmd_status}
+    if len(argv) != 1 or argv[0] not in commands:
+        sys.stderr.write("usage: devicedb-service start|stop|status|serve\n")
+        return 2
+    return commands[argv[0]]()
+
+
+if __name__ == "__main__":
+    random.seed()
+    sys.exit(main(sys.argv[1:]))
