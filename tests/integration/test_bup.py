@@ -146,12 +146,20 @@ def test_dump_secret_from_connection_reaches_the_command_only(site, sandbox, tmp
     monkeypatch.setenv(
         "AIRFLOW_CONN_APPDB_BACKUP", json.dumps({"conn_type": "generic", "login": "dumper", "password": secret})
     )
-    dumps = [{"name": "env", "argv": ["printenv", "DUMP_PASSWORD"], "output": "env.txt",
-              "env_from_connection": {"DUMP_PASSWORD": "appdb_backup.password"}}]
+    dumps = [
+        {"name": "env", "argv": ["printenv", "DUMP_PASSWORD"], "output": "env.txt",
+         "env_from_connection": {"DUMP_PASSWORD": "appdb_backup.password"}},
+        # 4 MiB of warnings on stderr (more than an SSH channel window) must not stall the dump
+        {"name": "chatty", "argv": ["sh", "-c", "head -c 4194304 /dev/zero | tr '\\0' w >&2; echo done"],
+         "output": "chatty.txt"},
+    ]
     states = run(tmp_path, site, date="2026-11-25", dumps=dumps)
     assert states["dumps"] == "success", states
-    assert (Path(site["staging_dir"]) / "env.txt").read_text() == secret + "\n"
-    (Path(site["staging_dir"]) / "env.txt").unlink()
+    staging = Path(site["staging_dir"])
+    assert (staging / "env.txt").read_text() == secret + "\n"
+    assert (staging / "chatty.txt").read_text() == "done\n"
+    (staging / "env.txt").unlink()
+    (staging / "chatty.txt").unlink()
 
 
 def test_restore_refuses_a_non_empty_target(site, sandbox, tmp_path):
