@@ -297,5 +297,14 @@ def test_demo_runs_of_the_example_entry(sandbox, airflow_db, tmp_path):
     for dag_id, conf in runs:
         states = run(tmp_path, entry, dag_id.removeprefix("bup_demo1"), conf=conf, retries=0)
         assert set(states.values()) == {"success"}, (dag_id, states)
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "bup_demo1_repository").all()
+        )
+        assert [e.source_task_id for e in events] == ["save"]
     restored = Path(runs[-1][1]["target_dir"]) / Path(entry["staging_dir"]).name / "app.sql"
     assert restored.read_bytes() == (Path(entry["staging_dir"]) / "app.sql").read_bytes()
