@@ -17,6 +17,7 @@ from airflow_backup_provider.operators.bup import (
 )
 from airflow_backup_provider.operators.s3_sync import S3SyncOperator
 from airflow_backup_provider.stores.bup import PruneOlderKeep, Remote
+from airflow_backup_provider.stores.s3sync import BUP_IN_PROGRESS
 
 
 def repository_asset(entry: BupHost) -> Asset:
@@ -155,6 +156,7 @@ def build_s3_sync(entry: BupHost):
             compare=sync.compare,
             delete=sync.delete,
             concurrency=sync.concurrency,
+            exclude=BUP_IN_PROGRESS,  # a save running during the sync: its temporary files stay out
             aws_conn_id=entry.aws_conn_id,
             node=entry.server.host,
             trigger_rule="none_failed",
