@@ -217,6 +217,11 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     put_keys = sorted(c.split(" ", 1)[1] for c in calls if c.startswith(("PutObject", "CreateMultipartUpload")))
     assert put_keys == sorted([f"{prefix}/{r}" for r in changed] + [f"{prefix}/.s3sync-manifest.json"])
 
+    # a download never lands on a folder that holds anything (such as the live repository)
+    before = scan_folder(repo)
+    states = run(tmp_path, site, "_s3_sync", date="2026-11-30", conf={"direction": "download", "local_dir": str(repo)})
+    assert states["s3_sync"] == "failed" and scan_folder(repo) == before
+
     # the backup server is gone: pull the repository back into an empty folder, then restore
     rebuilt = tmp_path / "rebuilt-repo"
     rebuilt.mkdir()
