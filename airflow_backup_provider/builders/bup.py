@@ -196,8 +196,9 @@ def build_restore(entry: BupHost):
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),
             "target_dir": Param(
-                f"/var/tmp/bup-restore/{entry.name}", type="string", pattern=r"^/[A-Za-z0-9_./@+-]+$",
-                title="Target folder", description="An empty (or new) folder to restore into.",
+                "", type="string", pattern=r"^$|^/[A-Za-z0-9_./@+-]+$", title="Target folder",
+                description="An empty (or new) folder to restore into; empty: a new folder "
+                f"/var/tmp/bup-restore/{entry.backup_set}/<run id> on the chosen machine.",
             ),
             "where": Param(
                 "host", enum=["host", "server"], title="Where",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from airflow_backup_provider.operators.bup import BupDumpOperator, BupRestoreOperator, BupSaveOperator
 from airflow_backup_provider.stores.bup import Remote
@@ -48,4 +47,11 @@ def test_local_dump_save_restore(tmp_path):
     )
     assert restore.execute(context(when))["save"] == "2026-11-20-000000"
     assert (out / "staging" / "echo.txt").read_text() == "dumped\n"
-    assert Path(out).is_dir()
+    # no target given: a new folder per run under default_target_root
+    auto = BupRestoreOperator(
+        task_id="restore", branch="local1", path=str(staging), save="latest", target_dir="",
+        remote=remote, default_target_root=str(tmp_path / "auto"), **common,
+    )
+    auto.execute({**context(when), "run_id": "manual__2026-11-22T08:00:00+00:00"})
+    restored = tmp_path / "auto" / "local1" / "manual__2026-11-22T08_00_00_00_00" / "staging" / "echo.txt"
+    assert restored.read_text() == "dumped\n"
