@@ -118,7 +118,9 @@ class Duration(timedelta):
         from pydantic_core import core_schema
 
         return core_schema.no_info_plain_validator_function(
-            parse_duration, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json")
+            parse_duration,
+            # JSON shows "0:05:00"; model_dump() keeps the timedelta, so defaults pass into entries
+            serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"),
         )
 
 

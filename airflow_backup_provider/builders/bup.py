@@ -17,6 +17,7 @@ from airflow_backup_provider.operators.bup import (
 )
 from airflow_backup_provider.operators.s3_sync import S3SyncOperator
 from airflow_backup_provider.stores.bup import PruneOlderKeep, Remote
+from airflow_backup_provider.stores.s3sync import BUP_IN_PROGRESS
 
 
 def repository_asset(entry: BupHost) -> Asset:
@@ -155,6 +156,7 @@ def build_s3_sync(entry: BupHost):
             compare=sync.compare,
             delete=sync.delete,
             concurrency=sync.concurrency,
+            exclude=BUP_IN_PROGRESS,  # a save running during the sync: its temporary files stay out
             aws_conn_id=entry.aws_conn_id,
             node=entry.server.host,
             trigger_rule="none_failed",
@@ -194,8 +196,9 @@ def build_restore(entry: BupHost):
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),
             "target_dir": Param(
-                f"/var/tmp/bup-restore/{entry.name}", type="string", pattern=r"^/[A-Za-z0-9_./@+-]+$",
-                title="Target folder", description="An empty (or new) folder to restore into.",
+                "", type="string", pattern=r"^$|^/[A-Za-z0-9_./@+-]+$", title="Target folder",
+                description="An empty (or new) folder to restore into; empty: a new folder "
+                f"/var/tmp/bup-restore/{entry.backup_set}/<run id> on the chosen machine.",
             ),
             "where": Param(
                 "host", enum=["host", "server"], title="Where",

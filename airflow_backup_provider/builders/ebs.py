@@ -1,6 +1,8 @@
 """The `ebs_<name>` DAG: per volume (mapped), snapshot -> wait -> retention, then the report.
 
-    find_targets ──> volume[i]: snapshot ──> wait ──> retention ──> report
+    [find_targets ──>] volume[i]: snapshot ──> wait ──> retention ──> report
+
+(`find_targets` only when volumes are chosen by tags or by instance; listed ids map directly.)
 
 One mapped task group instance per target (volume, or instance for crash-consistent multi-volume
 snapshots): a volume that has vanished fails its own group only; the others go on, and the report
@@ -48,13 +50,17 @@ def build(entry: EbsPolicy) -> list[DAG]:
     )
     dag = new_dag(entry, summary=summary, nodes=_targets_text(entry))
     with dag:
-        targets = EbsFindTargetsOperator(
-            task_id="find_targets",
-            volume_ids=entry.volume_ids,
-            volume_tags=entry.volume_tags,
-            instance_id=entry.instance_id,
-            **aws,
-        )
+        if entry.volume_tags or entry.instance_id:
+            targets = EbsFindTargetsOperator(
+                task_id="find_targets",
+                volume_ids=entry.volume_ids,
+                volume_tags=entry.volume_tags,
+                instance_id=entry.instance_id,
+                **aws,
+            ).output
+        else:
+            # listed ids need no lookup: a vanished one is reported by its own snapshot task
+            targets = list(entry.volume_ids)
 
         @task_group(group_id="volume")
         def per_target(target):
@@ -90,6 +96,6 @@ def build(entry: EbsPolicy) -> list[DAG]:
             )
             snapshot >> wait >> retention
 
-        per_target.expand(target=targets.output)
+        per_target.expand(target=targets)
     add_report(dag, entry)
     return [dag]

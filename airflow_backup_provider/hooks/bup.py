@@ -56,7 +56,8 @@ class BupNodeHook(RemoteCommandHook):
     hook_name = "Backup bup node"
 
     def run_with_input(self, argv: Sequence[str], data: bytes, *, timeout: float | None = None) -> CommandResult:
-        """Run `argv` with `data` on its stdin (then end of file)."""
+        """Run `argv` with `data` on its stdin (then end of file). Over SSH, stdout and stderr come
+        back together as ``stderr`` (the dumps send their stdout to a file)."""
         line = self.command_line(argv)
         if self.is_local:
             self.log.info("Running command locally: %s", line)
@@ -74,11 +75,14 @@ class BupNodeHook(RemoteCommandHook):
         self.log.info("Running command on %s: %s", self.target, line)
         try:
             stdin, stdout, stderr = client.exec_command(line, timeout=timeout)
+            # one stream: a chatty stderr must never fill its window while stdout is being read
+            stdout.channel.set_combine_stderr(True)
             stdin.write(data)
             stdin.channel.shutdown_write()
-            out = stdout.read()
-            err = stderr.read()
+            combined = stdout.read()
+            early = stderr.read()  # anything that arrived before the streams were combined
             exit_code = stdout.channel.recv_exit_status()
+            out, err = b"", early + combined
         except TimeoutError as exc:
             self.close()
             raise TimeoutError(f"{line} on {self.target}: no output within {timeout}s") from exc

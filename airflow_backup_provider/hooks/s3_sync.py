@@ -13,7 +13,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,7 @@ from airflow_backup_provider.stores.s3sync import (
     refuse_wipe,
     rel_for,
     state_from_metadata,
+    without_excluded,
 )
 
 MiB = 1024 * 1024
@@ -231,16 +232,17 @@ class S3SyncHook(S3Hook):
         compare: Compare = "size_mtime",
         delete: bool = False,
         dry_run: bool = False,
+        exclude: Sequence[str] = (),
     ) -> SyncResult:
         started = time.monotonic()
         root = Path(local_dir)
         if not root.is_dir():
             raise FileNotFoundError(f"sync source {str(root)!r} is not a folder")
-        source = scan_folder(root)
+        source = without_excluded(scan_folder(root), exclude)
         if compare == "checksum":
             digests = self._hash_all(root, sorted(source), {})
             source = {r: FileState(s.size, s.mtime_ns, digests[r]) for r, s in source.items()}
-        target = self.list_prefix(bucket, prefix)
+        target = without_excluded(self.list_prefix(bucket, prefix), exclude)
         manifest = self.read_manifest(bucket, prefix)
         plan = plan_sync(source, target, manifest, compare=compare, delete=delete)
         refuse_wipe(plan, len(source), f"s3://{bucket}/{prefix}")
@@ -337,14 +339,15 @@ class S3SyncHook(S3Hook):
         compare: Compare = "size_mtime",
         delete: bool = False,
         dry_run: bool = False,
+        exclude: Sequence[str] = (),
     ) -> SyncResult:
         """The way back: bring the folder to what the prefix holds, verifying every byte."""
         started = time.monotonic()
         root = Path(local_dir)
-        remote_sizes = self.list_prefix(bucket, prefix)
+        remote_sizes = without_excluded(self.list_prefix(bucket, prefix), exclude)
         manifest = self.read_manifest(bucket, prefix)
         remote = {r: manifest.get(r) or FileState(size) for r, size in remote_sizes.items()}
-        local = scan_folder(root) if root.is_dir() else {}
+        local = without_excluded(scan_folder(root), exclude) if root.is_dir() else {}
         if compare == "checksum" and local:
             digests = self._hash_all(root, sorted(local), {})
             local = {r: FileState(s.size, s.mtime_ns, digests[r]) for r, s in local.items()}

@@ -292,6 +292,7 @@ class BupRestoreOperator(_BupNodeOperator):
         target_dir: str,
         where: str = "host",
         server: Mapping[str, Any] | None = None,
+        default_target_root: str = "/var/tmp/bup-restore",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -301,6 +302,7 @@ class BupRestoreOperator(_BupNodeOperator):
         self.target_dir = target_dir
         self.where = where
         self.server = dict(server or {})
+        self.default_target_root = default_target_root
 
     def _use_server(self) -> None:
         """Restore on the backup server itself, from its repository directory (no ``-r``)."""
@@ -318,6 +320,9 @@ class BupRestoreOperator(_BupNodeOperator):
             raise BupError(f"param 'target_dir': value {self.target_dir!r} cannot be the root folder")
 
     def execute(self, context: Any) -> dict[str, Any]:
+        if not self.target_dir:  # a fresh folder per run: a second restore never meets the first
+            run = re.sub(r"[^A-Za-z0-9_.-]", "_", str(context.get("run_id") or run_date(context).isoformat()))
+            self.target_dir = f"{self.default_target_root}/{self.branch}/{run}"
         self._validate()
         if self.where not in ("host", "server"):
             raise BupError(f"param 'where': value {self.where!r} must be 'host' or 'server'")

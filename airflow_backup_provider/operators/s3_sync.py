@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -23,6 +24,9 @@ class S3SyncOperator(BaseOperator):
     :param compare: ``size_mtime`` (default) or ``checksum`` (SHA-256 of every file).
     :param delete: also remove what the source no longer has (off by default).
     :param dry_run: log the plan, copy and delete nothing; ``None`` takes the run's ``dry_run`` param.
+    :param exclude: globs of relative paths neither copied nor deleted (e.g. files still being written).
+    :param download_into_empty_only: a download refuses a folder that holds anything (pulling an
+        older copy over a live bup repository would roll its branches back).
     """
 
     template_fields: Sequence[str] = ("local_dir", "bucket", "prefix", "direction")
@@ -39,6 +43,8 @@ class S3SyncOperator(BaseOperator):
         delete: bool = False,
         dry_run: bool | None = None,
         concurrency: int = 16,
+        exclude: Sequence[str] = (),
+        download_into_empty_only: bool = True,
         aws_conn_id: str | None = "aws_default",
         node: str | None = None,
         **kwargs: Any,
@@ -54,6 +60,8 @@ class S3SyncOperator(BaseOperator):
         self.delete = delete
         self.dry_run = dry_run
         self.concurrency = concurrency
+        self.exclude = list(exclude)
+        self.download_into_empty_only = download_into_empty_only
         self.aws_conn_id = aws_conn_id
         self.node = node
 
@@ -64,11 +72,18 @@ class S3SyncOperator(BaseOperator):
         hook = S3SyncHook(aws_conn_id=self.aws_conn_id, concurrency=self.concurrency)
         if self.direction == "upload":
             result = hook.sync_up(
-                self.local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run
+                self.local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run,
+                exclude=self.exclude,
             )
         else:
+            target = Path(self.local_dir)
+            if self.download_into_empty_only and target.is_dir() and any(target.iterdir()):
+                raise ValueError(
+                    f"local_dir: value {self.local_dir!r} is not empty; download into an empty or new folder"
+                )
             result = hook.sync_down(
-                self.bucket, self.prefix, self.local_dir, compare=self.compare, delete=self.delete, dry_run=dry_run
+                self.bucket, self.prefix, self.local_dir, compare=self.compare, delete=self.delete, dry_run=dry_run,
+                exclude=self.exclude,
             )
         summary = result.summary()
         where = f"s3://{self.bucket}/{self.prefix}"

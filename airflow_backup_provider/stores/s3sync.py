@@ -8,8 +8,9 @@ listing plus one GET, and it is what a download verifies every byte against.
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -106,6 +107,18 @@ def plan_sync(
     if delete:
         plan.delete = sorted(set(target_sizes) - set(source))
     return plan
+
+
+# Files bup is still writing (a save in progress): a pack being written lives in
+# objects/pack-tmp-*/, and a replaced file is written as <name>-*/pending before its rename.
+BUP_IN_PROGRESS = ("objects/pack-tmp-*/*", "*/pending")
+
+
+def without_excluded(files: Mapping[str, object], patterns: Sequence[str]) -> dict:
+    """Drop relative paths matching any glob of `patterns` (neither copied nor deleted, as rsync)."""
+    if not patterns:
+        return dict(files)
+    return {rel: v for rel, v in files.items() if not any(fnmatch.fnmatchcase(rel, p) for p in patterns)}
 
 
 def refuse_wipe(plan: SyncPlan, source_count: int, what: str) -> None:

@@ -146,12 +146,20 @@ def test_dump_secret_from_connection_reaches_the_command_only(site, sandbox, tmp
     monkeypatch.setenv(
         "AIRFLOW_CONN_APPDB_BACKUP", json.dumps({"conn_type": "generic", "login": "dumper", "password": secret})
     )
-    dumps = [{"name": "env", "argv": ["printenv", "DUMP_PASSWORD"], "output": "env.txt",
-              "env_from_connection": {"DUMP_PASSWORD": "appdb_backup.password"}}]
+    dumps = [
+        {"name": "env", "argv": ["printenv", "DUMP_PASSWORD"], "output": "env.txt",
+         "env_from_connection": {"DUMP_PASSWORD": "appdb_backup.password"}},
+        # 4 MiB of warnings on stderr (more than an SSH channel window) must not stall the dump
+        {"name": "chatty", "argv": ["sh", "-c", "head -c 4194304 /dev/zero | tr '\\0' w >&2; echo done"],
+         "output": "chatty.txt"},
+    ]
     states = run(tmp_path, site, date="2026-11-25", dumps=dumps)
     assert states["dumps"] == "success", states
-    assert (Path(site["staging_dir"]) / "env.txt").read_text() == secret + "\n"
-    (Path(site["staging_dir"]) / "env.txt").unlink()
+    staging = Path(site["staging_dir"])
+    assert (staging / "env.txt").read_text() == secret + "\n"
+    assert (staging / "chatty.txt").read_text() == "done\n"
+    (staging / "env.txt").unlink()
+    (staging / "chatty.txt").unlink()
 
 
 def test_restore_refuses_a_non_empty_target(site, sandbox, tmp_path):
@@ -208,6 +216,11 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     assert sorted(result.copied) == changed
     put_keys = sorted(c.split(" ", 1)[1] for c in calls if c.startswith(("PutObject", "CreateMultipartUpload")))
     assert put_keys == sorted([f"{prefix}/{r}" for r in changed] + [f"{prefix}/.s3sync-manifest.json"])
+
+    # a download never lands on a folder that holds anything (such as the live repository)
+    before = scan_folder(repo)
+    states = run(tmp_path, site, "_s3_sync", date="2026-11-30", conf={"direction": "download", "local_dir": str(repo)})
+    assert states["s3_sync"] == "failed" and scan_folder(repo) == before
 
     # the backup server is gone: pull the repository back into an empty folder, then restore
     rebuilt = tmp_path / "rebuilt-repo"
@@ -289,5 +302,14 @@ def test_demo_runs_of_the_example_entry(sandbox, airflow_db, tmp_path):
     for dag_id, conf in runs:
         states = run(tmp_path, entry, dag_id.removeprefix("bup_demo1"), conf=conf, retries=0)
         assert set(states.values()) == {"success"}, (dag_id, states)
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "bup_demo1_repository").all()
+        )
+        assert [e.source_task_id for e in events] == ["save"]
     restored = Path(runs[-1][1]["target_dir"]) / Path(entry["staging_dir"]).name / "app.sql"
     assert restored.read_bytes() == (Path(entry["staging_dir"]) / "app.sql").read_bytes()

@@ -233,3 +233,40 @@ def test_ec2_api_calls_per_volume_per_run(airflow_db, sandbox, ec2, tmp_path, ca
     assert first.get("DeleteSnapshot") == 1
     assert "CreateSnapshot" not in again and again.get("DescribeSnapshots", 0) <= 2
     assert set(first) <= {"CreateSnapshot", "DescribeSnapshots", "DeleteSnapshot"}
+
+
+def test_instance_and_tag_targets(airflow_db, sandbox, ec2, tmp_path):
+    from tests.sandbox.kinds.ebs import _instance_with_data_volume
+
+    name = f"i{uuid.uuid4().hex[:8]}"
+    instance_id, attached = _instance_with_data_volume(ec2)
+    marker = uuid.uuid4().hex
+    tagged = ec2.create_volume(
+        AvailabilityZone="us-east-1a", Size=1, TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "backup", "Value": marker}]}]
+    )["VolumeId"]
+    with clusters_file(tmp_path, entry(name, instance_id=instance_id, volume_tags={"backup": marker})):
+        dag = load_dag(f"ebs_{name}")
+        assert "find_targets" in dag.task_ids
+        with count_ec2_calls() as calls:
+            states = run_dag(dag, "2026-11-20")
+        assert states["report"] == "success", states
+        assert calls.count("CreateSnapshots") == 1  # the instance: one crash-consistent call
+        assert calls.count("CreateSnapshot") == 1  # the tagged volume
+        states = run_dag(dag, "2026-11-20")  # the same day again: nothing new
+        assert states["report"] == "success", states
+    snaps = our_snapshots(ec2, name)
+    assert sorted(s["VolumeId"] for s in snaps) == sorted([*attached, tagged])
+
+
+def test_a_pending_snapshot_blocks_the_volume_and_the_report_says_so(airflow_db, sandbox, ec2, tmp_path, mails):
+    name = f"p{uuid.uuid4().hex[:8]}"
+    volume = new_volume(ec2)
+    with snapshots_pending(sandbox, describes=1000):
+        blocker = ec2.create_snapshot(VolumeId=volume, Description="someone else's, still pending")["SnapshotId"]
+        with clusters_file(tmp_path, entry(name, volume_ids=[volume])):
+            states = run_dag(load_dag(f"ebs_{name}"), "2026-11-20")
+    assert states["report"] == "success", states
+    assert our_snapshots(ec2, name) == []
+    report = [m for m in mails if f"ebs_{name}" in m["subject"]][-1]
+    assert "1 skipped" in report["subject"]
+    assert f"still pending ({blocker})" in report["body"]

@@ -130,3 +130,14 @@ def test_restore_refuses_hostile_paths(path, target):
     )
     with pytest.raises(BupError, match="param '(path|target_dir)'"):
         op._validate()
+
+
+def test_dags_serialize_for_the_scheduler():
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from airflow_backup_provider.factory import build_entry
+
+    for dag in build_entry(parse()[0][0]):
+        back = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert set(back.task_dict) == set(dag.task_dict)
+        assert back.params["dry_run"] is False

@@ -209,3 +209,13 @@ def test_sync_refuses_to_wipe_the_target_from_an_empty_source():
         s3sync.refuse_wipe(plan, 0, "s3://b/p")
     s3sync.refuse_wipe(s3sync.plan_sync({}, {"a": 1}, {}, delete=False), 0, "s3://b/p")
     s3sync.refuse_wipe(s3sync.plan_sync({"a": F(1, 1)}, {"a": 1, "b": 2}, {}, delete=True), 1, "s3://b/p")
+
+
+def test_bup_files_in_progress_are_excluded_from_the_sync():
+    files = {
+        "objects/pack/pack-1.pack": 1, "objects/pack-tmp-x1y2/pack": 2, "objects/pack-tmp-x1y2/idx": 3,
+        "refs/heads/web1": 4, "refs/heads/web1-abc123/pending": 5, "config": 6,
+    }
+    kept = s3sync.without_excluded(files, s3sync.BUP_IN_PROGRESS)
+    assert sorted(kept) == ["config", "objects/pack/pack-1.pack", "refs/heads/web1"]
+    assert s3sync.without_excluded(files, ()) == files
