@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 def _produced(dag, run_id: str, states: dict[str, str], read_xcom) -> str:
     from airflow_backup_provider.operators.report import OUTCOME_KEY
 
-    ids, total = [], 0
-    for key, state in states.items():
+    ids, total, details = [], 0, []
+    for key, state in sorted(states.items()):
         if state != "success" or key == "report":
             continue
         task_id, _, index = key.partition("[")
@@ -120,8 +120,10 @@ def _produced(dag, run_id: str, states: dict[str, str], read_xcom) -> str:
         for item in (outcome or {}).get("produced", []):
             ids.append(str(item.get("id")))
             total += int(item.get("size") or 0)
+        if outcome and outcome.get("detail") and outcome.get("status") in ("skipped", "dry_run", "done"):
+            details.append(f"{outcome['status']}: {outcome['detail']}")
     if not ids:
-        return "-"
+        return "; ".join(details[:2])[:160] if details else "-"
     shown = ", ".join(ids[:3]) + (f" +{len(ids) - 3} more" if len(ids) > 3 else "")
     return f"{len(ids)} item(s), {total} bytes: {shown}"
 
