@@ -412,3 +412,29 @@ def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox
         sim.set_failure(node, "flush")
         assert remote.clear_snapshot("abp-20261120T000000-aaaaaaaa") == ()
         assert remote.list_snapshots() == []
+
+
+def test_a_failed_snapshot_stops_every_upload_and_alerts(sandbox, airflow_db, proxy, s3, tmp_path, mails):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    sim.set_failure(nodes[1], "snapshot", "Keyspace shop is being dropped")
+    proxy.reset()
+    try:
+        with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "halt")):
+            dag = load_dag("cassandra_halt")
+            states = run_dag(dag, "2026-11-28T01:00:00")
+            assert states["snapshot[1]"] == "failed", states
+            assert all(states[f"upload[{i}]"] == "upstream_failed" for i in range(3)), states
+            assert states["verify"] == "failed" and states["report"] == "failed", states
+            assert not proxy.object_writes(BUCKET)  # not one byte uploaded before every snapshot existed
+            assert any("FAILED" in m["subject"] and "cassandra_halt" in m["subject"] for m in mails)
+            stale = list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
+            assert stale  # kept: the run failed before anything was verified
+
+            # the next good run clears this project's older snapshots too
+            sim.set_failure(nodes[1], "snapshot")
+            states = run_dag(dag, "2026-11-28T06:00:00")
+            assert states["report"] == "success", states
+            assert not list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
+    finally:
+        sim.set_failure(nodes[1], "snapshot")
