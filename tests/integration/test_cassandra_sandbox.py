@@ -393,6 +393,7 @@ def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp
 def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
     from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
     from airflow_backup_provider.hooks.remote import RemoteCommandError
+    from airflow_backup_provider.stores import cassandra as store
 
     node = sandbox.nodes[2]
     sim.reset_node(node, {"shop": ["orders"]})
@@ -410,6 +411,13 @@ def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox
             remote.flush()
         sim.set_failure(node, "snapshot")
         sim.set_failure(node, "flush")
+        # a keyspace folder moved to another disk and symlinked back is followed, not skipped
+        moved = node.root / "other_disk" / "shop"
+        moved.parent.mkdir(exist_ok=True)
+        (sim.data_dir(node) / "shop").rename(moved)
+        (sim.data_dir(node) / "shop").symlink_to(moved)
+        walk = remote.walk(str(sim.data_dir(node)), "abp-20261120T000000-aaaaaaaa", store.Scope())
+        assert {f.keyspace for f in walk.files} == {"shop"} and any(f.name.endswith("-Data.db") for f in walk.files)
         assert remote.clear_snapshot("abp-20261120T000000-aaaaaaaa") == ()
         assert remote.list_snapshots() == []
 
