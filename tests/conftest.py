@@ -1,21 +1,19 @@
-"""Test session setup: a private AIRFLOW_HOME (migrated once), the sandbox, deprecations as errors.
+"""Test session fixtures: the migrated metadata DB and the sandbox.
 
-The environment is set at import time, before anything imports Airflow, because Airflow reads
-its configuration once on import.
+The environment (private AIRFLOW_HOME, deprecations as errors) is set by tests/airflow_env.py,
+loaded as a plugin before anything imports Airflow.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
-from tests.airflow_env import AIRFLOW_HOME as _HOME  # noqa: E402  (sets the environment)
+import pytest
 
-import pytest  # noqa: E402
-
-from tests.harness import migrate_db  # noqa: E402
-from tests.sandbox import Sandbox  # noqa: E402
+from tests.airflow_env import AIRFLOW_HOME as _HOME
+from tests.harness import migrate_db
+from tests.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +45,8 @@ def mails(sandbox: Sandbox) -> list:
     """The mails the sandbox SMTP server received during this test."""
     sandbox.reset_mails()
     return sandbox.mails
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

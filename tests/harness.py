@@ -45,11 +45,11 @@ def clusters_file(tmp_path: Path, content: dict[str, Any] | str) -> Iterator[Pat
             os.environ["BACKUP_CLUSTERS_FILE"] = saved
 
 
-def load_dagbag(dag_file: Path = DAG_FILE):
-    """The DagBag the scheduler would see for the current BACKUP_CLUSTERS_FILE."""
+def load_dagbag(dag_file: Path = DAG_FILE, safe_mode: bool = False):
+    """The DagBag the dag-processor would see for the current BACKUP_CLUSTERS_FILE."""
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(dag_file), safe_mode=False)
+    return DagBag(dag_folder=str(dag_file), safe_mode=safe_mode)
 
 
 def load_dag(dag_id: str):

@@ -21,8 +21,8 @@ import paramiko
 from airflow.providers.ssh.hooks.ssh import SSHHook
 from airflow.sdk.bases.hook import BaseHook
 from tenacity import (
+    RetryCallState,
     Retrying,
-    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential,
@@ -146,9 +146,19 @@ class RemoteCommandHook(BaseHook):
         return Retrying(
             retry=retry_if_exception(_is_transport_fault),
             stop=stop_after_attempt(self.connect_attempts),
-            wait=wait_exponential(multiplier=1, min=1, max=self.max_backoff),
-            before_sleep=before_sleep_log(self.log, 30),  # 30 = logging.WARNING
+            wait=wait_exponential(multiplier=1, min=min(1.0, self.max_backoff), max=self.max_backoff),
+            before_sleep=self._log_retry,
             reraise=True,
+        )
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        self.log.warning(
+            "Connecting to %s failed (try %d of %d): %s; retrying in %.1fs",
+            self.target,
+            state.attempt_number,
+            self.connect_attempts,
+            state.outcome.exception() if state.outcome else "?",
+            state.next_action.sleep if state.next_action else 0,
         )
 
     def get_conn(self) -> paramiko.SSHClient:

@@ -176,6 +176,11 @@ class Sandbox:
     _smtp: object | None = None
     host_key_line: str = ""
     client_key: Path | None = None
+    _cleanups: list = field(default_factory=list)
+
+    def add_cleanup(self, callback) -> None:
+        """Run `callback()` when the sandbox stops (extra servers a kind started, ...)."""
+        self._cleanups.append(callback)
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Sandbox:
@@ -195,6 +200,11 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        while self._cleanups:
+            try:
+                self._cleanups.pop()()
+            except Exception as exc:  # keep stopping the rest
+                print(f"sandbox: cleanup failed: {exc}", file=sys.stderr)
         for node in self.nodes:
             node.stop_sshd()
         if self._moto and self._moto.poll() is None:
@@ -263,10 +273,11 @@ class Sandbox:
 
     def _start_moto(self) -> None:
         port = free_port()
-        moto_bin = Path(sys.executable).with_name("moto_server")
+        # moto_server plus EBS snapshots that tests can hold `pending` (see moto_server.py)
+        moto_server = Path(__file__).with_name("moto_server.py")
         log = open(self.root / "moto.log", "ab")  # noqa: SIM115
         self._moto = subprocess.Popen(
-            [str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

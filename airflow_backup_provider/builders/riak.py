@@ -1,0 +1,168 @@
+"""The `riak_<name>` DAG: a rolling backup of a Riak cluster, strictly one node at a time.
+
+    preflight (cluster healthy: no node down, no primary missing, no handoff waiting)
+      -> node1: stop -> snapshot -> start -> wait_riak_kv -> vnodes_gate -> handoff_gate
+      -> node2: ...                                           (only if node1's gates passed)
+      -> wait_snapshots (every snapshot of the run completed) -> retention -> report
+
+Why the trigger rules are what they are:
+
+* ``start`` runs ``all_done`` after ``stop`` and ``snapshot`` and checks that ``stop`` ran
+  (success or failed): a failed snapshot, or a stop that half-worked, never leaves the node down;
+* the next node's ``stop`` needs ``none_failed`` from the previous node's ``handoff_gate``: a
+  node that was not selected (skipped) lets the next one go on, a failed gate stops the roll;
+* ``wait_snapshots`` runs ``all_done`` (it waits for the snapshots that were made, even when a
+  later node failed); ``report`` fails the run and mails when anything failed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from airflow.sdk import DAG, Param, TaskGroup
+
+from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.config import RiakCluster, RiakNode
+from airflow_backup_provider.factory import register
+from airflow_backup_provider.operators.riak import (
+    RiakNodeSnapshotOperator,
+    RiakRetentionOperator,
+    RiakWaitForServiceOperator,
+)
+from airflow_backup_provider.operators.service import riak_start, riak_stop
+from airflow_backup_provider.sensors.riak import RiakHealthSensor, RiakSnapshotsCompletedSensor
+
+SELECTED_NODES = "{{ params.nodes }}"
+DRY_RUN = "{{ params.dry_run }}"
+
+
+def group_id(index: int, node: RiakNode) -> str:
+    return f"node{index + 1}_" + re.sub(r"[^A-Za-z0-9_]", "_", node.host)
+
+
+def nodes_param(entry: RiakCluster) -> Param:
+    names = [n.host for n in entry.nodes] + [n.erlang_name for n in entry.nodes if n.erlang_name != n.host]
+    return Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": sorted(set(names))},
+        title="Nodes",
+        description=(
+            "Back up only these nodes (host or Erlang name); empty: every node, in the clusters file's order. "
+            "The others are neither stopped nor snapshotted."
+        ),
+    )
+
+
+def retention_policy(entry: RiakCluster) -> dict:
+    """The policy as plain values (a duration as seconds) for the retention task."""
+    policy = entry.retention.model_dump()
+    if policy.get("keep_within") is not None:
+        policy["keep_within"] = policy["keep_within"].total_seconds()
+    return policy
+
+
+def _sensor_args(entry: RiakCluster) -> dict:
+    return {
+        "ssh_conn_id": entry.ssh_conn_id,
+        "sudo_user": entry.sudo_user,
+        "deferrable": entry.deferrable,
+        "poke_interval": entry.poke_interval.total_seconds(),
+        "timeout": entry.gate_timeout.total_seconds(),
+        "mode": "reschedule",
+    }
+
+
+def build_node_group(dag: DAG, entry: RiakCluster, index: int, node: RiakNode) -> TaskGroup:
+    name = node.erlang_name
+    remote = {"host": node.host, "port": node.port, "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user}
+    node_down = {"retry_delay": entry.node_down_retry_delay, "retry_exponential_backoff": 0}
+    with TaskGroup(group_id(index, node), tooltip=f"{name} on {node.host}, instance {node.instance_id}", dag=dag) as group:
+        stop = riak_stop(
+            task_id="stop",
+            node=name,
+            selected_nodes=SELECTED_NODES,
+            dry_run=DRY_RUN,
+            trigger_rule="none_failed",
+            **remote,
+        )
+        snapshot = RiakNodeSnapshotOperator(
+            task_id="snapshot",
+            cluster=entry.name,
+            node=name,
+            instance_id=node.instance_id,
+            aws_conn_id=entry.aws_conn_id,
+            region_name=entry.region,
+            dry_run=DRY_RUN,
+            **node_down,
+        )
+        start = riak_start(
+            task_id="start",
+            node=name,
+            only_after=stop.task_id,
+            dry_run=DRY_RUN,
+            **remote,
+            **node_down,
+        )
+        wait_kv = RiakWaitForServiceOperator(
+            task_id="wait_riak_kv", node=name, bound=entry.service_timeout.total_seconds(), **remote
+        )
+        vnodes = RiakHealthSensor(task_id="vnodes_gate", gate="vnodes", host=node.host, port=node.port, node=name, **_sensor_args(entry))
+        handoff = RiakHealthSensor(task_id="handoff_gate", gate="handoff", host=node.host, port=node.port, node=name, **_sensor_args(entry))
+        stop >> snapshot >> start
+        stop >> start
+        start >> wait_kv >> vnodes >> handoff
+    return group
+
+
+@register("riak")
+def build(entry: RiakCluster) -> list[DAG]:
+    dag = new_dag(
+        entry,
+        summary=(
+            "Rolling backup of a Riak KV cluster, one node at a time: `riak stop`, EBS snapshots of every "
+            "volume of the node's instance (CreateSnapshots), `riak start`, wait for `riak_kv`, then wait "
+            "until no primary vnode is missing and no handoff waits, before the next node. A node that was "
+            "stopped is always started again. After the last node: wait for the snapshots to complete, "
+            "apply the retention policy, mail the report."
+        ),
+        nodes=[f"{n.erlang_name} ({n.host}, {n.instance_id})" for n in entry.nodes],
+        params={"nodes": nodes_param(entry)},
+    )
+    first = entry.nodes[0]
+    with dag:
+        previous = RiakHealthSensor(
+            task_id="preflight",
+            gate="all",
+            host=first.host,
+            port=first.port,
+            node=first.erlang_name,
+            doc_md="The cluster must be healthy before a node is taken down.",
+            **_sensor_args(entry),
+        )
+        for index, node in enumerate(entry.nodes):
+            group = build_node_group(dag, entry, index, node)
+            previous >> group
+            previous = group
+        wait = RiakSnapshotsCompletedSensor(
+            task_id="wait_snapshots",
+            cluster=entry.name,
+            aws_conn_id=entry.aws_conn_id,
+            region_name=entry.region,
+            deferrable=entry.deferrable,
+            poke_interval=min(entry.poke_interval.total_seconds(), 30),
+            timeout=max(entry.gate_timeout.total_seconds(), 3600),
+            mode="reschedule",
+            trigger_rule="all_done",
+        )
+        retention = RiakRetentionOperator(
+            task_id="retention",
+            cluster=entry.name,
+            policy=retention_policy(entry),
+            aws_conn_id=entry.aws_conn_id,
+            region_name=entry.region,
+            dry_run=DRY_RUN,
+        )
+        previous >> wait >> retention
+    add_report(dag, entry)
+    return [dag]

@@ -1,0 +1,262 @@
+"""Riak-specific steps of the rolling backup: wait for riak_kv, snapshot a node, apply retention.
+
+Stopping and starting are the generic :mod:`airflow_backup_provider.operators.service` operators
+with their Riak presets; the health gates are :mod:`airflow_backup_provider.sensors.riak`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.stores import riak
+
+
+def run_logical_date(context: Any) -> datetime:
+    """The date a run's backups belong to: its logical date, else (manual run without one) run_after."""
+    value = context.get("logical_date")
+    if value is None:
+        value = context["dag_run"].run_after
+    return value
+
+
+class RiakWaitForServiceOperator(BaseOperator):
+    """
+    Run ``riak-admin wait-for-service riak_kv <node>`` on the node, bounded by ``bound``.
+
+    The command itself loops until the service is up; coreutils ``timeout`` on the node ends it
+    after ``bound`` seconds, and the task fails saying so.
+    """
+
+    template_fields: Sequence[str] = ("host", "node")
+    ui_color = "#d6ecff"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        node: str,
+        service: str = "riak_kv",
+        bound: float = 600,
+        port: int = 22,
+        ssh_conn_id: str = "backup_ssh",
+        sudo_user: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.node = node
+        self.service = riak.check_service(service)
+        self.bound = int(bound)
+        self.port = port
+        self.ssh_conn_id = ssh_conn_id
+        self.sudo_user = sudo_user
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        argv = riak.wait_for_service_argv(self.service, self.node, bound_seconds=self.bound)
+        with RemoteCommandHook(
+            ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.port, sudo_user=self.sudo_user
+        ) as hook:
+            # the command prints a line every few seconds; the SSH timeout only catches silence
+            result = hook.run(argv, timeout=self.bound + 60)
+        wait = riak.parse_wait_for_service(result.stdout, self.service)
+        if wait.up:
+            self.log.info("%s is up on %s (after %d 'not up' line(s))", self.service, self.node, wait.not_up_lines)
+            return {"node": self.node, "service": self.service, "not_up_lines": wait.not_up_lines}
+        if result.exit_code == riak.TIMEOUT_EXIT_CODE:
+            raise AirflowException(f"{self.service} on {self.node}: not up within {self.bound}s")
+        detail = (result.stdout.strip().splitlines() or [result.stderr.strip()])[-1:]
+        raise AirflowException(
+            f"{self.service} on {self.node}: riak-admin wait-for-service exited {result.exit_code}: {' '.join(detail)}"
+        )
+
+
+# ---- EBS snapshots of a node, and the cluster's retention -----------------------------------------
+
+KIND = "riak"
+TAG_KIND = "backup:kind"
+TAG_CLUSTER = "backup:cluster"
+TAG_NODE = "backup:node"
+TAG_INSTANCE = "backup:instance"
+
+
+def series_name(cluster: str) -> str:
+    """The `backup:name` of a Riak cluster's snapshots: the DAG id, unique across kinds, so an EBS
+    policy named like the cluster can never see (or prune) them."""
+    return f"{KIND}_{cluster}"
+
+
+def node_snapshot_tags(*, cluster: str, node: str, instance_id: str, logical_date: datetime, run_id: str) -> dict[str, str]:
+    from airflow_backup_provider.hooks.ebs import backup_tags
+
+    tags = backup_tags(name=series_name(cluster), logical_date=logical_date, run_id=run_id)
+    tags.update({TAG_KIND: KIND, TAG_CLUSTER: cluster, TAG_NODE: node, TAG_INSTANCE: instance_id})
+    return tags
+
+
+def run_snapshot_filter(cluster: str, logical_date: datetime, node: str | None = None) -> dict[str, str]:
+    """Tags that find the snapshots one run made (of one node, or of the whole cluster)."""
+    from airflow_backup_provider.hooks.ebs import (
+        CREATED_BY,
+        TAG_CREATED_BY,
+        TAG_LOGICAL_DATE,
+        TAG_NAME,
+        format_logical_date,
+    )
+
+    found = {
+        TAG_CREATED_BY: CREATED_BY,
+        TAG_NAME: series_name(cluster),
+        TAG_LOGICAL_DATE: format_logical_date(logical_date),
+    }
+    if node:
+        found[TAG_NODE] = node
+    return found
+
+
+def _produced(snapshots: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"id": s.id, "volume": s.volume_id, "state": s.state, "size": None} for s in snapshots]
+
+
+class RiakNodeSnapshotOperator(BaseOperator):
+    """
+    Snapshot every volume of the node's EC2 instance (one ``CreateSnapshots`` call: the set is
+    crash-consistent across volumes) and return as soon as the call does: an EBS snapshot is a
+    point in time from then on, so the node can be started while the snapshots complete.
+
+    Idempotent per logical date: snapshots tagged with this cluster, node and logical date are
+    found first (a retry, a cleared task, a re-run), and only volumes without one get one.
+    """
+
+    template_fields: Sequence[str] = ("instance_id", "dry_run")
+    ui_color = "#fff3c4"
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        node: str,
+        instance_id: str,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        dry_run: Any = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.node = node
+        self.instance_id = instance_id
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.dry_run = dry_run
+
+    def hook(self):
+        from airflow_backup_provider.hooks.ebs import EbsHook
+
+        return EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        logical_date = run_logical_date(context)
+        hook = self.hook()
+        volumes = hook.find_volumes(instance_id=self.instance_id)
+        if not volumes:
+            raise AirflowException(f"{self.node}: instance {self.instance_id} has no attached volume to snapshot")
+        existing = [
+            s
+            for s in hook.find_snapshots(run_snapshot_filter(self.cluster, logical_date, self.node))
+            if s.state != "error"
+        ]
+        covered = {s.volume_id for s in existing}
+        missing = [v for v in volumes if v.id not in covered]
+        if not missing:
+            self.log.info(
+                "%s: every volume already has its snapshot for %s: %s",
+                self.node, logical_date, ", ".join(f"{s.id} ({s.volume_id}, {s.state})" for s in existing),
+            )
+            record_outcome(context, status="skipped", node=self.node, produced=_produced(existing),
+                           detail=f"snapshots for {logical_date.isoformat()} already exist")
+            return {"node": self.node, "snapshots": [s.to_dict() for s in existing], "created": []}
+        if self.dry_run:
+            self.log.info("Dry run: would snapshot %s of %s", [v.id for v in missing], self.instance_id)
+            record_outcome(context, status="dry_run", node=self.node,
+                           detail=f"would snapshot {', '.join(v.id for v in missing)} of {self.instance_id}")
+            return {"node": self.node, "snapshots": [], "created": [], "dry_run": True}
+        tags = node_snapshot_tags(
+            cluster=self.cluster, node=self.node, instance_id=self.instance_id,
+            logical_date=logical_date, run_id=context["run_id"],
+        )
+        description = f"riak {self.cluster} {self.node} {logical_date.isoformat()}"
+        if covered:  # an earlier try got some volumes: snapshot only the others, one by one
+            created = [hook.create_snapshot(v.id, {**tags, "backup:volume": v.id}, description) for v in missing]
+        else:
+            created = hook.create_snapshots_for_instance(self.instance_id, tags, description)
+        self.log.info(
+            "%s: CreateSnapshots returned %s; the node can start now",
+            self.node, ", ".join(f"{s.id} ({s.volume_id})" for s in created),
+        )
+        record_outcome(context, status="done", node=self.node, produced=_produced([*existing, *created]),
+                       detail=f"instance {self.instance_id}")
+        return {"node": self.node, "snapshots": [s.to_dict() for s in [*existing, *created]],
+                "created": [s.id for s in created]}
+
+
+class RiakRetentionOperator(BaseOperator):
+    """
+    Apply the cluster's retention policy to its snapshots, per source volume, as of the run's
+    logical date (:func:`airflow_backup_provider.retention.plan_retention`: never a pending
+    snapshot, never one newer than the logical date, never the newest completed one, never one
+    this project did not tag).
+    """
+
+    template_fields: Sequence[str] = ("dry_run",)
+    ui_color = "#ffe0e0"
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        policy: dict[str, Any],
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        dry_run: Any = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.policy = policy
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.dry_run = dry_run
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_backup_provider.config import RetentionPolicy
+        from airflow_backup_provider.hooks.ebs import CREATED_BY, TAG_CREATED_BY, TAG_NAME, EbsHook
+        from airflow_backup_provider.retention import plan_retention
+
+        policy = RetentionPolicy.model_validate(self.policy)
+        as_of = run_logical_date(context)
+        hook = EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        snapshots = hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
+        by_volume: dict[str, list[Any]] = {}
+        for snapshot in snapshots:
+            by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
+        pruned: list[str] = []
+        for volume_id, group in sorted(by_volume.items()):
+            plan = plan_retention([s.to_backup_item() for s in group], policy, as_of)
+            self.log.info("volume %s:\n%s", volume_id, plan.table())
+            for snapshot_id in plan.prune_ids:
+                if self.dry_run:
+                    self.log.info("Dry run: would delete %s", snapshot_id)
+                elif hook.delete_snapshot(snapshot_id):
+                    pruned.append(snapshot_id)
+        detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); deleted {len(pruned)}"
+        if pruned:
+            detail += ": " + ", ".join(pruned)
+        record_outcome(context, status="dry_run" if self.dry_run else "done", detail=detail)
+        return {"deleted": pruned, "volumes": len(by_volume)}

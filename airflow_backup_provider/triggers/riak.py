@@ -1,0 +1,147 @@
+"""Async wait for a Riak health gate: poll ``riak-admin transfers`` over SSH (SSHHookAsync)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.ec2 import EC2Hook
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_backup_provider.hooks.remote import RemoteTransportError, run_remote_async
+from airflow_backup_provider.stores import riak
+
+
+class RiakTransfersTrigger(BaseTrigger):
+    """
+    Yield ``success`` once the gate opens, ``timeout`` at ``deadline`` (unix time), or ``error``
+    after ``max_transport_failures`` polls in a row could not reach the node.
+
+    A dropped connection is not a verdict: the next poll reconnects.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        gate: str,
+        deadline: float,
+        ssh_conn_id: str | None = "backup_ssh",
+        port: int | None = None,
+        sudo_user: str | None = None,
+        node: str | None = None,
+        poll_interval: float = 30.0,
+        command_timeout: float = 60.0,
+        max_transport_failures: int = 5,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.gate = riak.check_gate(gate)
+        self.deadline = float(deadline)
+        self.ssh_conn_id = ssh_conn_id
+        self.port = port
+        self.sudo_user = sudo_user
+        self.node = node or host
+        self.poll_interval = float(poll_interval)
+        self.command_timeout = float(command_timeout)
+        self.max_transport_failures = max(1, int(max_transport_failures))
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "host": self.host,
+                "gate": self.gate,
+                "deadline": self.deadline,
+                "ssh_conn_id": self.ssh_conn_id,
+                "port": self.port,
+                "sudo_user": self.sudo_user,
+                "node": self.node,
+                "poll_interval": self.poll_interval,
+                "command_timeout": self.command_timeout,
+                "max_transport_failures": self.max_transport_failures,
+            },
+        )
+
+    async def poll_once(self) -> list[str]:
+        result = await run_remote_async(
+            self.ssh_conn_id,
+            self.host,
+            riak.transfers_argv(),
+            port=self.port,
+            sudo_user=self.sudo_user,
+            timeout=self.command_timeout,
+        )
+        return riak.gate_problems(self.gate, result.stdout, result.exit_code, result.stderr)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        failures = 0
+        last = "no answer yet"
+        polls = 0
+        while True:
+            polls += 1
+            try:
+                problems = await self.poll_once()
+            except (RemoteTransportError, TimeoutError, OSError) as exc:
+                failures += 1
+                last = f"cannot reach {self.host}: {exc}"
+                self.log.warning(
+                    "%s gate for %s: %s (%d of %d in a row)",
+                    self.gate, self.node, last, failures, self.max_transport_failures,
+                )
+                if failures >= self.max_transport_failures:
+                    yield TriggerEvent({"status": "error", "message": last, "polls": polls})
+                    return
+            else:
+                failures = 0
+                if not problems:
+                    self.log.info("%s gate for %s is open after %d poll(s)", self.gate, self.node, polls)
+                    yield TriggerEvent({"status": "success", "message": "gate open", "polls": polls})
+                    return
+                last = "; ".join(problems)
+                for problem in problems:
+                    self.log.info("%s gate for %s: %s", self.gate, self.node, problem)
+            if time.time() >= self.deadline:
+                yield TriggerEvent({"status": "timeout", "message": last, "polls": polls})
+                return
+            await asyncio.sleep(min(self.poll_interval, max(0.0, self.deadline - time.time())))
+
+
+class EbsSnapshotsCompletedTrigger(AwsBaseWaiterTrigger):
+    """Wait in the triggerer until every given snapshot is ``completed`` (boto's
+    ``snapshot_completed`` waiter; a snapshot in ``error`` ends the wait with an error event)."""
+
+    aws_hook_class = EC2Hook
+
+    def __init__(
+        self,
+        *,
+        snapshot_ids: list[str],
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 240,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"snapshot_ids": snapshot_ids},
+            waiter_name="snapshot_completed",
+            waiter_args={"SnapshotIds": snapshot_ids},
+            failure_message="EBS snapshots did not complete",
+            status_message="EBS snapshot states",
+            status_queries=["Snapshots[].[SnapshotId,State,Progress]"],
+            return_key="snapshot_ids",
+            return_value=snapshot_ids,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            **kwargs,
+        )
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "api_type": "client_type"}

@@ -1,0 +1,79 @@
+"""The DAG files as the dag-processor sees them: no import errors, house rules on every DAG,
+and a broken clusters-file entry that hides nothing and is named in an import error."""
+
+import socket
+
+import pytest
+
+from airflow_backup_provider.factory import BUILDERS, _load_builders
+from tests.harness import CHECK_FILE, REPO, clusters_file, load_dagbag
+
+DAGS_DIR = REPO / "dags"
+
+
+def test_example_dags_folder_has_no_import_errors(airflow_db, monkeypatch):
+    monkeypatch.setenv("BACKUP_CLUSTERS_FILE", str(DAGS_DIR / "clusters.yaml"))
+    bag = load_dagbag(DAGS_DIR, safe_mode=True)  # the dag-processor's default heuristic finds both files
+    assert bag.import_errors == {}
+    assert bag.dags, "the example clusters file should produce DAGs"
+
+
+def test_every_generated_dag_follows_the_house_rules(airflow_db, monkeypatch):
+    monkeypatch.setenv("BACKUP_CLUSTERS_FILE", str(DAGS_DIR / "clusters.yaml"))
+    bag = load_dagbag(DAGS_DIR / "backup_dags.py")
+    for dag_id, dag in bag.dags.items():
+        assert dag.max_active_runs == 1, dag_id
+        kind = dag_id.split("_", 1)[0]
+        assert f"kind:{kind}" in dag.tags and any(t.startswith("cluster:") for t in dag.tags), dag_id
+        assert dag.doc_md and "Generated from the clusters file entry" in dag.doc_md, dag_id
+        assert "dry_run" in dag.params, dag_id
+        for name, param in dag.params.items():
+            assert param.description, f"{dag_id}: param {name} has no description"
+        assert "report" in dag.task_ids, dag_id
+        assert dag.task_dict["report"].trigger_rule == "all_done", dag_id
+        assert not dag.task_dict["report"].downstream_list, dag_id
+        for task in dag.tasks:
+            if task.task_id == "report":  # its failure is the verdict it has already mailed
+                continue
+            assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure alert"
+
+
+def test_parsing_touches_no_network(airflow_db, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access at DAG parse time: {args}")
+
+    monkeypatch.setenv("BACKUP_CLUSTERS_FILE", str(DAGS_DIR / "clusters.yaml"))
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    bag = load_dagbag(DAGS_DIR / "backup_dags.py")
+    assert bag.import_errors == {} and bag.dags
+
+
+def registered_kinds() -> list[str]:
+    _load_builders()
+    return sorted(BUILDERS)
+
+
+def test_one_broken_entry_hides_nothing_and_is_named(airflow_db, tmp_path):
+    kinds = registered_kinds()
+    if "ebs" not in kinds:
+        pytest.fail("the ebs builder is needed for this test")
+    content = {
+        "defaults": {"alert_emails": ["oncall@example.com"]},
+        "entries": [
+            {"kind": "ebs", "name": "good-one", "volume_ids": ["vol-0123456789abcdef1"]},
+            {"kind": "ebs", "name": "broken", "volume_ids": ["vol-0123456789abcdef2"], "retries": "lots"},
+            {"kind": "ebs", "name": "good-two", "volume_tags": {"backup": "daily"}},
+        ],
+    }
+    with clusters_file(tmp_path, content):
+        bag = load_dagbag(DAGS_DIR / "backup_dags.py")
+        assert bag.import_errors == {}
+        assert {"ebs_good-one", "ebs_good-two"} <= set(bag.dags)
+        assert not any("broken" in d for d in bag.dags)
+
+        check = load_dagbag(CHECK_FILE)
+        (message,) = check.import_errors.values()
+        assert "'broken'" in message and "'retries'" in message and "'lots'" in message
+        assert "good-one" not in message

@@ -1,0 +1,68 @@
+"""The generic service operators judge a command's outcome, and its verification, as documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_backup_provider.hooks.remote import CommandResult
+from airflow_backup_provider.operators.service import (
+    ServiceCommandOperator,
+    ServiceStartOperator,
+    node_selected,
+    riak_start,
+    riak_stop,
+)
+from tests.unit import riak_texts as t
+
+
+def result(stdout: str = "", exit_code: int = 0, stderr: str = "") -> CommandResult:
+    return CommandResult("h", ("x",), "x", exit_code, stdout, stderr)
+
+
+def test_riak_stop_expects_ok_and_a_silent_ping():
+    stop = riak_stop(task_id="stop", host="10.0.0.1")
+    assert stop.command == ["riak", "stop"]
+    assert stop.action_matched(result(t.STOP_OK))
+    assert not stop.action_matched(result("", 1, "escript: exception error: {badrpc,timeout}\n"))
+    assert not stop.action_matched(result("Node is not running!\n", 0))
+    assert stop.verify_shows_wanted_state(result(t.PING_DOWN, 1))
+    assert not stop.verify_shows_wanted_state(result(t.PING_UP, 0))
+
+
+def test_riak_start_accepts_already_running_and_wants_pong():
+    start = riak_start(task_id="start", host="10.0.0.1", only_after="stop")
+    assert start.trigger_rule == "all_done"
+    assert start.action_matched(result(""))
+    assert start.action_matched(result(t.START_ALREADY_RUNNING, 1))
+    assert not start.action_matched(result("Riak failed to start within 15 seconds,\n", 1))
+    assert start.verify_shows_wanted_state(result(t.PING_UP))
+    assert not start.verify_shows_wanted_state(result(t.PING_DOWN, 1))
+    assert not start.verify_shows_wanted_state(result(t.PING_UP, 1))
+
+
+def test_plain_command_needs_exit_zero():
+    op = ServiceCommandOperator(task_id="svc", command=["systemctl", "stop", "devicedb"], host="h")
+    assert op.action_matched(result("", 0))
+    assert not op.action_matched(result("", 3))
+
+
+def test_node_selection():
+    assert node_selected([], "riak@a", "a")
+    assert node_selected(None, "riak@a", "a")
+    assert node_selected(["a"], "riak@a", "a")
+    assert node_selected(["riak@a"], "riak@a", "a")
+    assert not node_selected(["b"], "riak@a", "a")
+    assert node_selected("a, b", "riak@a", "a")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"command": []}, "command"),
+        ({"command": ["x"], "verify_wants": "sideways"}, "verify_wants"),
+        ({"command": ["x"], "verify_command": ["ping"]}, "verify_expect"),
+    ],
+)
+def test_bad_arguments_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        ServiceStartOperator(task_id="svc", host="h", **kwargs)
