@@ -142,6 +142,11 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
             assert not (sim.data_dir(node) / "restore").exists()
         steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
         assert "node restart method" in steps and "nodetool repair" in steps
+        # the report mail carries the next steps, and the backup mail each node's upload
+        restore_mail = [m for m in mails if "cassandra_full_restore" in m["subject"]][-1]
+        assert "node restart method" in restore_mail["body"] and "succeeded" in restore_mail["subject"]
+        backup_mail = [m for m in mails if "cassandra_full " in m["subject"] or "] cassandra_full manual" in m["subject"]][-1]
+        assert "new files" in backup_mail["body"] and nodes[0].address in backup_mail["body"]
 
 
 def run_id_of(dag) -> str:
