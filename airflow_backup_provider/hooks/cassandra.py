@@ -110,11 +110,21 @@ class CassandraNodeHook(RemoteCommandHook):
             if getattr(exc, "errno", None) == 2 or isinstance(exc, FileNotFoundError):
                 raise FileNotFoundError(path) from exc
             raise
-        return [
-            store.DirEntry(name=e.filename, is_dir=stat.S_ISDIR(e.st_mode or 0), size=int(e.st_size or 0))
-            for e in entries
-            if stat.S_ISDIR(e.st_mode or 0) or stat.S_ISREG(e.st_mode or 0)
-        ]
+        result = []
+        for entry in entries:
+            name, attrs = entry.filename, entry
+            if stat.S_ISLNK(attrs.st_mode or 0):
+                # a keyspace or table folder moved to another disk and linked back: follow it
+                try:
+                    attrs = self.thread_sftp().stat(posixpath.join(path, name))
+                except FileNotFoundError:
+                    raise store.CassandraNameError(
+                        f"data folder: {posixpath.join(path, name)!r} is a dangling symlink"
+                    ) from None
+            mode = attrs.st_mode or 0
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+                result.append(store.DirEntry(name=name, is_dir=stat.S_ISDIR(mode), size=int(attrs.st_size or 0)))
+        return result
 
     def walk(self, data_dir: str, tag: str, scope: store.Scope, include_backups: bool = True) -> store.WalkResult:
         return store.walk_data_dir(data_dir, tag, scope, self.listdir, include_backups=include_backups)

@@ -227,6 +227,16 @@ class CassandraUploadOperator(CassandraBaseOperator):
             status="done",
             node=host,
             produced=[{"id": m_key, "size": summary["bytes"]}],
+            rows=[
+                {
+                    "node": host,
+                    "mode": manifest.mode,
+                    "files": summary["files"],
+                    "new files": summary["new_files"],
+                    "new bytes": summary["new_bytes"],
+                    "stored (zstd)": summary["new_compressed_bytes"],
+                }
+            ],
             detail=f"{manifest.mode}: {summary['new_files']} new files ({summary['new_bytes']} bytes, "
             f"{summary['new_compressed_bytes']} compressed), {summary['files']} files in the manifest",
         )
@@ -596,5 +606,8 @@ class CassandraRestoreReportOperator(BaseOperator):
             ", ".join(folders), self.data_dir, [r["host"] for r in results], tables, self.commitlog_dir
         )
         self.log.info("%s", text)
-        record_outcome(context, status="done", detail=text)
+        # one status row per line: the report mail shows them as a table, in order
+        record_outcome(
+            context, status="done", detail="restore done; next steps below", rows=[{"next steps": line} for line in text.splitlines()]
+        )
         return text

@@ -142,6 +142,11 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
             assert not (sim.data_dir(node) / "restore").exists()
         steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
         assert "node restart method" in steps and "nodetool repair" in steps
+        # the report mail carries the next steps, and the backup mail each node's upload
+        restore_mail = [m for m in mails if "cassandra_full_restore" in m["subject"]][-1]
+        assert "node restart method" in restore_mail["body"] and "succeeded" in restore_mail["subject"]
+        backup_mail = [m for m in mails if "cassandra_full " in m["subject"] or "] cassandra_full manual" in m["subject"]][-1]
+        assert "new files" in backup_mail["body"] and nodes[0].address in backup_mail["body"]
 
 
 def run_id_of(dag) -> str:
@@ -393,6 +398,7 @@ def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp
 def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
     from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
     from airflow_backup_provider.hooks.remote import RemoteCommandError
+    from airflow_backup_provider.stores import cassandra as store
 
     node = sandbox.nodes[2]
     sim.reset_node(node, {"shop": ["orders"]})
@@ -410,5 +416,38 @@ def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox
             remote.flush()
         sim.set_failure(node, "snapshot")
         sim.set_failure(node, "flush")
+        # a keyspace folder moved to another disk and symlinked back is followed, not skipped
+        moved = node.root / "other_disk" / "shop"
+        moved.parent.mkdir(exist_ok=True)
+        (sim.data_dir(node) / "shop").rename(moved)
+        (sim.data_dir(node) / "shop").symlink_to(moved)
+        walk = remote.walk(str(sim.data_dir(node)), "abp-20261120T000000-aaaaaaaa", store.Scope())
+        assert {f.keyspace for f in walk.files} == {"shop"} and any(f.name.endswith("-Data.db") for f in walk.files)
         assert remote.clear_snapshot("abp-20261120T000000-aaaaaaaa") == ()
         assert remote.list_snapshots() == []
+
+
+def test_a_failed_snapshot_stops_every_upload_and_alerts(sandbox, airflow_db, proxy, s3, tmp_path, mails):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    sim.set_failure(nodes[1], "snapshot", "Keyspace shop is being dropped")
+    proxy.reset()
+    try:
+        with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "halt")):
+            dag = load_dag("cassandra_halt")
+            states = run_dag(dag, "2026-11-28T01:00:00")
+            assert states["snapshot[1]"] == "failed", states
+            assert all(states[f"upload[{i}]"] == "upstream_failed" for i in range(3)), states
+            assert states["verify"] == "failed" and states["report"] == "failed", states
+            assert not proxy.object_writes(BUCKET)  # not one byte uploaded before every snapshot existed
+            assert any("FAILED" in m["subject"] and "cassandra_halt" in m["subject"] for m in mails)
+            stale = list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
+            assert stale  # kept: the run failed before anything was verified
+
+            # the next good run clears this project's older snapshots too
+            sim.set_failure(nodes[1], "snapshot")
+            states = run_dag(dag, "2026-11-28T06:00:00")
+            assert states["report"] == "success", states
+            assert not list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
+    finally:
+        sim.set_failure(nodes[1], "snapshot")
