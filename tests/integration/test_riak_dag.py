@@ -274,6 +274,42 @@ def test_worker_killed_after_create_snapshots_retry_makes_no_second_snapshot(
     assert any(m["subject"].startswith("[backup up for retry] riak_killed." + group(0, sandbox) + ".snapshot") for m in mails)
 
 
+def test_manual_trigger_during_a_running_run_stays_queued(sandbox, instances, airflow_db, tmp_path):
+    """The scheduler's own query for queued runs leaves a manual trigger waiting while a run of
+    the cluster is running, and picks it up once that run ended."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType
+
+    kind.reset_cluster(sandbox, count=1, **FAST)
+    settings = entry(sandbox, instances, "queued", count=1)
+    with clusters_file(tmp_path, {"entries": [settings]}):
+        dag = load_dag("riak_queued")
+        run_dag(dag, "2026-11-20", conf={"dry_run": True})  # registers the DAG like the dag-processor
+        with create_session() as session:
+            session.query(DagModel).filter_by(dag_id="riak_queued").update({"is_paused": False, "is_stale": False})
+            scheduled = session.query(DagRun).filter_by(dag_id="riak_queued").one()
+            scheduled.state = DagRunState.RUNNING  # a scheduled run in progress
+        manual = trigger_dag("riak_queued", triggered_by=DagRunTriggeredByType.UI, run_id="manual_during_run",
+                             logical_date=None)
+        assert manual is not None and manual.state == DagRunState.QUEUED
+        time.sleep(1.5)  # the scheduler only looks at runs whose run_after has passed (SQLite: 1 s steps)
+
+        def picked_up() -> set[str]:
+            with create_session() as session:
+                return {r.run_id for r in DagRun.get_queued_dag_runs_to_set_running(session) if r.dag_id == "riak_queued"}
+
+        assert picked_up() == set()
+        with create_session() as session:
+            session.query(DagRun).filter_by(dag_id="riak_queued", run_id=scheduled.run_id).update(
+                {"state": DagRunState.SUCCESS}
+            )
+        assert picked_up() == {"manual_during_run"}
+
+
 def test_one_run_at_a_time(sandbox, instances, airflow_db, tmp_path):
     with clusters_file(tmp_path, {"entries": [entry(sandbox, instances, "single")]}):
         dag = load_dag("riak_single")
