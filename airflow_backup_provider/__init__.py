@@ -6,19 +6,29 @@ __version__ = "0.1.0"
 
 # Every module below hooks/, operators/, sensors/, triggers/ must be listed here
 # (tests/unit/test_provider_info.py keeps the lists in step with the code).
-HOOK_MODULES = [
-    "airflow_backup_provider.hooks.remote",
+HOOK_MODULES: list[str] = [
+    "airflow_backup_provider.hooks.bup",
+    "airflow_backup_provider.hooks.cassandra",
     "airflow_backup_provider.hooks.ebs",
+    "airflow_backup_provider.hooks.remote",
+    "airflow_backup_provider.hooks.s3_stream",
+    "airflow_backup_provider.hooks.s3_sync",
 ]
-OPERATOR_MODULES = [
+OPERATOR_MODULES: list[str] = [
+    "airflow_backup_provider.operators.bup",
+    "airflow_backup_provider.operators.cassandra",
+    "airflow_backup_provider.operators.ebs",
     "airflow_backup_provider.operators.report",
     "airflow_backup_provider.operators.riak",
+    "airflow_backup_provider.operators.s3_sync",
     "airflow_backup_provider.operators.service",
 ]
 SENSOR_MODULES: list[str] = [
+    "airflow_backup_provider.sensors.ebs",
     "airflow_backup_provider.sensors.riak",
 ]
 TRIGGER_MODULES: list[str] = [
+    "airflow_backup_provider.triggers.ebs",
     "airflow_backup_provider.triggers.riak",
 ]
 NOTIFICATION_CLASSES = [

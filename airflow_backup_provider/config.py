@@ -241,32 +241,139 @@ class RiakCluster(EntryBase):
         return self
 
 
+_VOLUME_ID_RE = re.compile(r"^vol-[0-9a-f]{8,17}$")
+_INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
+
+
+def _check_volume_id(value: str) -> str:
+    if not _VOLUME_ID_RE.match(value):
+        raise ValueError("is not an EBS volume id like 'vol-0123456789abcdef0'")
+    return value
+
+
+def _check_instance_id(value: str) -> str:
+    if not _INSTANCE_ID_RE.match(value):
+        raise ValueError("is not an EC2 instance id like 'i-0123456789abcdef0'")
+    return value
+
+
+VolumeId = Annotated[str, AfterValidator(_check_volume_id)]
+InstanceId = Annotated[str, AfterValidator(_check_instance_id)]
+
+
 class EbsPolicy(EntryBase):
+    """Daily EBS snapshots of some volumes, rotated by the `retention` policy (DAG `ebs_<name>`)."""
+
     kind: ClassVar[str] = "ebs"
-    volume_ids: list[Identifier] = Field(default_factory=list)
-    volume_tags: dict[Identifier, str] = Field(default_factory=dict)
-    instance_id: Identifier | None = None
+    volume_ids: list[VolumeId] = Field(default_factory=list, description="volumes to snapshot, by id")
+    volume_tags: dict[Identifier, str] = Field(
+        default_factory=dict, description="also snapshot every volume carrying all these tags"
+    )
+    instance_id: InstanceId | None = Field(
+        None, description="snapshot every volume attached to this instance, crash-consistent (CreateSnapshots)"
+    )
     tags: dict[Identifier, str] = Field(default_factory=dict, description="extra tags on every snapshot")
-    region: Identifier | None = None
+    region: Identifier | None = Field(None, description="AWS region; default: the connection's")
+    snapshot_description: str = Field(
+        "", max_length=200, description="snapshot description; default 'airflow-backup <name> <volume> <date>'"
+    )
+    snapshot_timeout: Duration = Field(
+        timedelta(hours=6), description="how long a snapshot may stay pending before the run fails"
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _not_our_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith("backup:"):
+                raise ValueError(f"key {key!r} is reserved: tags starting with 'backup:' are set by the DAG")
+        return value
 
     @model_validator(mode="after")
     def _some_target(self) -> EbsPolicy:
         if not (self.volume_ids or self.volume_tags or self.instance_id):
             raise ValueError("needs one of volume_ids, volume_tags or instance_id")
+        _require_unique("volume_ids", self.volume_ids)
         return self
+
+
+_CASSANDRA_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+_NODETOOL_RE = re.compile(r"^(?:[A-Za-z0-9_.+-]+|/[A-Za-z0-9_./@+-]+)$")
+
+
+def _check_keyspace(value: str) -> str:
+    if not _CASSANDRA_NAME_RE.match(value):
+        raise ValueError("is not a Cassandra keyspace name (1 to 48 letters, digits or '_')")
+    return value
+
+
+def _check_table_ref(value: str) -> str:
+    parts = value.split(".")
+    if len(parts) > 2 or not all(_CASSANDRA_NAME_RE.match(p) for p in parts):
+        raise ValueError("is not a Cassandra table name: 'table' or 'keyspace.table' (letters, digits, '_')")
+    return value
+
+
+def _check_restore_folder(value: str) -> str:
+    _check_abs_path(value.replace("{host}", "host"))
+    if value.rstrip("/") == "":
+        raise ValueError("must not be '/'")
+    return value
+
+
+def _check_command(value: str) -> str:
+    if not _NODETOOL_RE.match(value) or "/../" in f"{value}/":
+        raise ValueError("must be a command name or an absolute path (letters, digits, _ . / @ + -)")
+    return value
+
+
+Keyspace = Annotated[str, AfterValidator(_check_keyspace)]
+TableRef = Annotated[str, AfterValidator(_check_table_ref)]
+
+
+class CassandraNode(Node):
+    data_dir: AbsPath | None = Field(None, description="this node's data folder, when not the cluster's data_dir")
+    commitlog_dir: AbsPath | None = Field(None, description="this node's commit log folder (named in restore steps)")
 
 
 class CassandraCluster(EntryBase):
     kind: ClassVar[str] = "cassandra"
-    nodes: list[Node] = Field(min_length=1)
-    data_dir: AbsPath = "/var/lib/cassandra/data"
+    nodes: list[CassandraNode] = Field(min_length=1)
+    data_dir: AbsPath = Field("/var/lib/cassandra/data", description="Cassandra's data_file_directories")
+    commitlog_dir: AbsPath = Field("/var/lib/cassandra/commitlog", description="named in the restore steps")
     bucket: Identifier
     prefix: Identifier = "cassandra"
+    nodetool: Annotated[str, AfterValidator(_check_command)] = Field(
+        "nodetool", description="nodetool on the nodes: a name on their PATH or an absolute path"
+    )
+    keyspaces: list[Keyspace] = Field(default_factory=list, description="back up only these (empty: all)")
+    exclude_keyspaces: list[Keyspace] = Field(default_factory=list)
+    tables: list[TableRef] = Field(default_factory=list, description="back up only these `ks.table` (empty: all)")
+    exclude_tables: list[TableRef] = Field(default_factory=list)
+    sse: Literal["AES256", "aws:kms"] = Field("AES256", description="S3 server-side encryption")
+    kms_key_id: Identifier | None = Field(None, description="KMS key for sse aws:kms (implies aws:kms)")
+    compression_level: int = Field(
+        1, ge=1, le=19, description="zstd level (1: fastest; SSTables are already compressed by Cassandra)"
+    )
+    max_parallel_uploads: int = Field(3, ge=1, le=64, description="nodes uploading at the same time")
+    upload_pool: Identifier | None = Field(None, description="an Airflow pool that also bounds uploads")
+    upload_threads: int = Field(4, ge=1, le=32, description="files in flight per node")
+    s3_attempts: int = Field(5, ge=1, le=20, description="tries per S3 object (tenacity)")
+    remove_uploaded_incrementals: bool = Field(
+        False, description="after a verified upload, delete the uploaded files from backups/"
+    )
+    verify_checksums: bool = Field(False, description="verify re-reads every object and checks its SHA-256")
+    restore_folder: Annotated[str, AfterValidator(_check_restore_folder)] = Field(
+        "/tmp/cassandra_restore", description="default restore folder; `{host}` becomes the node's host"
+    )
 
     @model_validator(mode="after")
     def _unique_nodes(self) -> CassandraCluster:
         _require_unique("nodes", [n.host for n in self.nodes])
         return self
+
+    def node_data_dir(self, node: CassandraNode) -> str:
+        return node.data_dir or self.data_dir
 
 
 class DevicedbNode(Node):
@@ -285,10 +392,194 @@ class DevicedbCluster(EntryBase):
         return self
 
 
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
+_CONN_FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(login|password|host|port|schema|extra\.[A-Za-z0-9_-]+)$")
+_PASSWORD_ARG_RE = re.compile(r"(?i)^--?(password|passwd|pwd)=.|^[a-z][a-z0-9+.-]*://[^/@:\s]+:[^/@\s]+@")
+_BUP_PERIOD_RE = re.compile(r"^(?:\d+(?:s|min|h|d|w|m|y)|forever)$")
+
+
+def _check_plain_arg(value: str) -> str:
+    if "\x00" in value or "\n" in value:
+        raise ValueError("must not contain NUL or newline characters")
+    return value
+
+
+PlainArg = Annotated[str, AfterValidator(_check_plain_arg)]
+
+
+class BupDump(StrictModel):
+    """One pre-backup dump: `argv` runs on the host and its standard output becomes one file."""
+
+    name: Name = Field(description="names the dump in logs and the report")
+    argv: list[PlainArg] = Field(
+        min_length=1, description="the dump command as an argument list, e.g. [sqlite3, /db/app.db, .dump]"
+    )
+    output: str = Field(description="file name in staging_dir that receives the command's stdout")
+    env_from_connection: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment for the command, taken from Airflow connections at run time: "
+        "{MYSQL_PWD: 'mysql_backup.password'} (fields: login, password, host, port, schema, extra.KEY)",
+    )
+    timeout: Duration = Field(timedelta(hours=2), description="how long the dump may stay silent")
+
+    @field_validator("argv")
+    @classmethod
+    def _no_password(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            if _PASSWORD_ARG_RE.search(arg):
+                raise ValueError(
+                    f"{arg!r} carries a password: the clusters file holds none; "
+                    "use env_from_connection (e.g. MYSQL_PWD, PGPASSWORD) instead"
+                )
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, value: str) -> str:
+        if not _FILE_NAME_RE.match(value):
+            raise ValueError("must be a plain file name (letters, digits, _ . + -), not a path")
+        return value
+
+    @field_validator("env_from_connection")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, source in value.items():
+            if not _ENV_NAME_RE.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if not _CONN_FIELD_RE.match(source):
+                raise ValueError(
+                    f"{name}: {source!r} must be 'CONN_ID.FIELD' (login, password, host, port, schema, extra.KEY)"
+                )
+        return value
+
+
+class BupServer(StrictModel):
+    """The backup server holding the repository; bup reaches it over SSH from the host."""
+
+    host: Host
+    repo_dir: AbsPath = Field(description="the repository directory on the server (one per entry)")
+    user: Identifier | None = Field(None, description="SSH user for `bup -r user@host:path` and server tasks")
+    port: int = Field(22, ge=1, le=65535)
+    ssh_conn_id: Identifier | None = Field(
+        None, description="Airflow connection for prune/fsck on the server (default: the entry's)"
+    )
+
+
+class BupPruneOlder(StrictModel):
+    """`bup prune-older` keep periods, used when prune_mode is `prune-older`."""
+
+    keep_all_for: str | None = None
+    keep_dailies_for: str | None = None
+    keep_monthlies_for: str | None = None
+    keep_yearlies_for: str | None = None
+
+    @field_validator("keep_all_for", "keep_dailies_for", "keep_monthlies_for", "keep_yearlies_for")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        if value is not None and not _BUP_PERIOD_RE.match(value):
+            raise ValueError("must be a bup period like 7d, 12h, 4w, 6m, 1y, 30min or forever")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> BupPruneOlder:
+        if not any((self.keep_all_for, self.keep_dailies_for, self.keep_monthlies_for, self.keep_yearlies_for)):
+            raise ValueError("needs at least one keep_*_for period")
+        return self
+
+
+class BupS3Sync(StrictModel):
+    """The weekly rsync-like copy of the repository directory to S3."""
+
+    bucket: Identifier
+    prefix: str = Field("bup", description="key prefix; the entry's repository goes under PREFIX/NAME/")
+    schedule: str | None = Field(
+        "0 3 * * 6", description="cron or preset for bup_<name>_s3_sync (default Saturdays 03:00), or null"
+    )
+    on_backup: bool = Field(False, description="also run after every successful backup (its Asset)")
+    delete: bool = Field(False, description="delete objects whose file is gone from the repository")
+    compare: Literal["size_mtime", "checksum"] = "size_mtime"
+    concurrency: int = Field(16, ge=1, le=256)
+    queue: Identifier | None = Field(
+        None, description="Celery queue of a worker on the backup server (the sync reads the repository)"
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if not re.match(r"^[A-Za-z0-9_.=+-]+(?:/[A-Za-z0-9_.=+-]+)*$", value) or ".." in value.split("/"):
+            raise ValueError("must be an S3 key prefix of letters, digits and _ . = + - separated by '/'")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("@") or len(value.split()) == 5:
+            return value
+        raise ValueError("must be a cron expression, a preset like '@weekly', or null")
+
+
 class BupHost(EntryBase):
     kind: ClassVar[str] = "bup"
-    host: Host
-    paths: list[AbsPath] = Field(min_length=1)
+    host: Host = Field(description="the machine whose files are backed up ('localhost' with ssh_conn_id local)")
+    port: int = Field(22, ge=1, le=65535)
+    paths: list[AbsPath] = Field(min_length=1, description="folders and files to back up")
+    excludes: list[AbsPath] = Field(default_factory=list, description="bup index --exclude")
+    exclude_rx: list[PlainArg] = Field(default_factory=list, description="bup index --exclude-rx (Python regex)")
+    one_file_system: bool = Field(False, description="bup index -x: stay on each path's filesystem")
+    bup_dir: AbsPath | None = Field(None, description="the host's local bup dir (index); default /var/cache/bup/NAME")
+    branch: Name | None = Field(None, description="bup save -n: the backup set name (default: the entry name)")
+    staging_dir: AbsPath | None = Field(None, description="where dumps are written; backed up with the paths")
+    dumps: list[BupDump] = Field(default_factory=list)
+    server: BupServer
+    prune: bool = Field(False, description="prune old saves after each backup")
+    prune_mode: Literal["retention", "prune-older"] = Field(
+        "retention", description="retention: the entry's retention policy, applied with bup rm + gc"
+    )
+    prune_older: BupPruneOlder | None = None
+    fsck: bool = Field(True, description="bup fsck (with par2 recovery blocks when installed) before the S3 sync")
+    s3_sync: BupS3Sync | None = None
+    command_timeout: Duration = Field(timedelta(hours=6), description="how long index/save/restore may stay silent")
+
+    @field_validator("exclude_rx")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BupHost:
+        if self.dumps and not self.staging_dir:
+            raise ValueError("dumps need a staging_dir")
+        _require_unique("dumps", [d.name for d in self.dumps])
+        _require_unique("dumps output", [d.output for d in self.dumps])
+        if self.prune and self.prune_mode == "prune-older" and self.prune_older is None:
+            raise ValueError("prune_mode 'prune-older' needs prune_older keep periods")
+        if self.prune and self.prune_mode == "retention" and self.retention.is_empty():
+            raise ValueError("prune with prune_mode 'retention' needs a non-empty retention policy")
+        return self
+
+    @property
+    def backup_set(self) -> str:
+        return self.branch or self.name
+
+    @property
+    def local_bup_dir(self) -> str:
+        return self.bup_dir or f"/var/cache/bup/{self.name}"
+
+    @property
+    def saved_paths(self) -> list[str]:
+        paths = list(self.paths)
+        if self.dumps and self.staging_dir and not any(
+            self.staging_dir == p or self.staging_dir.startswith(p.rstrip("/") + "/") for p in paths
+        ):
+            paths.append(self.staging_dir)
+        return paths
 
 
 ENTRY_MODELS: dict[str, type[EntryBase]] = {
@@ -415,8 +706,13 @@ def parse_clusters(raw: Any, source: str = "<clusters file>") -> ClustersFile:
 __all__ = [
     "CLUSTERS_FILE_ENV",
     "AbsPath",
+    "BupDump",
     "BupHost",
+    "BupPruneOlder",
+    "BupS3Sync",
+    "BupServer",
     "CassandraCluster",
+    "CassandraNode",
     "ClustersFile",
     "ClustersFileError",
     "Defaults",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,17 +30,25 @@ from tenacity import (
     wait_exponential,
 )
 
-from airflow_backup_provider.retention import BackupItem
+from airflow_backup_provider.stores.ebs import (  # noqa: F401  (re-exported: the hook's public API)
+    CREATED_BY,
+    RESERVED_TAG_PREFIX,
+    TAG_CREATED_BY,
+    TAG_LOGICAL_DATE,
+    TAG_NAME,
+    TAG_RUN_ID,
+    TAG_VOLUME,
+    Snapshot,
+    Volume,
+    backup_tags,
+    format_logical_date,
+    parse_logical_date,
+    tag_dict,
+    tag_filters,
+    tag_list,
+)
 
 log = logging.getLogger(__name__)
-
-TAG_CREATED_BY = "backup:created-by"
-CREATED_BY = "airflow-backup-provider"
-TAG_NAME = "backup:name"
-TAG_VOLUME = "backup:volume"
-TAG_LOGICAL_DATE = "backup:logical-date"
-TAG_RUN_ID = "backup:run-id"
-RESERVED_TAG_PREFIX = "backup:"
 
 THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
 VOLUME_NOT_FOUND = "InvalidVolume.NotFound"
@@ -61,156 +68,6 @@ def error_code(exc: BaseException) -> str:
 
 def is_throttling(exc: BaseException) -> bool:
     return error_code(exc) in THROTTLING_CODES
-
-
-def format_logical_date(value: datetime) -> str:
-    """The tag value of a logical date: UTC, ISO 8601, seconds precision (`2026-11-20T00:00:00+00:00`)."""
-    if value.tzinfo is None:
-        raise ValueError(f"field 'logical_date': value {value!r} must be timezone-aware")
-    return value.astimezone(UTC).replace(microsecond=0).isoformat()
-
-
-def parse_logical_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def backup_tags(
-    *,
-    name: str,
-    logical_date: datetime,
-    run_id: str,
-    volume_id: str | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The tags of a snapshot made by this project. User tags may not override the `backup:` ones."""
-    tags: dict[str, str] = {}
-    for key, value in (extra or {}).items():
-        if key.startswith(RESERVED_TAG_PREFIX):
-            raise ValueError(f"field 'tags': key {key!r} is reserved (tags starting with 'backup:' are ours)")
-        tags[str(key)] = str(value)
-    tags.update(
-        {
-            TAG_CREATED_BY: CREATED_BY,
-            TAG_NAME: name,
-            TAG_LOGICAL_DATE: format_logical_date(logical_date),
-            TAG_RUN_ID: run_id,
-        }
-    )
-    if volume_id:
-        tags[TAG_VOLUME] = volume_id
-    return tags
-
-
-def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def tag_dict(resource: Mapping[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
-
-
-def tag_filters(tags: Mapping[str, str | Iterable[str]]) -> list[dict[str, Any]]:
-    """`{"backup:name": "x"}` -> EC2 `Filters` (a list value matches any of its values)."""
-    return [
-        {"Name": f"tag:{k}", "Values": [v] if isinstance(v, str) else list(v)} for k, v in tags.items()
-    ]
-
-
-@dataclass(frozen=True)
-class Volume:
-    id: str
-    state: str
-    size_gib: int | None = None
-    instance_id: str | None = None
-    device: str | None = None
-    tags: dict[str, str] = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Volume:
-        attachment = (data.get("Attachments") or [{}])[0]
-        return cls(
-            id=data["VolumeId"],
-            state=data.get("State", ""),
-            size_gib=data.get("Size"),
-            instance_id=attachment.get("InstanceId"),
-            device=attachment.get("Device"),
-            tags=tag_dict(data),
-        )
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: str
-    volume_id: str
-    state: str  # pending | completed | error | recoverable | recovering
-    start_time: datetime | None
-    description: str = ""
-    progress: str = ""
-    state_message: str = ""
-    size_gib: int | None = None
-    tags: dict[str, str] = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Snapshot:
-        start = data.get("StartTime")
-        if isinstance(start, str):
-            start = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        return cls(
-            id=data["SnapshotId"],
-            volume_id=data.get("VolumeId", ""),
-            state=data.get("State", ""),
-            start_time=start,
-            description=data.get("Description", ""),
-            progress=data.get("Progress", ""),
-            state_message=data.get("StateMessage", ""),
-            size_gib=data.get("VolumeSize"),
-            tags=tag_dict(data),
-        )
-
-    @property
-    def ours(self) -> bool:
-        return self.tags.get(TAG_CREATED_BY) == CREATED_BY
-
-    @property
-    def logical_date(self) -> datetime | None:
-        return parse_logical_date(self.tags.get(TAG_LOGICAL_DATE))
-
-    @property
-    def dated(self) -> datetime | None:
-        """The date retention judges by: the logical date for ours, else the start time."""
-        return self.logical_date or self.start_time
-
-    def to_backup_item(self) -> BackupItem:
-        """Retention's view. A snapshot without a date of ours is treated as foreign (never pruned)."""
-        logical = self.logical_date
-        created = logical or self.start_time or datetime.now(UTC)
-        return BackupItem(
-            id=self.id,
-            created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
-            complete=self.state == "completed",
-            ours=self.ours and logical is not None,
-            meta={"snapshot": self},
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe (for XCom)."""
-        return {
-            "SnapshotId": self.id,
-            "VolumeId": self.volume_id,
-            "State": self.state,
-            "StartTime": self.start_time.isoformat() if self.start_time else None,
-            "Description": self.description,
-            "Progress": self.progress,
-            "StateMessage": self.state_message,
-            "VolumeSize": self.size_gib,
-            "Tags": tag_list(self.tags),
-        }
 
 
 class EbsHook(EC2Hook):

@@ -28,6 +28,7 @@ def record_outcome(
     node: str | None = None,
     produced: Sequence[dict[str, Any]] = (),
     detail: str = "",
+    rows: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """
     Tell the report what this task did.
@@ -35,8 +36,12 @@ def record_outcome(
     :param status: ``done``, ``skipped`` (nothing to do, e.g. today's snapshot exists),
         ``dry_run``, or ``failed`` (recorded before raising, when there is something to say).
     :param produced: one dict per artifact, e.g. ``{"id": "snap-1", "size": 8}``.
+    :param rows: lines of a status table the report shows as is (same keys in every row, e.g.
+        ``{"volume":..., "snapshot":..., "state":...}``), gathered from every task of the run.
     """
     outcome = {"status": status, "node": node, "produced": list(produced), "detail": detail}
+    if rows:
+        outcome["rows"] = [dict(row) for row in rows]
     context["ti"].xcom_push(key=OUTCOME_KEY, value=outcome)
     return outcome
 
@@ -45,12 +50,19 @@ def summarize_run(
     states: dict[str, str | None], outcomes: dict[str, dict[str, Any]], *, exclude: str
 ) -> dict[str, list[dict[str, Any]]]:
     """Pure: split the run's tasks into backed up / skipped / failed / other rows."""
-    summary: dict[str, list[dict[str, Any]]] = {"failed": [], "backed_up": [], "skipped": [], "other": []}
+    summary: dict[str, list[dict[str, Any]]] = {
+        "failed": [],
+        "backed_up": [],
+        "skipped": [],
+        "other": [],
+        "status_rows": [],
+    }
     for task_key in sorted(states):
         if task_key == exclude:
             continue
         state = states[task_key] or "none"
         outcome = outcomes.get(task_key) or {}
+        summary["status_rows"].extend(outcome.get("rows") or [])
         row = {
             "task": task_key,
             "state": state,
@@ -102,6 +114,22 @@ def render_summary(dag_id: str, run_id: str, summary: dict[str, list[dict[str, A
         sections.append(
             f"<h3>{title} ({len(rows)})</h3>"
             + (f'<table border="1" cellpadding="4" style="border-collapse:collapse"><tr><th>task</th><th>state</th><th>node</th><th>produced</th><th>detail</th></tr>{cells}</table>' if rows else "<p>none</p>")
+        )
+    status_rows = summary.get("status_rows") or []
+    if status_rows:
+        columns = list(dict.fromkeys(key for row in status_rows for key in row))
+        widths = [max([len(c)] + [len(str(r.get(c, ""))) for r in status_rows]) for c in columns]
+        lines.append("Status:")
+        lines.append("  " + "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+        for row in status_rows:
+            lines.append("  " + "  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths, strict=True)))
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>"
+            for row in status_rows
+        )
+        sections.append(
+            f'<h3>Status</h3><table border="1" cellpadding="4" style="border-collapse:collapse"><tr>{head}</tr>{cells}</table>'
         )
     body = f"<p>{html.escape(subject)}</p>" + "".join(sections)
     return subject, body, "\n".join(lines)
@@ -155,11 +183,11 @@ class BackupReportOperator(BaseOperator):
         return {key: len(rows) for key, rows in summary.items()}
 
     def _collect_outcomes(self, ti: Any, states: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Outcome XComs of the tasks that ran to the end (a failed task records none)."""
+        """Outcome XComs of the tasks that ran to the end, or failed after recording one."""
         outcomes: dict[str, dict[str, Any]] = {}
         task_ids = set(self.dag.task_ids) if self.dag else set()
         for key, state in states.items():
-            if state != "success" or key == self.task_id:
+            if state not in ("success", "failed") or key == self.task_id:
                 continue
             task_id, map_index = key, -1
             if key not in task_ids:

@@ -16,7 +16,7 @@ clusters = parse_clusters(
             {
                 "kind": "ebs",
                 "name": "probe",
-                "volume_ids": ["vol-1"],
+                "volume_ids": ["vol-0123456789abcdef1"],
                 "retries": int(os.environ.get("PROBE_RETRIES", "0")),
                 "retry_delay": "1s",
                 "alert_on_retry": True,

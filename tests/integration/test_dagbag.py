@@ -33,6 +33,8 @@ def test_every_generated_dag_follows_the_house_rules(airflow_db, monkeypatch):
         assert dag.task_dict["report"].trigger_rule == "all_done", dag_id
         assert not dag.task_dict["report"].downstream_list, dag_id
         for task in dag.tasks:
+            if task.task_id == "report":  # its failure is the verdict it has already mailed
+                continue
             assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure alert"
 
 
@@ -60,8 +62,8 @@ def test_one_broken_entry_hides_nothing_and_is_named(airflow_db, tmp_path):
     content = {
         "defaults": {"alert_emails": ["oncall@example.com"]},
         "entries": [
-            {"kind": "ebs", "name": "good-one", "volume_ids": ["vol-1"]},
-            {"kind": "ebs", "name": "broken", "volume_ids": ["vol-2"], "retries": "lots"},
+            {"kind": "ebs", "name": "good-one", "volume_ids": ["vol-0123456789abcdef1"]},
+            {"kind": "ebs", "name": "broken", "volume_ids": ["vol-0123456789abcdef2"], "retries": "lots"},
             {"kind": "ebs", "name": "good-two", "volume_tags": {"backup": "daily"}},
         ],
     }

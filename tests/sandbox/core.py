@@ -273,10 +273,11 @@ class Sandbox:
 
     def _start_moto(self) -> None:
         port = free_port()
-        moto_bin = Path(sys.executable).with_name("moto_server")
+        # moto_server plus EBS snapshots that tests can hold `pending` (see moto_server.py)
+        moto_server = Path(__file__).with_name("moto_server.py")
         log = open(self.root / "moto.log", "ab")  # noqa: SIM115
         self._moto = subprocess.Popen(
-            [str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

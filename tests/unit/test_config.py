@@ -13,7 +13,7 @@ from airflow_backup_provider.config import (
 
 
 def ebs(name="web", **extra):
-    return {"kind": "ebs", "name": name, "volume_ids": ["vol-1"], **extra}
+    return {"kind": "ebs", "name": name, "volume_ids": ["vol-0123456789abcdef1"], **extra}
 
 
 def test_defaults_apply_and_entries_override():
@@ -120,6 +120,6 @@ def test_env_var_points_elsewhere(tmp_path, monkeypatch):
     from airflow_backup_provider.config import load_clusters_file
 
     path = tmp_path / "c.yaml"
-    path.write_text("entries:\n  - {kind: ebs, name: from-env, volume_ids: [vol-9]}\n")
+    path.write_text("entries:\n  - {kind: ebs, name: from-env, volume_ids: [vol-0123456789abcdef9]}\n")
     monkeypatch.setenv("BACKUP_CLUSTERS_FILE", str(path))
     assert [e.name for e in load_clusters_file().entries] == ["from-env"]

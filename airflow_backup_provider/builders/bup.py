@@ -1,0 +1,227 @@
+"""bup DAGs: ``bup_<name>`` (dumps, save, prune), ``bup_<name>_s3_sync`` (fsck, S3 copy) and
+``bup_<name>_restore`` (manual)."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+
+from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.config import BupHost
+from airflow_backup_provider.factory import register
+from airflow_backup_provider.operators.bup import (
+    BupDumpOperator,
+    BupFsckOperator,
+    BupPruneOperator,
+    BupRestoreOperator,
+    BupSaveOperator,
+)
+from airflow_backup_provider.operators.s3_sync import S3SyncOperator
+from airflow_backup_provider.stores.bup import PruneOlderKeep, Remote
+
+
+def repository_asset(entry: BupHost) -> Asset:
+    """The Asset the backup DAG updates after each save (and the sync DAG can wait for)."""
+    return Asset(name=f"bup_{entry.name}_repository", uri=f"bup://{entry.server.host}{entry.server.repo_dir}")
+
+
+def remote_of(entry: BupHost) -> Remote:
+    return Remote(host=entry.server.host, path=entry.server.repo_dir, user=entry.server.user, port=entry.server.port)
+
+
+def _host_args(entry: BupHost) -> dict:
+    return {
+        "host": entry.host,
+        "port": entry.port,
+        "ssh_conn_id": entry.ssh_conn_id,
+        "sudo_user": entry.sudo_user,
+        "bup_dir": entry.local_bup_dir,
+        "remote": remote_of(entry),
+        "command_timeout": entry.command_timeout,
+    }
+
+
+def _server_args(entry: BupHost) -> dict:
+    return {
+        "host": entry.server.host,
+        "port": entry.server.port,
+        "ssh_conn_id": entry.server.ssh_conn_id or entry.ssh_conn_id,
+        "sudo_user": entry.sudo_user,
+        "bup_dir": entry.server.repo_dir,
+        "remote": None,
+        "command_timeout": entry.command_timeout,
+    }
+
+
+def s3_prefix(entry: BupHost) -> str:
+    assert entry.s3_sync is not None
+    return f"{entry.s3_sync.prefix}/{entry.name}"
+
+
+def build_backup(entry: BupHost):
+    server = f"{entry.server.host}:{entry.server.repo_dir}"
+    steps = ["dumps into " + str(entry.staging_dir)] if entry.dumps else []
+    steps += [f"`bup index` + `bup save -n {entry.backup_set}` of {', '.join(entry.saved_paths)} to {server}"]
+    if entry.prune:
+        steps.append(f"prune old saves ({entry.prune_mode}) on {entry.server.host}")
+    dag = new_dag(
+        entry,
+        summary="Daily file backup with bup: " + "; then ".join(steps) + ". "
+        "The save is dated with the run's logical date: a retried or repeated run never saves twice.",
+        nodes=[entry.host, entry.server.host],
+    )
+    with dag:
+        save = BupSaveOperator(
+            task_id="save",
+            branch=entry.backup_set,
+            paths=entry.saved_paths,
+            excludes=entry.excludes,
+            exclude_rx=entry.exclude_rx,
+            one_file_system=entry.one_file_system,
+            outlets=[repository_asset(entry)],
+            server=_server_args(entry),
+            **_host_args(entry),
+        )
+        if entry.dumps:
+            dumps = BupDumpOperator(
+                task_id="dumps",
+                staging_dir=entry.staging_dir,
+                dumps=[d.model_dump() for d in entry.dumps],
+                **_host_args(entry),
+            )
+            dumps >> save
+        if entry.prune:
+            prune = BupPruneOperator(
+                task_id="prune",
+                branch=entry.backup_set,
+                mode=entry.prune_mode,
+                retention=entry.retention,
+                keep=_keep(entry),
+                **_server_args(entry),
+            )
+            save >> prune
+    add_report(dag, entry)
+    return dag
+
+
+def _keep(entry: BupHost) -> PruneOlderKeep | None:
+    if entry.prune_older is None:
+        return None
+    p = entry.prune_older
+    return PruneOlderKeep(p.keep_all_for, p.keep_dailies_for, p.keep_monthlies_for, p.keep_yearlies_for)
+
+
+def build_s3_sync(entry: BupHost):
+    sync = entry.s3_sync
+    assert sync is not None
+    if sync.on_backup and sync.schedule:
+        schedule = AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(_cron(sync.schedule), timezone="UTC"), assets=repository_asset(entry)
+        )
+    elif sync.on_backup:
+        schedule = repository_asset(entry)
+    else:
+        schedule = sync.schedule
+    where = f"s3://{sync.bucket}/{s3_prefix(entry)}/"
+    dag = new_dag(
+        entry,
+        suffix="_s3_sync",
+        summary=(
+            f"Weekly copy of the repository {entry.server.host}:{entry.server.repo_dir} to {where}, rsync-like "
+            f"(only new or changed files, compared by {sync.compare}; deletes {'on' if sync.delete else 'off'}), "
+            + ("after `bup fsck` (par2 recovery blocks when installed). " if entry.fsck else "")
+            + "Trigger with direction=download and local_dir=<empty folder> to pull the repository back from S3."
+        ),
+        nodes=[entry.server.host],
+        schedule=schedule,
+        params={
+            "direction": Param(
+                "upload", enum=["upload", "download"], title="Direction",
+                description="upload: repository -> S3. download: S3 -> local_dir (the backup server is gone).",
+            ),
+            "local_dir": Param(
+                entry.server.repo_dir, type="string", pattern=r"^/[A-Za-z0-9_./@+-]*$", title="Local folder",
+                description="The repository folder (upload) or the folder to fill (download).",
+            ),
+        },
+        extra_tags=["s3-sync"],
+    )
+    with dag:
+        copy = S3SyncOperator(
+            task_id="s3_sync",
+            local_dir="{{ params.local_dir }}",
+            bucket=sync.bucket,
+            prefix=s3_prefix(entry),
+            direction="{{ params.direction }}",
+            compare=sync.compare,
+            delete=sync.delete,
+            concurrency=sync.concurrency,
+            aws_conn_id=entry.aws_conn_id,
+            node=entry.server.host,
+            trigger_rule="none_failed",
+            **({"queue": sync.queue} if sync.queue else {}),
+        )
+        if entry.fsck:
+            fsck = BupFsckOperator(task_id="fsck", skip_on_download=True, **_server_args(entry))
+            fsck >> copy
+    add_report(dag, entry)
+    return dag
+
+
+def _cron(schedule: str) -> str:
+    presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *"}
+    return presets.get(schedule, schedule)
+
+
+def build_restore(entry: BupHost):
+    default_path = entry.staging_dir or entry.paths[0]
+    dag = new_dag(
+        entry,
+        suffix="_restore",
+        summary=(
+            f"Manual restore from the bup backup set `{entry.backup_set}` in {entry.server.host}:{entry.server.repo_dir}: "
+            "one path of one save into an empty folder, on the host (through `-r`) or on the backup server. "
+            "Live data is never overwritten."
+        ),
+        nodes=[entry.host, entry.server.host],
+        schedule=None,
+        params={
+            "save": Param(
+                "latest", type="string", pattern=r"^(latest|\d{4}-\d\d-\d\d(-\d{6}(-\d+)?)?)$", title="Save",
+                description="latest, a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
+            ),
+            "path": Param(
+                default_path, type="string", pattern=r"^/[A-Za-z0-9_./@+ -]*$", title="Path",
+                description="The path as it was backed up, e.g. /etc or " + default_path + ".",
+            ),
+            "target_dir": Param(
+                f"/var/tmp/bup-restore/{entry.name}", type="string", pattern=r"^/[A-Za-z0-9_./@+-]+$",
+                title="Target folder", description="An empty (or new) folder to restore into.",
+            ),
+            "where": Param(
+                "host", enum=["host", "server"], title="Where",
+                description="host: restore on the backed-up host; server: on the backup server itself.",
+            ),
+        },
+        extra_tags=["restore"],
+    )
+    with dag:
+        BupRestoreOperator(
+            task_id="restore",
+            branch=entry.backup_set,
+            path="{{ params.path }}",
+            save="{{ params.save }}",
+            target_dir="{{ params.target_dir }}",
+            where="{{ params.where }}",
+            server=_server_args(entry),
+            **_host_args(entry),
+        )
+    add_report(dag, entry)
+    return dag
+
+
+@register("bup")
+def build(entry: BupHost) -> list:
+    dags = [build_backup(entry), build_restore(entry)]
+    if entry.s3_sync is not None:
+        dags.append(build_s3_sync(entry))
+    return dags

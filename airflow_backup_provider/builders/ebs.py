@@ -1,0 +1,95 @@
+"""The `ebs_<name>` DAG: per volume (mapped), snapshot -> wait -> retention, then the report.
+
+    find_targets ──> volume[i]: snapshot ──> wait ──> retention ──> report
+
+One mapped task group instance per target (volume, or instance for crash-consistent multi-volume
+snapshots): a volume that has vanished fails its own group only; the others go on, and the report
+fails the run at the end.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, task_group
+
+from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.config import EbsPolicy
+from airflow_backup_provider.factory import register
+from airflow_backup_provider.operators.ebs import (
+    EbsFindTargetsOperator,
+    EbsRetentionOperator,
+    EbsSnapshotOperator,
+)
+from airflow_backup_provider.retention import describe_policy
+from airflow_backup_provider.sensors.ebs import EbsSnapshotCompletedSensor
+
+DRY_RUN = "{{ params.dry_run }}"
+
+
+def _targets_text(entry: EbsPolicy) -> list[str]:
+    targets = [f"volume {v}" for v in entry.volume_ids]
+    if entry.volume_tags:
+        targets.append("volumes tagged " + ", ".join(f"{k}={v}" for k, v in entry.volume_tags.items()))
+    if entry.instance_id:
+        targets.append(f"every volume of instance {entry.instance_id} (crash-consistent)")
+    return targets
+
+
+@register("ebs")
+def build(entry: EbsPolicy) -> list[DAG]:
+    aws = {"aws_conn_id": entry.aws_conn_id, "region_name": entry.region}
+    summary = (
+        "Snapshots each EBS volume once per logical date (a cleared or re-run day makes no second "
+        "snapshot; a volume with a pending snapshot is skipped), waits for completion, then applies "
+        f"the retention policy as of the logical date ({describe_policy(entry.retention)}). Only "
+        f"snapshots tagged `backup:created-by=airflow-backup-provider` and `backup:name={entry.name}` "
+        "are ever deleted; pending ones, the newest completed one and those dated after the run are kept."
+    )
+    dag = new_dag(entry, summary=summary, nodes=_targets_text(entry))
+    with dag:
+        targets = EbsFindTargetsOperator(
+            task_id="find_targets",
+            volume_ids=entry.volume_ids,
+            volume_tags=entry.volume_tags,
+            instance_id=entry.instance_id,
+            **aws,
+        )
+
+        @task_group(group_id="volume")
+        def per_target(target):
+            snapshot = EbsSnapshotOperator(
+                task_id="snapshot",
+                target=target,
+                name=entry.name,
+                tags=entry.tags,
+                description=entry.snapshot_description,
+                dry_run=DRY_RUN,
+                **aws,
+            )
+            wait = EbsSnapshotCompletedSensor(
+                task_id="wait",
+                snapshot_ids=snapshot.output["snapshot_ids"],
+                deferrable=entry.deferrable,
+                mode="reschedule",
+                poke_interval=entry.poke_interval.total_seconds(),
+                timeout=entry.snapshot_timeout.total_seconds(),
+                retries=0,  # a snapshot in `error` does not heal; the next run makes a new one
+                **aws,
+            )
+            retention = EbsRetentionOperator(
+                task_id="retention",
+                target=target,
+                name=entry.name,
+                policy=entry.retention,
+                listing=snapshot.output["listing"],
+                states=wait.output,
+                dry_run=DRY_RUN,
+                execution_timeout=timedelta(hours=1),
+                **aws,
+            )
+            snapshot >> wait >> retention
+
+        per_target.expand(target=targets.output)
+    add_report(dag, entry)
+    return [dag]

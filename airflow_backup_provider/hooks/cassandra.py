@@ -1,0 +1,205 @@
+"""A Cassandra node: nodetool over SSH, and its files over SFTP (no agent on the node).
+
+Command lines and parsers come from :mod:`airflow_backup_provider.stores.cassandra`; this hook only
+runs them. Files move between a node and S3 through :class:`StreamingS3Hook`, several at a time,
+each worker thread with its own SFTP session on the node's one SSH connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import stat
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+import paramiko
+
+from airflow_backup_provider.hooks.remote import CommandResult, RemoteCommandError, RemoteCommandHook
+from airflow_backup_provider.hooks.s3_stream import StreamingS3Hook, StreamResult
+from airflow_backup_provider.stores import cassandra as store
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+SFTP_PREFETCH_LIMIT = 64  # outstanding read requests per file
+
+
+class CassandraNodeHook(RemoteCommandHook):
+    """
+    Run nodetool on one node and read or write its files.
+
+    :param nodetool: the nodetool command (name on the node's PATH, or an absolute path).
+    :param nodetool_timeout: how long one nodetool call may stay silent, in seconds.
+    Other parameters: :class:`RemoteCommandHook`.
+    """
+
+    hook_name = "Backup Cassandra node"
+
+    def __init__(self, *args: Any, nodetool: str = "nodetool", nodetool_timeout: float = 600, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.nodetool = nodetool
+        self.nodetool_timeout = nodetool_timeout
+        self._local_sftp = threading.local()
+        self._sftp_clients: list[paramiko.SFTPClient] = []
+        self._sftp_lock = threading.Lock()
+
+    # ---- nodetool -------------------------------------------------------------------------------
+    def run_nodetool(self, argv: Sequence[str], what: str) -> CommandResult:
+        result = self.run(argv, timeout=self.nodetool_timeout)
+        if not result.ok:
+            raise RemoteCommandError(result, f"{what} ({store.nodetool_failure(result.stderr + result.stdout)})")
+        return result
+
+    def flush(self, keyspaces: Sequence[str] = ()) -> None:
+        for keyspace in keyspaces or [None]:
+            self.run_nodetool(store.flush_argv(self.nodetool, keyspace), "nodetool flush")
+
+    def snapshot(self, tag: str, keyspaces: Sequence[str] = ()) -> store.SnapshotResult:
+        """Take snapshot `tag`; a snapshot this run already made (a retried task) counts as made."""
+        result = self.run(store.snapshot_argv(tag, keyspaces, self.nodetool), timeout=self.nodetool_timeout)
+        text = result.stdout + "\n" + result.stderr
+        if not result.ok:
+            parsed = None
+            with contextlib.suppress(store.NodetoolOutputError):
+                parsed = store.parse_snapshot(text, tag)
+            if parsed and parsed.already_exists:
+                return parsed
+            raise RemoteCommandError(result, f"nodetool snapshot -t {tag} ({store.nodetool_failure(text)})")
+        return store.parse_snapshot(text, tag)
+
+    def list_snapshots(self) -> list[store.ListedSnapshot]:
+        result = self.run_nodetool(store.listsnapshots_argv(self.nodetool), "nodetool listsnapshots")
+        return store.parse_listsnapshots(result.stdout)[0]
+
+    def clear_snapshot(self, tag: str, keyspaces: Sequence[str] = ()) -> tuple[str, ...]:
+        result = self.run_nodetool(store.clearsnapshot_argv(tag, keyspaces, self.nodetool), "nodetool clearsnapshot")
+        return store.parse_clearsnapshot(result.stdout + result.stderr, tag)
+
+    def status_text(self) -> str:
+        text = self.run_nodetool(store.status_argv(self.nodetool), "nodetool status").stdout
+        store.parse_status(text)  # refuse to store something that is not a status
+        return text
+
+    # ---- files ----------------------------------------------------------------------------------
+    def thread_sftp(self) -> paramiko.SFTPClient:
+        """This thread's SFTP session (paramiko's SFTP client is not safe across threads)."""
+        client = getattr(self._local_sftp, "client", None)
+        if client is None or client.sock.closed:
+            client = self.get_conn().open_sftp()
+            self._local_sftp.client = client
+            with self._sftp_lock:
+                self._sftp_clients.append(client)
+        return client
+
+    def close(self) -> None:
+        with self._sftp_lock:
+            for client in self._sftp_clients:
+                with contextlib.suppress(Exception):
+                    client.close()
+            self._sftp_clients.clear()
+        self._local_sftp = threading.local()
+        super().close()
+
+    def listdir(self, path: str) -> list[store.DirEntry]:
+        try:
+            entries = self.thread_sftp().listdir_attr(path)
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 2 or isinstance(exc, FileNotFoundError):
+                raise FileNotFoundError(path) from exc
+            raise
+        return [
+            store.DirEntry(name=e.filename, is_dir=stat.S_ISDIR(e.st_mode or 0), size=int(e.st_size or 0))
+            for e in entries
+            if stat.S_ISDIR(e.st_mode or 0) or stat.S_ISREG(e.st_mode or 0)
+        ]
+
+    def walk(self, data_dir: str, tag: str, scope: store.Scope, include_backups: bool = True) -> store.WalkResult:
+        return store.walk_data_dir(data_dir, tag, scope, self.listdir, include_backups=include_backups)
+
+    def read_file(self, path: str) -> bytes:
+        with self.thread_sftp().open(path, "rb") as handle:
+            return handle.read()
+
+    @contextlib.contextmanager
+    def open_for_read(self, path: str, size: int | None = None) -> Iterator[paramiko.SFTPFile]:
+        """A remote file with read-ahead: many reads in flight, so the link stays full."""
+        handle = self.thread_sftp().open(path, "rb", bufsize=1024 * 1024)
+        try:
+            handle.prefetch(size, max_concurrent_requests=SFTP_PREFETCH_LIMIT)
+            yield handle
+        finally:
+            handle.close()
+
+    def makedirs(self, path: str) -> None:
+        sftp = self.thread_sftp()
+        missing = []
+        current = posixpath.normpath(path)
+        while current not in ("/", ""):
+            try:
+                sftp.stat(current)
+                break
+            except FileNotFoundError:
+                missing.append(current)
+                current = posixpath.dirname(current)
+        for folder in reversed(missing):
+            with contextlib.suppress(OSError):
+                sftp.mkdir(folder)
+            sftp.stat(folder)
+
+    def realpath(self, path: str) -> str:
+        """The path with symlinks resolved (of its longest existing ancestor, rest appended)."""
+        sftp = self.thread_sftp()
+        rest: list[str] = []
+        current = posixpath.normpath(path)
+        while True:
+            try:
+                resolved = sftp.normalize(current)
+                return posixpath.join(resolved, *reversed(rest)) if rest else resolved
+            except OSError:
+                if current in ("/", ""):
+                    return path
+                rest.append(posixpath.basename(current))
+                current = posixpath.dirname(current)
+
+    @contextlib.contextmanager
+    def open_for_write(self, path: str) -> Iterator[paramiko.SFTPFile]:
+        handle = self.thread_sftp().open(path, "wb", bufsize=1024 * 1024)
+        handle.set_pipelined(True)
+        try:
+            yield handle
+        finally:
+            handle.close()
+
+    def replace(self, source: str, target: str) -> None:
+        self.thread_sftp().posix_rename(source, target)
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.thread_sftp().remove(path)
+
+    # ---- to and from S3 -------------------------------------------------------------------------
+    def upload_file(self, s3: StreamingS3Hook, bucket: str, remote_path: str, key: str, size: int | None) -> StreamResult:
+        return s3.upload_stream(lambda: self.open_for_read(remote_path, size), bucket, key)
+
+    def parallel(self, items: Sequence[T], work: Callable[[T], R], threads: int) -> list[R]:
+        """Run `work` on every item, `threads` at a time; the first failure stops the rest."""
+        if threads <= 1 or len(items) <= 1:
+            return [work(item) for item in items]
+        results: list[Any] = [None] * len(items)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"xfer-{self.target}") as pool:
+            futures = {pool.submit(work, item): index for index, item in enumerate(items)}
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error
+                results[futures[future]] = future.result()
+            for future in pending:
+                if not future.cancelled():
+                    results[futures[future]] = future.result()
+        return results

@@ -1,0 +1,478 @@
+"""bup operators: pre-backup dumps, save, restore, prune and fsck.
+
+Each one builds argv lists with :mod:`airflow_backup_provider.stores.bup` and runs them with
+:class:`~airflow_backup_provider.hooks.bup.BupNodeHook` on the host being backed up (``save``,
+``restore``, dumps) or on the backup server (``prune``, ``fsck``). The repository lives on the
+backup server; the host's bup reaches it with ``-r`` over SSH.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator, Connection
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
+from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.stores import bup as store
+
+
+class BupError(AirflowException):
+    """A bup step failed; the message names the host, the command and bup's own words."""
+
+
+def run_date(context: Mapping[str, Any]) -> datetime:
+    """The run's logical date (stable across retries and clears), else when it was triggered."""
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+class _BupNodeOperator(BaseOperator):
+    """Common parts: where the commands run, and the bup directory / remote repository."""
+
+    ui_color = "#e3f1e6"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        bup_dir: str,
+        ssh_conn_id: str | None = "backup_ssh",
+        port: int = 22,
+        sudo_user: str | None = None,
+        remote: store.Remote | None = None,
+        command_timeout: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.port = port
+        self.bup_dir = bup_dir
+        self.ssh_conn_id = ssh_conn_id
+        self.sudo_user = sudo_user
+        self.remote = remote
+        self.command_timeout = _seconds(command_timeout)
+
+    @property
+    def commands(self) -> store.BupCommands:
+        return store.BupCommands(bup_dir=self.bup_dir, remote=self.remote)
+
+    def node_hook(self) -> BupNodeHook:
+        return BupNodeHook(ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.port, sudo_user=self.sudo_user)
+
+    def _check(self, result, what: str):
+        if not result.ok:
+            detail = (result.stderr.strip() or result.stdout.strip())[-2000:]
+            raise BupError(f"{what} on {result.host} failed (exit code {result.exit_code}): {result.command_line}\n{detail}")
+        return result
+
+
+def list_saves(hook: BupNodeHook, commands: store.BupCommands, branch: str, *, remote: bool) -> list[store.Save] | None:
+    """The saves of `branch`, oldest first; ``None`` when the repository does not exist yet."""
+    result = hook.run(commands.ls(f"/{branch}", remote=remote), timeout=600)
+    if result.ok:
+        return store.parse_saves(result.stdout)
+    if store.is_missing_repository(result.stderr):
+        return None
+    if store.is_missing_path(result.stderr):
+        return []
+    raise BupError(
+        f"bup ls /{branch} on {result.host} failed (exit code {result.exit_code}): {result.stderr.strip()[-2000:]}"
+    )
+
+
+class BupDumpOperator(_BupNodeOperator):
+    """
+    Run the pre-backup dumps on the host, each into its own file of the staging folder.
+
+    :param dumps: ``[{"name", "argv", "output", "env_from_connection", "timeout"}]``; the command's
+        stdout becomes ``staging_dir/output``. Every dump runs; if any fails, the task fails
+        naming each failed dump (no save follows).
+    """
+
+    def __init__(self, *, staging_dir: str, dumps: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.staging_dir = staging_dir
+        self.dumps = [dict(d) for d in dumps]
+
+    @staticmethod
+    def resolve_env(sources: Mapping[str, str]) -> dict[str, str]:
+        """``{VAR: "conn_id.field"}`` -> values from Airflow connections (masked in logs)."""
+        from airflow.sdk.log import mask_secret
+
+        env: dict[str, str] = {}
+        for name, source in sources.items():
+            conn_id, _, field = source.partition(".")
+            conn = Connection.get(conn_id)
+            if field.startswith("extra."):
+                value = conn.extra_dejson.get(field.removeprefix("extra."))
+            else:
+                value = getattr(conn, field, None)
+            if value is None or value == "":
+                raise BupError(f"dump environment {name}: connection {conn_id!r} has no {field}")
+            env[name] = str(value)
+            mask_secret(env[name])
+        return env
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        dry_run = bool(context["params"].get("dry_run"))
+        produced, failures = [], []
+        with self.node_hook() as hook:
+            for dump in self.dumps:
+                output = posixpath.join(self.staging_dir, dump["output"])
+                argv = dump_argv(output, dump["argv"])
+                if dry_run:
+                    self.log.info("dry run: would dump %s: %s > %s", dump["name"], " ".join(dump["argv"]), output)
+                    continue
+                env = self.resolve_env(dump.get("env_from_connection") or {})
+                result = hook.run_with_input(argv, env_lines(env), timeout=_seconds(dump.get("timeout")))
+                if not result.ok:
+                    tail = result.stderr.strip()[-1000:]
+                    self.log.error("dump %s failed with exit code %s: %s", dump["name"], result.exit_code, tail)
+                    failures.append(f"{dump['name']} (exit code {result.exit_code}: {tail})")
+                    continue
+                size = hook.run(["stat", "-c", "%s", "--", output], timeout=60)
+                self._check(size, f"stat {output}")
+                produced.append({"id": f"{dump['name']}:{output}", "size": int(size.stdout.strip())})
+                self.log.info("dump %s -> %s (%s bytes)", dump["name"], output, produced[-1]["size"])
+        if failures:
+            raise BupError(f"{len(failures)} of {len(self.dumps)} dump(s) failed on {self.host}: " + "; ".join(failures))
+        record_outcome(
+            context, status="dry_run" if dry_run else "done", node=self.host, produced=produced,
+            detail=f"{len(self.dumps)} dump(s) into {self.staging_dir}",
+        )
+        return produced
+
+
+class BupSaveOperator(_BupNodeOperator):
+    """
+    ``bup index`` then ``bup save -n BRANCH --date=<logical date> -r <server>`` on the host.
+
+    One logical date makes at most one save: when the branch already holds a save for the run's
+    logical date (a retry, a cleared task, a second trigger), nothing is indexed or saved.
+    """
+
+    template_fields = ("paths",)
+
+    def __init__(
+        self,
+        *,
+        branch: str,
+        paths: Sequence[str],
+        excludes: Sequence[str] = (),
+        exclude_rx: Sequence[str] = (),
+        one_file_system: bool = False,
+        server: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.branch = store.check_branch(branch)
+        self.paths = list(paths)
+        self.excludes = list(excludes)
+        self.exclude_rx = list(exclude_rx)
+        self.one_file_system = one_file_system
+        # with the server's SSH access, the check for an existing save runs there directly
+        # (one bup process) instead of `bup ls -r` from the host (two, and a nested ssh)
+        self.server = dict(server or {})
+
+    def _list_saves(self, hook: BupNodeHook) -> list[store.Save] | None:
+        if not self.server:
+            return list_saves(hook, self.commands, self.branch, remote=True)
+        server = BupNodeHook(
+            ssh_conn_id=self.server.get("ssh_conn_id"), host=self.server["host"],
+            port=self.server.get("port", 22), sudo_user=self.server.get("sudo_user"),
+        )
+        with server:
+            return list_saves(server, store.BupCommands(bup_dir=self.server["bup_dir"]), self.branch, remote=False)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dry_run = bool(context["params"].get("dry_run"))
+        when = run_date(context)
+        save_name = store.save_name_for(when)
+        commands = self.commands
+        index = commands.index(
+            self.paths, excludes=self.excludes, exclude_rx=self.exclude_rx, one_file_system=self.one_file_system
+        )
+        with self.node_hook() as hook, ThreadPoolExecutor(1) as pool:
+            if not hook.is_local:
+                hook.get_conn()  # connect once, before two threads share the connection
+            # The check asks the server; the index is local work on the host. They are
+            # independent, so they overlap. An index made for a save that then is skipped only
+            # refreshes the host's own index, which the next save uses anyway.
+            check = pool.submit(self._list_saves, hook)
+            indexed = None if dry_run else hook.run(index, timeout=self.command_timeout)
+            saves = check.result()
+            existing = store.saves_for_date(saves or [], when)
+            if existing:
+                detail = f"{self.branch}/{existing[0].name} already exists for {when.isoformat()}"
+                self.log.info("skipping: %s", detail)
+                record_outcome(context, status="skipped", node=self.host, detail=detail)
+                return {"save": existing[0].name, "skipped": True}
+            if dry_run:
+                detail = f"would save {', '.join(self.paths)} as {self.branch}/{save_name}"
+                self.log.info("dry run: %s", detail)
+                record_outcome(context, status="dry_run", node=self.host, detail=detail)
+                return {"save": save_name, "skipped": True}
+            if saves is None:
+                self.log.info("repository %s does not exist yet: bup init", self.remote.spec() if self.remote else self.bup_dir)
+                self._check(hook.run(["mkdir", "-p", "--", self.bup_dir], timeout=60), "mkdir")
+                self._check(hook.run(commands.init(), timeout=600), "bup init")
+            if indexed is None or not indexed.ok:  # e.g. the host's bup dir did not exist before init
+                indexed = hook.run(index, timeout=self.command_timeout)
+            self._check(indexed, "bup index")
+            # the size of what is backed up (apparent bytes of the paths), for the report; it
+            # runs beside the save, on its own channel
+            du = pool.submit(hook.run, ["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
+            save = commands.save(self.branch, when, self.paths)
+            result = self._check(hook.run(save, timeout=self.command_timeout), "bup save")
+            du = du.result()
+        commit = store.parse_commit_id(result.stdout)
+        size = store.parse_du_total(du.stdout) if du.ok else None
+        self.log.info("saved %s/%s (commit %s, %s bytes of data)", self.branch, save_name, commit, size)
+        record_outcome(
+            context, status="done", node=self.host,
+            produced=[{"id": f"{self.branch}/{save_name}", "size": size}],
+            detail=f"commit {commit}",
+        )
+        return {"save": save_name, "commit": commit, "skipped": False, "data_bytes": size}
+
+
+_DAY_RE = re.compile(r"^\d{4}-\d\d-\d\d$")
+
+
+def choose_save(saves: Sequence[store.Save], which: str) -> store.Save:
+    """``latest``, a day ``YYYY-MM-DD`` (its newest save) or an exact save name."""
+    if not saves:
+        raise BupError("the backup set has no saves")
+    if which == "latest":
+        return saves[-1]
+    if _DAY_RE.match(which):
+        same_day = [s for s in saves if s.day == which]
+        if not same_day:
+            raise BupError(f"param 'save': no save on {which}; saves: {', '.join(s.name for s in saves[-10:])}")
+        return same_day[-1]
+    if store.SAVE_NAME_RE.match(which):
+        for s in saves:
+            if s.name == which:
+                return s
+        raise BupError(f"param 'save': no save named {which!r}; saves: {', '.join(s.name for s in saves[-10:])}")
+    raise BupError(f"param 'save': {which!r} must be 'latest', YYYY-MM-DD or YYYY-MM-DD-HHMMSS")
+
+
+_SAFE_RESTORE_PATH = re.compile(r"^/[A-Za-z0-9_./@+ -]*$")
+
+
+class BupRestoreOperator(_BupNodeOperator):
+    """
+    Restore `path` (as it was saved, e.g. ``/etc``) of one save into `target_dir`, on the host.
+
+    Never writes into live data: the target folder must be absent or empty.
+    """
+
+    template_fields = ("path", "save", "target_dir", "where")
+
+    def __init__(
+        self,
+        *,
+        branch: str,
+        path: str,
+        save: str,
+        target_dir: str,
+        where: str = "host",
+        server: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.branch = store.check_branch(branch)
+        self.path = path
+        self.save = save
+        self.target_dir = target_dir
+        self.where = where
+        self.server = dict(server or {})
+
+    def _use_server(self) -> None:
+        """Restore on the backup server itself, from its repository directory (no ``-r``)."""
+        if not self.server:
+            raise BupError("param 'where': value 'server' but no backup server is configured")
+        self.host, self.port = self.server["host"], self.server.get("port", 22)
+        self.ssh_conn_id, self.bup_dir = self.server.get("ssh_conn_id"), self.server["bup_dir"]
+        self.remote = None
+
+    def _validate(self) -> None:
+        for name, value in (("path", self.path), ("target_dir", self.target_dir)):
+            if not isinstance(value, str) or not _SAFE_RESTORE_PATH.match(value) or "/../" in f"{value}/":
+                raise BupError(f"param {name!r}: value {value!r} must be an absolute path without '..'")
+        if self.target_dir.rstrip("/") in ("", "/"):
+            raise BupError(f"param 'target_dir': value {self.target_dir!r} cannot be the root folder")
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        self._validate()
+        if self.where not in ("host", "server"):
+            raise BupError(f"param 'where': value {self.where!r} must be 'host' or 'server'")
+        if self.where == "server":
+            self._use_server()
+        dry_run = bool(context["params"].get("dry_run"))
+        commands = self.commands
+        with self.node_hook() as hook:
+            saves = list_saves(hook, commands, self.branch, remote=self.remote is not None)
+            if not saves:
+                raise BupError(f"backup set {self.branch!r} has no saves in {self.remote.spec() if self.remote else self.bup_dir}")
+            chosen = choose_save(saves, str(self.save))
+            source = f"/{self.branch}/{chosen.name}{self.path.rstrip('/') or ''}"
+            if self.path.rstrip("/") == "":
+                source += "/"
+            check = hook.run(["find", self.target_dir, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], timeout=60)
+            if check.ok and check.stdout.strip():
+                raise BupError(f"param 'target_dir': {self.target_dir!r} on {self.host} is not empty; restore into an empty folder")
+            if dry_run:
+                self.log.info("dry run: would restore %s into %s on %s", source, self.target_dir, self.host)
+                record_outcome(context, status="dry_run", node=self.host, detail=f"{source} -> {self.target_dir}")
+                return {"save": chosen.name, "source": source, "restored": 0}
+            self._check(hook.run(["mkdir", "-p", "--", self.target_dir], timeout=60), "mkdir")
+            restore = commands.restore(source, self.target_dir, remote=self.remote is not None)
+            result = self._check(hook.run(restore, timeout=self.command_timeout), "bup restore")
+        count = store.parse_restore_count(result.stderr)
+        self.log.info("restored %s into %s on %s (%s paths)", source, self.target_dir, self.host, count)
+        record_outcome(
+            context, status="done", node=self.host,
+            produced=[{"id": f"{source} -> {self.target_dir}", "size": None}],
+            detail=f"{count} paths restored" if count is not None else "",
+        )
+        return {"save": chosen.name, "source": source, "restored": count}
+
+
+class BupFsckOperator(_BupNodeOperator):
+    """``bup fsck`` of the repository, on the backup server; with par2 there, also writes recovery blocks."""
+
+    def __init__(self, *, use_par2: bool = True, skip_on_download: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.use_par2 = use_par2
+        self.skip_on_download = skip_on_download
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dry_run = bool(context["params"].get("dry_run"))
+        if self.skip_on_download and context["params"].get("direction") == "download":
+            raise AirflowSkipException("download run: the repository is being brought back, nothing to check yet")
+        with self.node_hook() as hook:
+            par2 = self.use_par2 and hook.run(["sh", "-c", "command -v par2"], timeout=60).ok
+            argv = self.commands.fsck(generate_par2=par2 and not dry_run, quick=False)
+            result = self._check(hook.run(argv, timeout=self.command_timeout), "bup fsck")
+        detail = f"bup fsck of {self.bup_dir}: ok" + (" (par2 recovery blocks written)" if par2 and not dry_run else "")
+        self.log.info("%s\n%s", detail, result.stderr.strip()[-2000:])
+        record_outcome(context, status="done", node=self.host, detail=detail)
+        return {"par2": par2}
+
+
+class BupPruneOperator(_BupNodeOperator):
+    """
+    Remove old saves of one backup set, on the backup server.
+
+    ``mode="retention"``: the entry's retention policy (:mod:`airflow_backup_provider.retention`)
+    decides, and exactly the saves it prunes go with ``bup rm`` then ``bup gc``.
+    ``mode="prune-older"``: bup's own keep periods; ``bup prune-older --pretend`` runs first and
+    its plan is checked before the real run. Either way nothing newer than the run's logical date
+    and never the newest save is removed, and ``dry_run`` only shows the plan.
+    """
+
+    def __init__(
+        self,
+        *,
+        branch: str,
+        mode: str = "retention",
+        retention: Any = None,
+        keep: store.PruneOlderKeep | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("retention", "prune-older"):
+            raise ValueError(f"mode: value {mode!r} must be 'retention' or 'prune-older'")
+        if mode == "prune-older" and keep is None:
+            raise ValueError("mode 'prune-older' needs keep periods")
+        self.branch = store.check_branch(branch)
+        self.mode = mode
+        self.retention = retention
+        self.keep = keep
+
+    def plan(self, saves: Sequence[store.Save], as_of: datetime) -> tuple[list[store.Save], list[store.Save]]:
+        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`."""
+        from airflow_backup_provider.retention import BackupItem, plan_retention
+
+        by_id = {f"{self.branch}/{s.name}": s for s in saves}
+        items = [
+            BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
+            for ref, s in by_id.items()
+        ]
+        plan = plan_retention(items, self.retention, as_of)
+        self.log.info("%s", plan.table())
+        prune = [by_id[i] for i in plan.prune_ids]
+        keep = [s for s in saves if s not in prune]
+        return keep, prune
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dry_run = bool(context["params"].get("dry_run"))
+        as_of = run_date(context)
+        commands = self.commands
+        with self.node_hook() as hook:
+            saves = list_saves(hook, commands, self.branch, remote=False) or []
+            if self.mode == "retention":
+                keep, prune = self.plan(saves, as_of)
+            else:
+                pretend = self._check(
+                    hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of, pretend=True), timeout=600),
+                    "bup prune-older --pretend",
+                )
+                actions = store.parse_prune_pretend(pretend.stdout)
+                removed = {a.save for a in actions if not a.keep}
+                ambiguous = removed & {a.save for a in actions if a.keep}
+                if ambiguous:
+                    raise BupError(f"bup prune-older --pretend: saves sharing a second, cannot tell which goes: {sorted(ambiguous)}")
+                # prune-older names a save by its date only (no -0/-1 suffix): match on that
+                prune = [s for s in saves if s.name in removed or s.name[:17] in removed]
+                keep = [s for s in saves if s not in prune]
+            guard_prune(saves, prune, as_of)
+            names = [f"{self.branch}/{s.name}" for s in prune]
+            self.log.info("keep %d save(s): %s", len(keep), ", ".join(s.name for s in keep))
+            self.log.info("%s %d save(s): %s", "would prune" if dry_run else "prune", len(prune), ", ".join(names) or "-")
+            if prune and not dry_run:
+                if self.mode == "retention":
+                    self._check(hook.run(commands.rm(names), timeout=self.command_timeout), "bup rm")
+                    self._check(hook.run(commands.gc(), timeout=self.command_timeout), "bup gc")
+                else:
+                    self._check(
+                        hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of), timeout=self.command_timeout),
+                        "bup prune-older",
+                    )
+                after = list_saves(hook, commands, self.branch, remote=False) or []
+                left = {s.name for s in after}
+                survivors = [n for n in names if n.split("/", 1)[1] in left]
+                if survivors:
+                    raise BupError(f"prune on {self.host}: still present after removal: {', '.join(survivors)}")
+        record_outcome(
+            context, status="dry_run" if dry_run else ("done" if prune else "skipped"), node=self.host,
+            detail=f"{'would prune' if dry_run else 'pruned'} {len(prune)}, kept {len(keep)}: {', '.join(names) or 'nothing to prune'}",
+        )
+        return {"pruned": names, "kept": [s.name for s in keep], "dry_run": dry_run}
+
+
+def guard_prune(saves: Sequence[store.Save], prune: Sequence[store.Save], as_of: datetime) -> None:
+    """Refuse a plan that removes the newest save or anything newer than the run's logical date."""
+    if not prune:
+        return
+    newest = max(saves)
+    if newest in prune:
+        raise BupError(f"prune plan would remove the newest save {newest.name}: refused")
+    future = [s.name for s in prune if s.created_at > as_of]
+    if future:
+        raise BupError(f"prune plan would remove saves newer than {as_of.isoformat()}: {', '.join(future)}: refused")

@@ -1,0 +1,600 @@
+"""Cassandra backup and restore operators: each one action, built on the hooks and the store.
+
+Backup run: snapshot (every node) -> upload (mapped per node) -> verify -> cleanup (mapped per
+node) -> retention -> report. Restore run: plan -> restore (mapped per host) -> next steps -> report.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
+from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.stores import cassandra as store
+
+VERIFIED_KEY = "verified_hosts"
+
+
+def backup_time(context: Any) -> datetime:
+    """The run's logical date; a manual run without one uses the time it was queued for."""
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run_tag_and_day(context: Any) -> tuple[str, str]:
+    moment = backup_time(context)
+    return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
+
+
+def is_dry_run(context: Any) -> bool:
+    return bool((context.get("params") or {}).get("dry_run"))
+
+
+class CassandraBaseOperator(BaseOperator):
+    """What every Cassandra task knows: the cluster, its bucket, and how to reach nodes and S3."""
+
+    ui_color = "#d5ecf7"
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        bucket: str,
+        prefix: str = "cassandra",
+        aws_conn_id: str = "aws_default",
+        ssh_conn_id: str = "backup_ssh",
+        sudo_user: str | None = None,
+        nodetool: str = "nodetool",
+        sse: str | None = "AES256",
+        kms_key_id: str | None = None,
+        compression_level: int = 1,
+        s3_attempts: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.bucket = bucket
+        self.prefix = prefix
+        self.aws_conn_id = aws_conn_id
+        self.ssh_conn_id = ssh_conn_id
+        self.sudo_user = sudo_user
+        self.nodetool = nodetool
+        self.sse = sse
+        self.kms_key_id = kms_key_id
+        self.compression_level = compression_level
+        self.s3_attempts = s3_attempts
+
+    def s3_hook(self) -> StreamingS3Hook:
+        return StreamingS3Hook(
+            aws_conn_id=self.aws_conn_id,
+            sse=self.sse,
+            kms_key_id=self.kms_key_id,
+            compression_level=self.compression_level,
+            attempts=self.s3_attempts,
+        )
+
+    def node_hook(self, node: dict[str, Any]) -> CassandraNodeHook:
+        return CassandraNodeHook(
+            ssh_conn_id=self.ssh_conn_id,
+            host=store.validate_host(node["host"], "nodes.host"),
+            port=node.get("port"),
+            sudo_user=self.sudo_user,
+            nodetool=self.nodetool,
+        )
+
+    def day_manifests(self, s3: StreamingS3Hook, day: str, host: str | None = None) -> list[store.ManifestRef]:
+        base = store.host_prefix(self.prefix, self.cluster, day, host) if host else store.day_prefix(self.prefix, self.cluster, day)
+        keys, _ = s3.list_all(self.bucket, base)
+        return store.parse_manifest_keys(keys, self.prefix, self.cluster)
+
+    def load_manifest(self, s3: StreamingS3Hook, key: str) -> store.Manifest:
+        return store.parse_manifest(s3.get_bytes(self.bucket, key))
+
+
+# ------------------------------------------------------------------------------------------------
+# backup
+
+
+class CassandraSnapshotOperator(CassandraBaseOperator):
+    """Phase one on one node: `nodetool flush`, then `nodetool snapshot -t <run tag>`."""
+
+    template_fields: Sequence[str] = ("node",)
+
+    def __init__(self, *, node: dict[str, Any], keyspaces: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node = node
+        self.keyspaces = list(keyspaces)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        tag, day = run_tag_and_day(context)
+        host = self.node["host"]
+        with self.node_hook(self.node) as remote:
+            if is_dry_run(context):
+                remote.status_text()  # reachable, nodetool answers
+                record_outcome(context, status="dry_run", node=host, detail=f"would flush and snapshot -t {tag}")
+                return {"host": host, "tag": tag, "dry_run": True}
+            remote.flush(self.keyspaces)
+            result = remote.snapshot(tag, self.keyspaces)
+        detail = "snapshot already taken by an earlier try of this run" if result.already_exists else "snapshot taken"
+        self.log.info("%s: %s (tag %s, day %s)", host, detail, tag, day)
+        record_outcome(context, status="done", node=host, produced=[{"id": f"snapshot {tag}"}], detail=detail)
+        return {"host": host, "tag": tag}
+
+
+class CassandraUploadOperator(CassandraBaseOperator):
+    """Phase two on one node: stream its snapshot and incremental files to S3, then its manifest.
+
+    The day's earlier manifests decide what is new: a later run the same day uploads only files
+    no manifest of that day lists yet. The manifest goes last, after every object it lists is in S3.
+    """
+
+    template_fields: Sequence[str] = ("node",)
+
+    def __init__(
+        self,
+        *,
+        node: dict[str, Any],
+        data_dir: str,
+        cluster_hosts: Sequence[str],
+        scope: dict[str, Sequence[str]] | None = None,
+        upload_threads: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.node = node
+        self.data_dir = data_dir
+        self.cluster_hosts = list(cluster_hosts)
+        self.scope = dict(scope or {})
+        self.upload_threads = upload_threads
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        tag, day = run_tag_and_day(context)
+        host = store.validate_host(self.node["host"], "nodes.host")
+        data_dir = self.node.get("data_dir") or self.data_dir
+        scope = store.Scope(**{k: tuple(v) for k, v in self.scope.items()})
+        if is_dry_run(context):
+            record_outcome(context, status="dry_run", node=host, detail="nothing uploaded (dry run)")
+            return {"host": host, "dry_run": True}
+        s3 = self.s3_hook()
+        m_key = store.manifest_key(self.prefix, self.cluster, day, host, tag)
+        if s3.head_size(self.bucket, m_key) is not None:
+            manifest = self.load_manifest(s3, m_key)
+            record_outcome(context, status="skipped", node=host, detail=f"{m_key} already written by an earlier try")
+            return self._summary(manifest, m_key)
+        refs = [r for r in self.day_manifests(s3, day, host) if r.tag != tag]
+        earlier = [self.load_manifest(s3, r.key) for r in refs]
+        with self.node_hook(self.node) as remote:
+            walk = remote.walk(data_dir, tag, scope)
+            if not any(f.source == "snapshot" for f in walk.files) and not walk.schemas:
+                raise AirflowException(
+                    f"{host}: no snapshot {tag} under {data_dir} (cleared by someone, or wrong data_dir?)"
+                )
+            plan = store.plan_upload(
+                walk.files, earlier, prefix=self.prefix, cluster=self.cluster, day=day, host=host, tag=tag
+            )
+            self.log.info(
+                "%s: %s run, %d files to upload, %d already in today's manifests",
+                host, plan.mode, len(plan.upload), len(plan.reuse),
+            )
+
+            def upload(item: tuple[store.NodeFile, str]) -> tuple[str, dict[str, Any]]:
+                node_file, key = item
+                result = remote.upload_file(s3, self.bucket, node_file.remote_path, key, node_file.size)
+                if result.size != node_file.size:
+                    raise AirflowException(
+                        f"{host}:{node_file.remote_path}: read {result.size} bytes, listed {node_file.size}"
+                        " (the file changed during the upload)"
+                    )
+                return key, result.as_dict()
+
+            uploaded = dict(remote.parallel(plan.upload, upload, self.upload_threads))
+            schema = b"".join(remote.read_file(p).rstrip(b"\n") + b"\n\n" for p in walk.schemas)
+            status = remote.status_text().encode()
+        schema_key = store.meta_key(self.prefix, self.cluster, day, host, tag, "schema.cql")
+        status_key = store.meta_key(self.prefix, self.cluster, day, host, tag, "status.txt")
+        s3.put_bytes(schema, self.bucket, schema_key, "text/plain")
+        s3.put_bytes(status, self.bucket, status_key, "text/plain")
+        manifest = store.build_manifest(
+            cluster=self.cluster,
+            host=host,
+            day=day,
+            tag=tag,
+            run_id=context["run_id"],
+            created_at=datetime.now(UTC),
+            plan=plan,
+            uploaded=uploaded,
+            schema_key=schema_key,
+            status_key=status_key,
+            data_dir=data_dir,
+            cluster_hosts=self.cluster_hosts,
+        )
+        # Objects taken from earlier manifests must still be there before a new manifest names them.
+        reused = [e for e in manifest.files if e.uploaded_in != tag]
+        problems = store.verify_entries(reused, {e.key: s3.head_size(self.bucket, e.key) for e in reused})
+        if problems:
+            raise AirflowException(f"{host}: earlier uploads of today are gone: {problems[:5]}")
+        s3.put_bytes(manifest.to_json().encode(), self.bucket, m_key, "application/json")
+        summary = self._summary(manifest, m_key)
+        record_outcome(
+            context,
+            status="done",
+            node=host,
+            produced=[{"id": m_key, "size": summary["bytes"]}],
+            detail=f"{manifest.mode}: {summary['new_files']} new files ({summary['new_bytes']} bytes, "
+            f"{summary['new_compressed_bytes']} compressed), {summary['files']} files in the manifest",
+        )
+        return summary
+
+    @staticmethod
+    def _summary(manifest: store.Manifest, key: str) -> dict[str, Any]:
+        new = manifest.new_files
+        return {
+            "host": manifest.host,
+            "manifest": key,
+            "tag": manifest.tag,
+            "mode": manifest.mode,
+            "files": len(manifest.files),
+            "bytes": manifest.total_size,
+            "new_files": len(new),
+            "new_bytes": sum(e.size for e in new),
+            "new_compressed_bytes": sum(e.compressed_size for e in new),
+        }
+
+
+class CassandraVerifyOperator(CassandraBaseOperator):
+    """Every manifest of this run: each entry exists in S3 with its size; with `checksums`, each
+    object is read back, decompressed and its SHA-256 compared (like medusa's `verify`).
+    Pushes the verified hosts (XCom `verified_hosts`) before failing, so cleanup can go on for them."""
+
+    template_fields: Sequence[str] = ("checksums",)
+
+    def __init__(self, *, hosts: Sequence[str], checksums: Any = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hosts = list(hosts)
+        self.checksums = checksums
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        tag, day = run_tag_and_day(context)
+        if is_dry_run(context):
+            record_outcome(context, status="dry_run", detail="nothing uploaded, nothing to verify (dry run)")
+            return {"verified": [], "dry_run": True}
+        s3 = self.s3_hook()
+        refs = {r.host: r for r in self.day_manifests(s3, day) if r.tag == tag}
+        checksums = bool(self.checksums)
+        verified: list[str] = []
+        problems: dict[str, list[str]] = {}
+        checked_files = 0
+        for host in self.hosts:
+            ref = refs.get(host)
+            if ref is None:
+                problems[host] = [f"no manifest for run tag {tag}"]
+                continue
+            manifest = self.load_manifest(s3, ref.key)
+            entries = list(manifest.files)
+            found = store.verify_entries(entries, {e.key: s3.head_size(self.bucket, e.key) for e in entries})
+            host_problems = [f"{p.key}: {p.problem}" for p in found]
+            if checksums and not found:
+                for entry in entries:
+                    result = s3.checksum_object(self.bucket, entry.key)
+                    if result.sha256 != entry.sha256 or result.size != entry.size:
+                        host_problems.append(f"{entry.key}: SHA-256/size differ from the manifest")
+            for key in (manifest.schema_key, manifest.status_key):
+                if key and s3.head_size(self.bucket, key) is None:
+                    host_problems.append(f"{key}: missing")
+            checked_files += len(entries)
+            if host_problems:
+                problems[host] = host_problems
+            else:
+                verified.append(host)
+        context["ti"].xcom_push(key=VERIFIED_KEY, value=verified)
+        what = "sizes and SHA-256" if checksums else "sizes"
+        if problems:
+            text = "; ".join(f"{h}: {', '.join(p[:5])}" for h, p in problems.items())
+            record_outcome(context, status="failed", detail=f"verify ({what}) failed: {text}")
+            raise AirflowException(f"verify ({what}) of run {tag}: {text}")
+        record_outcome(
+            context, status="done", detail=f"{checked_files} objects of {len(verified)} manifests verified ({what})"
+        )
+        return {"verified": verified, "files": checked_files, "checksums": checksums}
+
+
+class CassandraCleanupOperator(CassandraBaseOperator):
+    """After a verified upload of this node: `nodetool clearsnapshot -t <tag>`, and, when asked,
+    delete the uploaded files from `backups/`. A node whose upload was not verified keeps its
+    snapshot (for the next try or for a look), and this task says so."""
+
+    template_fields: Sequence[str] = ("node",)
+
+    def __init__(
+        self, *, node: dict[str, Any], data_dir: str, verify_task_id: str, remove_incrementals: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.node = node
+        self.data_dir = data_dir
+        self.verify_task_id = verify_task_id
+        self.remove_incrementals = remove_incrementals
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        tag, day = run_tag_and_day(context)
+        host = self.node["host"]
+        if is_dry_run(context):
+            record_outcome(context, status="dry_run", node=host, detail=f"would clear snapshot {tag}")
+            return {"host": host, "dry_run": True}
+        verified = context["ti"].xcom_pull(task_ids=self.verify_task_id, key=VERIFIED_KEY) or []
+        if host not in verified:
+            record_outcome(context, status="skipped", node=host, detail=f"upload not verified: snapshot {tag} kept")
+            raise AirflowSkipException(f"{host}: upload not verified, snapshot {tag} kept")
+        removed = 0
+        with self.node_hook(self.node) as remote:
+            if self.remove_incrementals:
+                s3 = self.s3_hook()
+                manifest = self.load_manifest(s3, store.manifest_key(self.prefix, self.cluster, day, host, tag))
+                data_dir = self.node.get("data_dir") or self.data_dir
+                for entry in manifest.files:
+                    if not entry.in_backups:
+                        continue
+                    keyspace, table_dir, name = entry.path.split("/", 2)
+                    remote.remove(posixpath.join(data_dir, keyspace, table_dir, store.BACKUPS_DIR, name))
+                    removed += 1
+            remote.clear_snapshot(tag)
+            # Snapshots of earlier runs that never got verified pin old SSTables on disk; a newer
+            # snapshot is now safely in S3, so they go too. Only our own tags, only older ones.
+            stale = sorted({s.tag for s in remote.list_snapshots() if store.is_our_tag(s.tag) and s.tag < tag})
+            for old_tag in stale:
+                remote.clear_snapshot(old_tag)
+        detail = f"snapshot {tag} cleared"
+        if removed:
+            detail += f", {removed} uploaded incremental files removed from backups/"
+        if stale:
+            detail += f"; older snapshots of unverified runs cleared: {', '.join(stale)}"
+        record_outcome(context, status="done", node=host, detail=detail)
+        return {"host": host, "cleared": tag, "removed_incrementals": removed, "stale": stale}
+
+
+class CassandraRetentionOperator(CassandraBaseOperator):
+    """Prune whole day folders by the retention policy. Only days in which every node of the
+    cluster wrote a manifest count as backups; the newest such day is never deleted, nor any
+    day after this run's logical date."""
+
+    def __init__(self, *, policy: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy = dict(policy)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_backup_provider.config import RetentionPolicy
+        from airflow_backup_provider.retention import BackupItem, plan_retention
+
+        as_of = backup_time(context)
+        s3 = self.s3_hook()
+        _, folders = s3.list_all(self.bucket, store.cluster_prefix(self.prefix, self.cluster), delimiter="/")
+        days = store.parse_day_folders(folders, self.prefix, self.cluster)
+        items = []
+        for day in days:
+            refs = self.day_manifests(s3, day)
+            expected: set[str] = set()
+            for ref in refs:
+                expected.update(self.load_manifest(s3, ref.key).cluster_hosts or [ref.host])
+            complete = bool(refs) and store.is_day_complete(refs, day, expected)
+            items.append(
+                BackupItem(
+                    id=day,
+                    created_at=datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC),
+                    complete=complete,
+                    ours=True,
+                    meta={"manifests": len(refs)},
+                )
+            )
+        policy = RetentionPolicy.model_validate(self.policy)
+        plan = plan_retention(items, policy, as_of)
+        self.log.info("%s", plan.table())
+        prune = plan.prune_ids
+        store.check_prune_safe(prune, items, as_of)
+        deleted = 0
+        if is_dry_run(context):
+            self.log.info("dry run: would delete day folders %s", prune)
+        else:
+            for day in prune:
+                deleted += s3.delete_prefix(self.bucket, store.day_prefix(self.prefix, self.cluster, day))
+        keep = plan.keep_ids
+        record_outcome(
+            context,
+            status="dry_run" if is_dry_run(context) else "done",
+            detail=f"kept days {keep}; pruned {prune} ({deleted} objects)",
+        )
+        return {"keep": keep, "prune": prune, "deleted_objects": deleted}
+
+
+# ------------------------------------------------------------------------------------------------
+# restore
+
+
+class CassandraRestoreOperator(CassandraBaseOperator):
+    """On one host: fetch the files it uploaded itself, decompress, check each SHA-256, and write
+    `<restore folder>/<keyspace>/<table dir>/<file>` over SFTP. Never inside the live data folder."""
+
+    template_fields: Sequence[str] = ("target",)
+
+    def __init__(self, *, target: dict[str, Any], restore_threads: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.restore_threads = restore_threads
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        target = self.target
+        host = store.validate_host(target["host"], "hosts")
+        folder = store.restore_folder_for(target["restore_folder"], host)
+        data_dir = target["data_dir"]
+        store.check_outside(folder, data_dir)
+        scope = store.Scope(keyspaces=tuple(target.get("keyspaces") or ()), tables=tuple(target.get("tables") or ()))
+        s3 = self.s3_hook()
+        manifest = self.load_manifest(s3, target["manifest"])
+        if manifest.host != host:
+            raise AirflowException(f"{target['manifest']} belongs to {manifest.host}, not {host}")
+        entries = store.select_restore_entries(manifest, scope)
+        if not entries:
+            raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")
+        if is_dry_run(context):
+            record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
+            return {"host": host, "dry_run": True, "files": len(entries)}
+        with self.node_hook(target) as remote:
+            real_folder = remote.realpath(folder)
+            store.check_outside(real_folder, remote.realpath(data_dir))
+            remote.makedirs(folder)
+            for table_folder in sorted({posixpath.dirname(posixpath.join(folder, e.path)) for e in entries}):
+                remote.makedirs(table_folder)
+
+            def restore(entry: store.ManifestEntry) -> int:
+                final = posixpath.join(folder, entry.path)
+                partial = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
+                result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
+                if result.sha256 != entry.sha256 or result.size != entry.size:
+                    remote.remove(partial)
+                    raise ChecksumMismatch(
+                        f"{host}: {entry.key} decompressed to {result.size} bytes sha256 {result.sha256}, "
+                        f"manifest says {entry.size} bytes sha256 {entry.sha256}"
+                    )
+                remote.replace(partial, final)
+                return entry.size
+
+            sizes = remote.parallel(entries, restore, self.restore_threads)
+            if manifest.schema_key:
+                schema = s3.get_bytes(self.bucket, manifest.schema_key)
+                with remote.open_for_write(posixpath.join(folder, "schema.cql")) as handle:
+                    handle.write(schema)
+        tables = sorted({f"{e.keyspace}/{e.path.split('/')[1]}" for e in entries})
+        record_outcome(
+            context,
+            status="done",
+            node=host,
+            produced=[{"id": f"{host}:{folder}", "size": sum(sizes)}],
+            detail=f"{len(entries)} files, SHA-256 checked, from {manifest.tag}: {', '.join(tables)}",
+        )
+        return {"host": host, "folder": folder, "files": len(entries), "bytes": sum(sizes), "tables": tables, "tag": manifest.tag}
+
+
+class CassandraRestorePlanOperator(CassandraBaseOperator):
+    """Check the restore params and pick, for each host, the manifest it wrote that day.
+
+    Returns one target per host for the mapped restore task. Bad params fail at once (no retry),
+    naming the param and its value."""
+
+    template_fields: Sequence[str] = ("date", "hosts", "keyspaces", "tables", "restore_folder", "tag")
+
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[dict[str, Any]],
+        date: Any = "",
+        hosts: Any = (),
+        keyspaces: Any = (),
+        tables: Any = (),
+        restore_folder: Any = "/tmp/cassandra_restore",
+        tag: Any = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.nodes = [dict(n) for n in nodes]
+        self.date = date
+        self.hosts = hosts
+        self.keyspaces = keyspaces
+        self.tables = tables
+        self.restore_folder = restore_folder
+        self.tag = tag
+
+    @staticmethod
+    def _as_list(value: Any, name: str) -> list[str]:
+        if value in (None, "", [], ()):
+            return []
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise AirflowFailException(f"param {name!r}: value {value!r} must be a list of names")
+        return list(value)
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        try:
+            hosts = [store.validate_host(h, "param 'hosts'") for h in self._as_list(self.hosts, "hosts")]
+            keyspaces = [store.validate_keyspace(k, "param 'keyspaces'") for k in self._as_list(self.keyspaces, "keyspaces")]
+            tables = [store.validate_table(t, "param 'tables'") for t in self._as_list(self.tables, "tables")]
+            folder_template = str(self.restore_folder or "")
+            for node in self.nodes:
+                folder = store.restore_folder_for(folder_template, node["host"])
+                store.check_outside(folder, node["data_dir"], "param 'restore_folder'")
+            # native rendering turns 20261121 into an int: names and dates are text here
+            tag = store.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
+            day = store.validate_day(str(self.date), "param 'date'") if self.date else None
+        except store.CassandraNameError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        known = {n["host"]: n for n in self.nodes}
+        unknown = [h for h in hosts if h not in known]
+        if unknown:
+            raise AirflowFailException(f"param 'hosts': value {unknown!r} are not nodes of cluster {self.cluster} ({sorted(known)})")
+        hosts = hosts or list(known)
+        s3 = self.s3_hook()
+        if day is None:
+            _, folders = s3.list_all(self.bucket, store.cluster_prefix(self.prefix, self.cluster), delimiter="/")
+            days = store.parse_day_folders(folders, self.prefix, self.cluster)
+            day = next((d for d in reversed(days) if all(
+                store.latest_manifest(self.day_manifests(s3, d), d, h, tag) for h in hosts)), None)
+            if day is None:
+                raise AirflowFailException(f"no day in s3://{self.bucket}/{self.prefix}/{self.cluster}/ has a manifest for {hosts}")
+        refs = self.day_manifests(s3, day)
+        targets = []
+        missing = []
+        for host in hosts:
+            ref = store.latest_manifest(refs, day, host, tag)
+            if ref is None:
+                missing.append(host)
+                continue
+            targets.append(
+                {
+                    **known[host],
+                    "manifest": ref.key,
+                    "keyspaces": keyspaces,
+                    "tables": tables,
+                    "restore_folder": folder_template,
+                }
+            )
+        if missing:
+            raise AirflowFailException(
+                f"param 'date': {day} has no manifest{' for tag ' + tag if tag else ''} for hosts {missing}"
+            )
+        self.log.info("restoring day %s: %s", day, [(t["host"], t["manifest"]) for t in targets])
+        return targets
+
+
+class CassandraRestoreReportOperator(BaseOperator):
+    """The restore's last word before the report: what was restored where, and what to do next
+    (the node restart method), in the log, the report mail and the return value."""
+
+    def __init__(self, *, restore_task_id: str, data_dir: str, commitlog_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restore_task_id = restore_task_id
+        self.data_dir = data_dir
+        self.commitlog_dir = commitlog_dir
+
+    def execute(self, context: Any) -> str:
+        pulled = context["ti"].xcom_pull(task_ids=self.restore_task_id)
+        # one mapped instance comes back as its value, several as a list
+        results = [r for r in ([pulled] if isinstance(pulled, dict) else pulled or []) if r]
+        if is_dry_run(context):
+            detail = ", ".join(f"{r['host']}: {r.get('files', 0)} files" for r in results)
+            record_outcome(context, status="dry_run", detail=f"would restore {detail}")
+            return detail
+        if not results:
+            raise AirflowException("nothing was restored")
+        folders = sorted({r["folder"] for r in results})
+        tables = sorted({t for r in results for t in r.get("tables", [])})
+        text = store.next_steps(
+            ", ".join(folders), self.data_dir, [r["host"] for r in results], tables, self.commitlog_dir
+        )
+        self.log.info("%s", text)
+        record_outcome(context, status="done", detail=text)
+        return text

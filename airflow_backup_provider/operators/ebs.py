@@ -1,0 +1,321 @@
+"""EBS operators: find the volumes, snapshot one target (idempotent per logical date), apply retention.
+
+Thin: the hook (hooks/ebs.py) talks to EC2, the pure decisions live in stores/ebs.py and
+retention.py. Every operator takes ``dry_run``: it logs what it would create or delete and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_backup_provider.config import RetentionPolicy
+from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
+from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.retention import plan_retention
+from airflow_backup_provider.stores.ebs import (
+    TAG_NAME,
+    Snapshot,
+    backup_tags,
+    decide_snapshot,
+    format_logical_date,
+    is_ours_for,
+    status_row,
+    status_table,
+)
+
+STATUS_KEY = "ebs_status"
+
+
+def as_bool(value: Any, field: str = "dry_run") -> bool:
+    """A flag that may arrive rendered from a template (`"True"`, `"false"`)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    if value is None:
+        return False
+    raise AirflowFailException(f"field {field!r}: value {value!r} is not a boolean")
+
+
+def run_date(context: Mapping[str, Any]) -> datetime:
+    """The date this run backs up: the end of its data interval (= the logical date for cron
+    schedules); for a manual run without a logical date, when it was triggered to run."""
+    for key in ("data_interval_end", "logical_date"):
+        value = context.get(key)
+        if value is not None:
+            return value
+    return context["dag_run"].run_after
+
+
+def target_kind(target: str) -> str:
+    if target.startswith("vol-"):
+        return "volume"
+    if target.startswith("i-"):
+        return "instance"
+    raise AirflowFailException(f"field 'target': value {target!r} is neither a volume (vol-...) nor an instance (i-...)")
+
+
+class EbsFindTargetsOperator(AwsBaseOperator[EbsHook]):
+    """
+    The targets of this run: listed volume ids as given (a vanished one is reported by its own
+    snapshot task), the volumes matching a tag filter, or the instance. Fails when nothing matches,
+    so an emptied tag filter never looks like a quiet success.
+    """
+
+    aws_hook_class = EbsHook
+    template_fields: Sequence[str] = aws_template_fields("volume_ids", "volume_tags", "instance_id")
+
+    def __init__(
+        self,
+        *,
+        volume_ids: Sequence[str] = (),
+        volume_tags: Mapping[str, str] | None = None,
+        instance_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.volume_ids = list(volume_ids)
+        self.volume_tags = dict(volume_tags or {})
+        self.instance_id = instance_id
+
+    def execute(self, context: Any) -> list[str]:
+        targets: list[str] = list(self.volume_ids)
+        if self.volume_tags:
+            found = [v.id for v in self.hook.find_volumes(tag_filter=self.volume_tags)]
+            self.log.info("volumes tagged %s: %s", self.volume_tags, found or "none")
+            targets += [v for v in found if v not in targets]
+        if self.instance_id:
+            targets.append(self.instance_id)
+        if not targets:
+            raise AirflowFailException(f"no volume to back up: nothing matches volume_tags {self.volume_tags!r}")
+        self.log.info("targets: %s", ", ".join(targets))
+        return targets
+
+
+class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
+    """
+    Snapshot one volume (or every volume of an instance, crash-consistent), at most once per
+    logical date.
+
+    Skips, and says why, when the volume already has this logical date's snapshot (pending or
+    completed) or any pending snapshot. Pushes XComs ``snapshot_ids`` (what to wait for: this
+    date's snapshots) and ``listing`` (the volume's snapshots as seen, for the retention task).
+
+    :param target: a volume id (``vol-...``) or an instance id (``i-...``).
+    :param name: the clusters-file entry; tag ``backup:name``, and the scope of idempotency.
+    :param tags: user tags added to every snapshot.
+    """
+
+    aws_hook_class = EbsHook
+    template_fields: Sequence[str] = aws_template_fields("target", "description", "dry_run")
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+        dry_run: Any = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.name = name
+        self.tags = dict(tags or {})
+        self.description = description
+        self.dry_run = dry_run
+
+    def execute(self, context: Any) -> list[str]:
+        dry_run = as_bool(self.dry_run)
+        logical = run_date(context)
+        date_tag = format_logical_date(logical)
+        kind = target_kind(self.target)
+        description = self.description or f"airflow-backup {self.name} {self.target} {date_tag}"
+        try:
+            if kind == "instance":
+                volume_ids = [v.id for v in self.hook.find_volumes(instance_id=self.target)]
+                if not volume_ids:
+                    raise VolumeNotFound(f"instance {self.target!r} does not exist or has no volume attached")
+            else:
+                volume_ids = [self.target]
+                if dry_run and not self.hook.find_volumes(volume_ids=volume_ids):
+                    raise VolumeNotFound(f"volume {self.target!r} does not exist")
+            listing = self.hook.find_snapshots(volume_ids=volume_ids)
+            decisions = [
+                decide_snapshot(listing, volume_id=v, name=self.name, date_tag=date_tag) for v in volume_ids
+            ]
+            for decision in decisions:
+                self.log.info("%s: %s", decision.action, decision.reason)
+            to_create = [d.volume_id for d in decisions if d.action == "create"]
+            blocked = any(d.blocking for d in decisions)
+            created: list[Snapshot] = []
+            if to_create and not blocked and not dry_run:
+                created = self._create(kind, to_create, volume_ids, logical, context["run_id"], description)
+            elif to_create and not blocked:
+                for volume_id in to_create:
+                    self.log.info(
+                        "dry run: would create a snapshot of %s with tags %s",
+                        volume_id,
+                        backup_tags(name=self.name, logical_date=logical, run_id=context["run_id"], volume_id=volume_id, extra=self.tags),
+                    )
+        except VolumeNotFound as exc:
+            row = status_row(self.target, None, state="volume not found", date=date_tag, description=str(exc))
+            self.log.error("%s\n%s", exc, status_table([row]))
+            record_outcome(context, status="failed", node=self.target, detail=str(exc), rows=[row])
+            raise AirflowFailException(f"{exc}; the other volumes go on, this run will fail") from exc
+
+        existing = [d.existing for d in decisions if d.existing is not None]
+        today = existing + created
+        listing += created
+        rows = []
+        for decision in decisions:
+            mine = next((s for s in today if s.volume_id == decision.volume_id), None)
+            if mine is not None:
+                rows.append(status_row(decision.volume_id, mine))
+            else:
+                state = "dry run: would create" if dry_run and not blocked else "skipped: pending snapshot"
+                rows.append(status_row(decision.volume_id, None, state=state, date=date_tag, description=decision.reason))
+        self.log.info("snapshot status:\n%s", status_table(rows))
+
+        if created:
+            status, detail = "done", f"created {', '.join(s.id for s in created)} for {date_tag}"
+        elif dry_run and to_create and not blocked:
+            status, detail = "dry_run", f"would create a snapshot of {', '.join(to_create)} for {date_tag}"
+        else:
+            status, detail = "skipped", "; ".join(d.reason for d in decisions)
+        record_outcome(
+            context,
+            status=status,
+            node=self.target,
+            produced=[{"id": s.id, "volume": s.volume_id} for s in created],
+            detail=detail,
+            rows=rows,
+        )
+        ti = context["ti"]
+        snapshot_ids = [s.id for s in today]
+        ti.xcom_push(key="snapshot_ids", value=snapshot_ids)
+        ti.xcom_push(key="listing", value=[s.to_dict() for s in listing])
+        return snapshot_ids
+
+    def _create(
+        self, kind: str, to_create: list[str], volume_ids: list[str], logical: datetime, run_id: str, description: str
+    ) -> list[Snapshot]:
+        if kind == "instance" and to_create == volume_ids:
+            tags = backup_tags(name=self.name, logical_date=logical, run_id=run_id, extra=self.tags)
+            return self.hook.create_snapshots_for_instance(self.target, tags, description)
+        if kind == "instance":
+            self.log.warning(
+                "only %s of instance %s lack this date's snapshot: snapshotting them one by one "
+                "(not crash-consistent with the others)",
+                to_create,
+                self.target,
+            )
+        return [
+            self.hook.create_snapshot(
+                volume_id,
+                backup_tags(name=self.name, logical_date=logical, run_id=run_id, volume_id=volume_id, extra=self.tags),
+                description,
+            )
+            for volume_id in to_create
+        ]
+
+
+class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
+    """
+    Apply the retention policy to this entry's snapshots of one target, as of the run's logical date.
+
+    Only snapshots tagged ``backup:created-by=airflow-backup-provider`` and ``backup:name=<name>``
+    are judged; pending ones, the newest completed one and those dated after the logical date are
+    kept whatever the policy says (retention.py).
+
+    :param listing: the target's snapshots as the snapshot task saw them (its ``listing`` XCom);
+        when None, they are listed afresh. A snapshot missing from the listing is never deleted.
+    :param states: ``{snapshot id: state}`` from the completion sensor, newer than the listing.
+    """
+
+    aws_hook_class = EbsHook
+    template_fields: Sequence[str] = aws_template_fields("target", "listing", "states", "dry_run")
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        name: str,
+        policy: RetentionPolicy | Mapping[str, Any],
+        listing: Any = None,
+        states: Any = None,
+        dry_run: Any = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.name = name
+        self.policy = policy if isinstance(policy, RetentionPolicy) else RetentionPolicy.model_validate(policy)
+        self.listing = listing
+        self.states = states
+        self.dry_run = dry_run
+
+    def _snapshots(self) -> list[Snapshot]:
+        if self.listing is None:
+            if target_kind(self.target) == "volume":
+                return self.hook.find_snapshots(volume_ids=[self.target])
+            return self.hook.find_snapshots({TAG_NAME: self.name})
+        states = dict(self.states or {})
+        snapshots = []
+        for data in self.listing:
+            snapshot = Snapshot.from_api(data)
+            if snapshot.id in states and states[snapshot.id] != "missing":
+                snapshot = Snapshot(**{**snapshot.__dict__, "state": states[snapshot.id]})
+            snapshots.append(snapshot)
+        return snapshots
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dry_run = as_bool(self.dry_run)
+        as_of = run_date(context)
+        snapshots = self._snapshots()
+        by_volume: dict[str, list[Snapshot]] = {}
+        for snapshot in snapshots:
+            by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
+        deleted: list[str] = []
+        would_delete: list[str] = []
+        rows: list[dict[str, str]] = []
+        kept = 0
+        for volume_id in sorted(by_volume):
+            plan = plan_retention([s.to_backup_item(self.name) for s in by_volume[volume_id]], self.policy, as_of)
+            self.log.info("volume %s:\n%s", volume_id, plan.table())
+            kept += len(plan.keep)
+            for decision in plan.prune:
+                snapshot = next(s for s in by_volume[volume_id] if s.id == decision.item.id)
+                # Belt and braces: the plan never prunes these, and a delete must never rely on one check.
+                if not (is_ours_for(snapshot, self.name) and snapshot.state == "completed" and decision.item.created_at <= as_of):
+                    raise AirflowFailException(f"refusing to delete {snapshot.id}: not a completed snapshot of ours")
+                if dry_run:
+                    self.log.info("dry run: would delete %s (%s)", snapshot.id, decision.item.created_at.isoformat())
+                    would_delete.append(snapshot.id)
+                elif self.hook.delete_snapshot(snapshot.id):
+                    deleted.append(snapshot.id)
+            date_tag = format_logical_date(as_of)
+            mine = [s for s in by_volume[volume_id] if is_ours_for(s, self.name) and s.tags.get("backup:logical-date") == date_tag]
+            rows.append(
+                status_row(volume_id, mine[0], description=mine[0].description)
+                if mine
+                else status_row(volume_id, None, state="no snapshot for this date", date=date_tag)
+            )
+        self.log.info("status:\n%s", status_table(rows))
+        summary = {"kept": kept, "deleted": deleted, "would_delete": would_delete}
+        detail = f"kept {kept}, " + (
+            f"would delete {len(would_delete)}: {', '.join(would_delete) or '-'}" if dry_run else f"deleted {len(deleted)}: {', '.join(deleted) or '-'}"
+        )
+        record_outcome(context, status="dry_run" if dry_run else "done", node=self.target, detail=detail, rows=rows)
+        return summary
+
+
+__all__ = ["EbsFindTargetsOperator", "EbsRetentionOperator", "EbsSnapshotOperator", "as_bool", "run_date"]

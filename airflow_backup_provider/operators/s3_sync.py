@@ -1,0 +1,82 @@
+"""Sync a folder to an S3 prefix (or back), rsync-like; see :class:`~airflow_backup_provider.hooks.s3_sync.S3SyncHook`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_backup_provider.hooks.s3_sync import S3SyncHook
+from airflow_backup_provider.operators.report import record_outcome
+
+
+class S3SyncOperator(BaseOperator):
+    """
+    Copy only new or changed files between `local_dir` and ``s3://bucket/prefix/``.
+
+    The folder must be readable by the worker running this task: for a backup server's
+    repositories, route the task (``queue``) to a worker on that server.
+
+    :param direction: ``upload`` (folder -> S3) or ``download`` (S3 -> folder, the way back when
+        the backup server is gone).
+    :param compare: ``size_mtime`` (default) or ``checksum`` (SHA-256 of every file).
+    :param delete: also remove what the source no longer has (off by default).
+    :param dry_run: log the plan, copy and delete nothing; ``None`` takes the run's ``dry_run`` param.
+    """
+
+    template_fields: Sequence[str] = ("local_dir", "bucket", "prefix", "direction")
+    ui_color = "#fff3d6"
+
+    def __init__(
+        self,
+        *,
+        local_dir: str,
+        bucket: str,
+        prefix: str,
+        direction: str = "upload",
+        compare: str = "size_mtime",
+        delete: bool = False,
+        dry_run: bool | None = None,
+        concurrency: int = 16,
+        aws_conn_id: str | None = "aws_default",
+        node: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if compare not in ("size_mtime", "checksum"):
+            raise ValueError(f"compare: value {compare!r} must be 'size_mtime' or 'checksum'")
+        self.local_dir = local_dir
+        self.bucket = bucket
+        self.prefix = prefix
+        self.direction = direction
+        self.compare = compare
+        self.delete = delete
+        self.dry_run = dry_run
+        self.concurrency = concurrency
+        self.aws_conn_id = aws_conn_id
+        self.node = node
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self.direction not in ("upload", "download"):
+            raise ValueError(f"direction: value {self.direction!r} must be 'upload' or 'download'")
+        dry_run = bool(context["params"].get("dry_run")) if self.dry_run is None else self.dry_run
+        hook = S3SyncHook(aws_conn_id=self.aws_conn_id, concurrency=self.concurrency)
+        if self.direction == "upload":
+            result = hook.sync_up(
+                self.local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run
+            )
+        else:
+            result = hook.sync_down(
+                self.bucket, self.prefix, self.local_dir, compare=self.compare, delete=self.delete, dry_run=dry_run
+            )
+        summary = result.summary()
+        where = f"s3://{self.bucket}/{self.prefix}"
+        record_outcome(
+            context,
+            status="dry_run" if dry_run else "done",
+            node=self.node,
+            produced=[{"id": f"{where} ({result.direction})", "size": result.bytes_copied}] if result.copied else [],
+            detail=f"{summary['copied']} copied, {summary['unchanged']} unchanged, {summary['deleted']} deleted in {summary['seconds']}s",
+        )
+        return summary

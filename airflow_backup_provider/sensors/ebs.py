@@ -1,0 +1,90 @@
+"""Wait until this run's EBS snapshots are `completed`; fail at once on `error`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_backup_provider.hooks.ebs import EbsHook
+from airflow_backup_provider.triggers.ebs import EbsSnapshotCompletedTrigger
+
+
+class EbsSnapshotCompletedSensor(AwsBaseSensor[EbsHook]):
+    """
+    Wait for EBS snapshots to reach `completed`.
+
+    Fails (no retry) when one is in `error` or has disappeared. Returns ``{snapshot id: state}``.
+    With ``deferrable=True`` it looks once, and if something is still pending hands the wait to
+    the triggerer (:class:`EbsSnapshotCompletedTrigger`, boto3's ``snapshot_completed`` waiter);
+    otherwise it pokes, best in ``mode="reschedule"`` so no worker slot is held.
+
+    :param snapshot_ids: the snapshots to wait for; an empty list succeeds at once (nothing was
+        created, e.g. a dry run or a skipped volume).
+    """
+
+    aws_hook_class = EbsHook
+    template_fields: Sequence[str] = aws_template_fields("snapshot_ids")
+    ui_color = "#f9c915"
+
+    def __init__(self, *, snapshot_ids: Any, deferrable: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.snapshot_ids = snapshot_ids
+        self.deferrable = deferrable
+
+    def _ids(self) -> list[str]:
+        ids = self.snapshot_ids or []
+        if isinstance(ids, str):
+            ids = [ids]
+        return list(ids)
+
+    def execute(self, context: Any) -> Any:
+        if not self._ids():
+            self.log.info("no snapshot to wait for")
+            return {}
+        if not self.deferrable:
+            return super().execute(context=context)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        interval = max(1, int(self.poke_interval))
+        self.defer(
+            trigger=EbsSnapshotCompletedTrigger(
+                snapshot_ids=self._ids(),
+                waiter_delay=interval,
+                waiter_max_attempts=max(1, int(timeout // interval)),
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=timeout),
+        )
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        states = self.hook.describe_snapshot_states(self._ids())
+        self.log.info("snapshot states: %s", ", ".join(f"{k}={v}" for k, v in states.items()))
+        failed = {k: v for k, v in states.items() if v in ("error", "missing")}
+        if failed:
+            raise AirflowFailException(
+                "EBS snapshot(s) failed: " + ", ".join(f"{k} is {v}" for k, v in failed.items())
+            )
+        return PokeReturnValue(is_done=all(v == "completed" for v in states.values()), xcom_value=states)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, str]:
+        validated = validate_execute_complete_event(event)
+        if validated.get("status") != "success":
+            raise AirflowException(f"EBS snapshots did not complete: {validated.get('message', validated)}")
+        ids = validated.get("snapshot_ids")
+        if sorted(ids or []) != sorted(self._ids()):
+            raise AirflowException(f"trigger event names snapshots {ids!r}, expected {self._ids()!r}")
+        self.log.info("snapshots completed: %s", ", ".join(ids))
+        return dict.fromkeys(ids, "completed")

@@ -1,0 +1,414 @@
+"""Cassandra backup and restore DAGs on the 3-node sandbox (real sshd, moto S3 behind a proxy)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.harness import clusters_file, load_dag, run_dag, xcom
+from tests.integration.s3_proxy import S3Proxy
+from tests.sandbox.kinds import cassandra as sim
+
+pytestmark = pytest.mark.sandbox
+
+BUCKET = "cassandra-backups"
+CONN = "cassandra_s3"
+LAYOUT = {"shop": ["orders", "customers"], "metrics": ["samples"], "audit": ["events"]}
+
+
+@pytest.fixture(scope="module")
+def proxy(sandbox):
+    proxy = S3Proxy(sandbox.moto_url).start()
+    conn = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            # botocore's own retries kept short: tenacity (s3_attempts) does the rest, and is tested
+            "extra": {
+                "region_name": "us-east-1",
+                "endpoint_url": proxy.url,
+                "config_kwargs": {"retries": {"max_attempts": 2, "mode": "standard"}},
+            },
+        }
+    )
+    os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = conn
+    yield proxy
+    os.environ.pop(f"AIRFLOW_CONN_{CONN.upper()}", None)
+    proxy.stop()
+
+
+@pytest.fixture
+def s3(sandbox):
+    return sandbox.boto3_client("s3")
+
+
+def fresh_bucket(s3, bucket: str) -> None:
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+def all_keys(s3, bucket: str, prefix: str = "") -> list[str]:
+    paginator = s3.get_paginator("list_objects_v2")
+    return [o["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+
+
+def entry_for(sandbox, tmp_path: Path, name: str, **extra) -> dict:
+    return {
+        "defaults": {"retries": 0, "schedule": None, "alert_emails": ["oncall@example.com"]},
+        "entries": [
+            {
+                "kind": "cassandra",
+                "name": name,
+                "nodes": sim.entry_nodes(sandbox),
+                "bucket": BUCKET,
+                "prefix": "backups",
+                "aws_conn_id": CONN,
+                "restore_folder": str(tmp_path / "restore" / "{host}"),
+                "upload_threads": 3,
+                **extra,
+            }
+        ],
+    }
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def snapshot_files(node, tag: str) -> dict[str, str]:
+    """What a restore must reproduce: the snapshot's SSTables and the backups/ files, by
+    `<keyspace>/<table dir>/<file>`."""
+    result = {}
+    data = sim.data_dir(node)
+    for table_dir in sorted(data.glob("*/*")):
+        for source in (table_dir / "snapshots" / tag, table_dir / "backups"):
+            if not source.is_dir():
+                continue
+            for path in sorted(source.iterdir()):
+                if path.is_file() and path.name not in ("manifest.json", "schema.cql"):
+                    result[f"{table_dir.parent.name}/{table_dir.name}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return result
+
+
+def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, proxy, s3, tmp_path, mails):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, LAYOUT)
+    # keep the snapshot on the nodes to compare with what comes back: fail cleanup's clearsnapshot
+    for node in nodes:
+        sim.set_failure(node, "clearsnapshot", "kept for the test")
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "full", verify_checksums=True)):
+        dag = load_dag("cassandra_full")
+        states = run_dag(dag, "2026-11-20T01:00:00")
+        assert states["verify"] == "success", states
+        assert all(states[f"upload[{i}]"] == "success" for i in range(3)), states
+        assert all(states[f"cleanup[{i}]"] == "failed" for i in range(3)), states  # the knob
+
+        manifests = [k for k in all_keys(s3, BUCKET, "backups/full/20261120/") if k.endswith("manifest.json")]
+        assert len(manifests) == 3
+        for node in nodes:
+            sim.set_failure(node, "clearsnapshot", "")
+        tags = {json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["tag"] for k in manifests}
+        (tag,) = tags
+        expected = {node.address: snapshot_files(node, tag) for node in nodes}
+        assert all(len(files) >= len(LAYOUT) * 8 for files in expected.values())
+
+        restore = load_dag("cassandra_full_restore")
+        shutil.rmtree(tmp_path / "restore", ignore_errors=True)
+        states = run_dag(restore, "2026-11-21T00:00:00", conf={"date": "2026-11-20"})
+        assert states["next_steps"] == "success", states
+        assert states["report"] == "success", states
+        for node in nodes:
+            restored = tree_digest(tmp_path / "restore" / node.address)
+            assert restored.pop("schema.cql")
+            assert restored == expected[node.address], node.address
+            # never a byte into the live data folder
+            assert not (sim.data_dir(node) / "restore").exists()
+        steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
+        assert "node restart method" in steps and "nodetool repair" in steps
+
+
+def run_id_of(dag) -> str:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=dag.dag_id).order_by(DagRun.id.desc()).first()
+        return run.run_id
+
+
+def live_files(node, keyspaces) -> dict[str, str]:
+    """SSTables in the live table folders and backups/ (what a snapshot taken now would hold)."""
+    result = {}
+    for table_dir in sorted(sim.data_dir(node).glob("*/*")):
+        if table_dir.parent.name not in keyspaces:
+            continue
+        for source in (table_dir, table_dir / "backups"):
+            for path in sorted(p for p in source.iterdir() if p.is_file()):
+                result[f"{table_dir.parent.name}/{table_dir.name}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return result
+
+
+def manifests_in(s3, prefix: str) -> list[dict]:
+    return [
+        json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+        for k in all_keys(s3, BUCKET, prefix)
+        if k.endswith("/manifest.json")
+    ]
+
+
+def assert_every_manifest_entry_exists(s3, prefix: str) -> int:
+    count = 0
+    for manifest in manifests_in(s3, prefix):
+        for entry in manifest["files"]:
+            head = s3.head_object(Bucket=BUCKET, Key=entry["key"])
+            assert head["ContentLength"] == entry["compressed_size"], entry["key"]
+            assert head["ServerSideEncryption"] == "AES256"
+            count += 1
+    return count
+
+
+def test_second_run_same_day_uploads_only_new_files_and_restores_several_keyspaces(
+    sandbox, airflow_db, proxy, s3, tmp_path
+):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, LAYOUT)
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "incr", remove_uploaded_incrementals=True)):
+        dag = load_dag("cassandra_incr")
+        proxy.reset()
+        states = run_dag(dag, "2026-11-21T01:00:00")
+        assert states["verify"] == "success" and states["report"] == "success", states
+        first_puts = proxy.object_writes(BUCKET)
+        first = manifests_in(s3, "backups/incr/20261121/")
+        assert {m["mode"] for m in first} == {"full"}
+        # snapshots cleared, uploaded incrementals removed
+        for node in nodes:
+            assert not list(sim.data_dir(node).glob("*/*/snapshots/*"))
+            assert not list(sim.data_dir(node).glob("*/*/backups/*"))
+
+        # new rows on two nodes only; the snapshot's flush turns them into one SSTable each
+        sim.write(nodes[0], "shop", "orders", 30_000, seed="late-1")
+        sim.write(nodes[1], "metrics", "samples", 10_000, seed="late-2")
+        proxy.reset()
+        states = run_dag(dag, "2026-11-21T07:00:00")
+        assert states["verify"] == "success" and states["report"] == "success", states
+        writes = proxy.object_writes(BUCKET)
+        data_writes = sorted(r.key for r in writes if r.key.endswith(".zst"))
+        meta_writes = sorted(r.key for r in writes if not r.key.endswith(".zst"))
+        components = ("CompressionInfo.db", "Data.db", "Digest.crc32", "Filter.db", "Index.db", "Statistics.db", "Summary.db", "TOC.txt")
+        expected = sorted(
+            [f"{BUCKET}/backups/incr/20261121/{nodes[0].address}/shop/orders-{sim_table_id('shop', 'orders')}/nb-3-big-{c}.zst" for c in components]
+            + [f"{BUCKET}/backups/incr/20261121/{nodes[1].address}/metrics/samples-{sim_table_id('metrics', 'samples')}/nb-3-big-{c}.zst" for c in components]
+        )
+        assert data_writes == expected
+        assert len(meta_writes) == 3 * 3  # manifest, schema, status per node
+        assert len(first_puts) > len(writes) * 3
+        second = [m for m in manifests_in(s3, "backups/incr/20261121/") if m["mode"] == "incremental"]
+        assert len(second) == 3
+        by_host = {m["host"]: m for m in first}
+        for manifest in second:
+            assert len(manifest["files"]) == len(by_host[manifest["host"]]["files"]) + (8 if manifest["host"] in (nodes[0].address, nodes[1].address) else 0)
+        assert_every_manifest_entry_exists(s3, "backups/incr/20261121/")
+
+        # restore two of the three keyspaces, the day's latest run
+        restore = load_dag("cassandra_incr_restore")
+        states = run_dag(restore, "2026-11-22T00:00:00", conf={"date": "20261121", "keyspaces": ["shop", "metrics"]})
+        assert states["report"] == "success", states
+        for node in nodes:
+            restored = tree_digest(tmp_path / "restore" / node.address)
+            restored.pop("schema.cql")
+            live = live_files(node, {"shop", "metrics"})
+            assert restored == live, node.address
+            assert {k.split("/")[0] for k in restored} == {"shop", "metrics"}
+
+        # one table on one host
+        shutil.rmtree(tmp_path / "restore")
+        states = run_dag(
+            restore, "2026-11-22T01:00:00",
+            conf={"date": "2026-11-21", "hosts": [nodes[2].address], "tables": ["shop.customers"]},
+        )
+        assert states["report"] == "success", states
+        assert not (tmp_path / "restore" / nodes[0].address).exists()
+        restored = tree_digest(tmp_path / "restore" / nodes[2].address)
+        restored.pop("schema.cql")
+        assert restored and {k.rsplit("/", 1)[0] for k in restored} == {f"shop/customers-{sim_table_id('shop', 'customers')}"}
+
+
+def sim_table_id(keyspace: str, table: str) -> str:
+    return hashlib.md5(f"{keyspace}.{table}".encode()).hexdigest()
+
+
+def test_s3_fault_mid_upload_is_retried_and_no_manifest_lists_a_missing_object(sandbox, airflow_db, proxy, s3, tmp_path):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, LAYOUT)
+    attempts: dict[str, int] = {}
+    victim = nodes[1].address
+
+    def fault(request):
+        if not request.is_object_write or not request.key.endswith("-Data.db.zst"):
+            return None
+        attempts[request.key] = attempts.get(request.key, 0) + 1
+        if f"/{victim}/" in request.key and "/audit/" in request.key:
+            return "500"  # this object never gets in: its node must not write a manifest
+        if "/shop/orders-" in request.key and attempts[request.key] <= 6:
+            return "cut" if attempts[request.key] % 2 else "500"  # more than botocore's own retries
+        return None
+
+    proxy.reset()
+    proxy.fault = fault
+    try:
+        with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "faulty", s3_attempts=4)):
+            states = run_dag(load_dag("cassandra_faulty"), "2026-11-23T01:00:00")
+    finally:
+        proxy.fault = None
+    assert states["upload[0]"] == "success" and states["upload[2]"] == "success", states
+    assert states["upload[1]"] == "failed", states
+    assert states["verify"] == "failed" and states["report"] == "failed", states
+    assert states["cleanup[1]"] == "skipped" and states["cleanup[0]"] == "success", states
+    # retried: the orders Data.db objects needed several tries and got in
+    retried = [k for k, n in attempts.items() if "/shop/orders-" in k and n > 6]
+    assert retried, attempts
+    hosts = {m["host"] for m in manifests_in(s3, "backups/faulty/20261123/")}
+    assert hosts == {nodes[0].address, nodes[2].address}
+    assert assert_every_manifest_entry_exists(s3, "backups/faulty/20261123/") > 0
+    # the failed node keeps its snapshot for a later try
+    assert list(sim.data_dir(nodes[1]).glob("*/*/snapshots/abp-*"))
+    assert not list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
+
+
+def test_hostile_names_are_rejected(sandbox, airflow_db, proxy, s3, tmp_path):
+    from airflow_backup_provider.config import parse_clusters
+
+    base = entry_for(sandbox, tmp_path, "hostile")
+    bad = json.loads(json.dumps(base))
+    bad["entries"][0]["keyspaces"] = ["shop; rm -rf /"]
+    bad["entries"][0]["nodes"][0]["host"] = "node1$(reboot)"
+    parsed = parse_clusters(bad)
+    assert not parsed.entries
+    text = str(parsed.errors[0])
+    assert "'shop; rm -rf /'" in text and "keyspaces" in text
+    assert "'node1$(reboot)'" in text and "host" in text
+
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    with clusters_file(tmp_path, base):
+        states = run_dag(load_dag("cassandra_hostile"), "2026-11-24T01:00:00")
+        assert states["report"] == "success", states
+        restore = load_dag("cassandra_hostile_restore")
+        for conf in (
+            {"keyspaces": ["shop'; DROP KEYSPACE shop; --"]},
+            {"hosts": ["127.0.0.1;touch /tmp/pwned"]},
+            {"restore_folder": str(sim.data_dir(nodes[0]) / "shop")},  # inside the live data
+        ):
+            states = run_dag(restore, "2026-11-25T00:00:00", conf=conf)
+            assert states["plan"] == "failed", (conf, states)
+            assert states["report"] == "failed"
+            assert not (tmp_path / "restore").exists()
+
+    # a folder on a node that no keyspace can be named like stops the upload, loudly
+    (sim.data_dir(nodes[0]) / "bad name;x").mkdir()
+    try:
+        with clusters_file(tmp_path, base):
+            states = run_dag(load_dag("cassandra_hostile"), "2026-11-24T05:00:00")
+        assert states["upload[0]"] == "failed" and states["upload[1]"] == "success", states
+    finally:
+        (sim.data_dir(nodes[0]) / "bad name;x").rmdir()
+
+
+def fake_manifest(day: str, host: str, tag: str, hosts: list[str]) -> str:
+    from airflow_backup_provider.stores import cassandra as store
+
+    return store.Manifest(
+        cluster="ret", host=host, day=day, tag=tag, run_id="x", created_at=f"{day[:4]}-{day[4:6]}-{day[6:]}T01:00:00+00:00",
+        mode="full", files=(), cluster_hosts=tuple(hosts),
+    ).to_json()
+
+
+def test_retention_keeps_what_the_policy_says(sandbox, airflow_db, proxy, s3, tmp_path):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    hosts = [n.address for n in nodes]
+    for day in ("20261101", "20261102", "20261103", "20261104", "20261105", "20261106"):
+        present = hosts if day != "20261106" else hosts[:1]  # the 6th: one node's manifest only
+        for host in present:
+            tag = f"abp-{day}T010000-00000000"
+            s3.put_object(Bucket=BUCKET, Key=f"backups/ret/{day}/{host}/backup-meta/{tag}/manifest.json", Body=fake_manifest(day, host, tag, hosts))
+            s3.put_object(Bucket=BUCKET, Key=f"backups/ret/{day}/{host}/shop/orders-x/nb-1-big-Data.db.zst", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key="backups/ret/notes/readme.txt", Body=b"not ours")
+    s3.put_object(Bucket=BUCKET, Key="backups/ret/20261130/127.0.0.1/backup-meta/abp-x/manifest.json", Body=fake_manifest("20261130", "127.0.0.1", "abp-x", ["127.0.0.1"]))
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "ret", retention={"keep_last": 3})):
+        states = run_dag(load_dag("cassandra_ret"), "2026-11-10T01:00:00")
+    assert states["retention"] == "success", states
+    days = sorted({k.split("/")[2] for k in all_keys(s3, BUCKET, "backups/ret/")})
+    # keep_last 3 of the complete days up to the run: 10th (this run), 5th, 4th; the 6th is
+    # incomplete (never counted, never pruned); the 30th is after the run's date; notes/ is not ours
+    assert days == ["20261104", "20261105", "20261106", "20261110", "20261130", "notes"]
+
+
+def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp_path):
+    """The example entry of dags/clusters.yaml, prepared by tests/sandbox/kinds/cassandra.py."""
+    import yaml
+
+    from tests.harness import REPO
+
+    example = yaml.safe_load((REPO / "dags" / "clusters.yaml").read_text())
+    entry = next(e for e in example["entries"] if e["kind"] == "cassandra")
+    fresh_bucket(s3, entry["bucket"])
+    prepared = sim.prepare(sandbox, entry)
+    assert [n["host"] for n in prepared["nodes"]] == [n.address for n in sandbox.nodes]
+    example["entries"] = [prepared]
+    example["defaults"].update({"retries": 0, "schedule": None})
+    runs = sim.demo_runs(prepared)
+    assert [dag_id for dag_id, _ in runs] == ["cassandra_events", "cassandra_events_restore"]
+    with clusters_file(tmp_path, example):
+        backup = load_dag(runs[0][0])
+        states = run_dag(backup, "2026-11-26T01:00:00", conf={"dry_run": True})
+        assert states["report"] == "success", states
+        assert not all_keys(s3, entry["bucket"])
+        assert not list(sim.data_dir(sandbox.nodes[0]).glob("*/*/snapshots/*"))
+        for (dag_id, conf), logical in zip(runs, ("2026-11-26T02:00:00", "2026-11-27T00:00:00"), strict=True):
+            states = run_dag(load_dag(dag_id), logical, conf=conf)
+            assert states["report"] == "success", (dag_id, states)
+    restored = Path(prepared["restore_folder"].replace("{host}", sandbox.nodes[0].address))
+    assert (restored / "schema.cql").exists()
+    assert {p.name for p in restored.iterdir() if p.is_dir()} == {"shop", "metrics", "audit"}
+
+
+def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
+    from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+    from airflow_backup_provider.hooks.remote import RemoteCommandError
+
+    node = sandbox.nodes[2]
+    sim.reset_node(node, {"shop": ["orders"]})
+    sim.write(node, "shop", "orders", 1000, seed=1)
+    with CassandraNodeHook(ssh_conn_id="backup_ssh", host=node.address) as remote:
+        first = remote.snapshot("abp-20261120T000000-aaaaaaaa")
+        again = remote.snapshot("abp-20261120T000000-aaaaaaaa")  # a retried task
+        assert not first.already_exists and again.already_exists
+        assert [s.tag for s in remote.list_snapshots()] == ["abp-20261120T000000-aaaaaaaa"]
+        sim.set_failure(node, "snapshot", "Keyspace shop is being dropped")
+        with pytest.raises(RemoteCommandError, match="error: Keyspace shop is being dropped"):
+            remote.snapshot("abp-20261120T000000-bbbbbbbb")
+        sim.set_failure(node, "flush", "connect")
+        with pytest.raises(RemoteCommandError, match="Failed to connect to '127.0.0.1:7199'"):
+            remote.flush()
+        sim.set_failure(node, "snapshot")
+        sim.set_failure(node, "flush")
+        assert remote.clear_snapshot("abp-20261120T000000-aaaaaaaa") == ()
+        assert remote.list_snapshots() == []

@@ -1,0 +1,335 @@
+"""stores/cassandra.py on the exact texts of reference/cassandra.md, plus the walker, keys, manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from airflow_backup_provider.stores import cassandra as store
+
+SNAPSHOT_TEXT = (
+    "Requested creating snapshot(s) for [ks1, ks2] with snapshot name [TAG] and options {skipFlush=false}\n"
+    "Snapshot directory: TAG\n"
+)
+SNAPSHOT_ALL_TEXT = (
+    "Requested creating snapshot(s) for [all keyspaces] with snapshot name [abp-1] and options {skipFlush=false}\n"
+    "Snapshot directory: abp-1\n"
+)
+LISTSNAPSHOTS_40 = """Snapshot Details: {}
+Snapshot name  Keyspace name  Column family name  True size  Size on disk
+abp-1          shop           orders              0 bytes    1.5 MB
+abp-1          shop           customers           4.87 KB    9.2 KB
+
+Total TrueDiskSpaceUsed: 1.5 GB
+
+""".format("")  # nodetool prints "Snapshot Details: " with a trailing space
+LISTSNAPSHOTS_41 = """Snapshot Details: {}
+Snapshot name  Keyspace name  Column family name  True size  Size on disk  Creation time
+abp-1          shop           orders              0 bytes    1.5 MiB       2026-11-20T01:00:00.000Z
+1669000000000  system_schema  tables              12 KiB     12 KiB        2026-11-20T02:00:00.000Z
+
+Total TrueDiskSpaceUsed: 1.5 GB
+
+""".format("")
+NO_SNAPSHOTS = "Snapshot Details: \nThere are no snapshots\n"
+CLEAR_TEXT = "Requested clearing snapshot(s) for [all keyspaces] with snapshot name [TAG]\n"
+STATUS_TEXT = """Datacenter: datacenter1
+=======================
+Status=Up/Down
+|/ State=Normal/Leaving/Joining/Moving
+--  Address    Load       Tokens  Owns (effective)  Host ID                               Rack
+UN  10.0.0.1   1.2 GiB    16      33.3%             6d1e0a9e-...                          rack1
+DN  10.0.0.2   1.1 GiB    16      33.3%             ...                                   rack1
+"""
+
+
+def test_command_lines():
+    assert store.flush_argv() == ["nodetool", "flush"]
+    assert store.flush_argv("/opt/nt", "shop", ["orders"]) == ["/opt/nt", "flush", "shop", "orders"]
+    assert store.snapshot_argv("abp-1", ["ks1", "ks2"]) == ["nodetool", "snapshot", "-t", "abp-1", "ks1", "ks2"]
+    assert store.snapshot_argv("abp-1") == ["nodetool", "snapshot", "-t", "abp-1"]
+    assert store.listsnapshots_argv() == ["nodetool", "listsnapshots"]
+    assert store.clearsnapshot_argv("abp-1") == ["nodetool", "clearsnapshot", "-t", "abp-1"]
+    assert store.status_argv() == ["nodetool", "status"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: store.snapshot_argv("abp-1", ["shop; rm -rf /"]),
+        lambda: store.snapshot_argv("--all"),
+        lambda: store.clearsnapshot_argv(""),
+        lambda: store.clearsnapshot_argv("a b"),
+        lambda: store.flush_argv("nodetool", "shop", ["orders$(id)"]),
+    ],
+)
+def test_hostile_arguments_never_become_commands(call):
+    with pytest.raises(store.CassandraNameError):
+        call()
+
+
+def test_error_names_field_and_value():
+    with pytest.raises(store.CassandraNameError, match=r"keyspaces: value 'a;b' is not a Cassandra keyspace name"):
+        store.Scope(keyspaces=("a;b",))
+    with pytest.raises(store.CassandraNameError, match=r"hosts: value 'x y' is not a hostname"):
+        store.validate_host("x y", "hosts")
+
+
+def test_parse_snapshot():
+    result = store.parse_snapshot(SNAPSHOT_TEXT, "TAG")
+    assert result == store.SnapshotResult(tag="TAG", keyspaces=("ks1", "ks2"))
+    assert store.parse_snapshot(SNAPSHOT_ALL_TEXT, "abp-1").keyspaces == ()
+    with pytest.raises(store.NodetoolOutputError):
+        store.parse_snapshot(SNAPSHOT_TEXT, "OTHER")
+    already = store.parse_snapshot("error: Snapshot TAG already exists\n-- StackTrace --\n", "TAG")
+    assert already.already_exists
+    with pytest.raises(store.NodetoolOutputError):
+        store.parse_snapshot("error: Snapshot OTHER already exists", "TAG")
+
+
+def test_parse_listsnapshots_by_header_both_versions():
+    rows, total = store.parse_listsnapshots(LISTSNAPSHOTS_40)
+    assert [(r.tag, r.keyspace, r.table) for r in rows] == [("abp-1", "shop", "orders"), ("abp-1", "shop", "customers")]
+    assert rows[0].size_on_disk == int(1.5 * 1024**2) and rows[1].true_size == int(4.87 * 1024)
+    assert rows[0].created_at is None
+    assert total == int(1.5 * 1024**3)
+    rows, total = store.parse_listsnapshots(LISTSNAPSHOTS_41)
+    assert rows[1] == store.ListedSnapshot("1669000000000", "system_schema", "tables", 12 * 1024, 12 * 1024, "2026-11-20T02:00:00.000Z")
+    assert rows[0].size_on_disk == int(1.5 * 1024**2)
+    assert store.parse_listsnapshots(NO_SNAPSHOTS) == ([], 0)
+    with pytest.raises(store.NodetoolOutputError):
+        store.parse_listsnapshots("nodetool: Failed to connect")
+
+
+def test_parse_clearsnapshot():
+    assert store.parse_clearsnapshot(CLEAR_TEXT, "TAG") == ()
+    with pytest.raises(store.NodetoolOutputError):
+        store.parse_clearsnapshot("error: Specify snapshot name or --all", "TAG")
+    with pytest.raises(store.NodetoolOutputError):
+        store.parse_clearsnapshot(CLEAR_TEXT, "OTHER")
+
+
+def test_parse_status():
+    nodes = store.parse_status(STATUS_TEXT)
+    assert [(n.address, n.status, n.state, n.load, n.owns, n.rack) for n in nodes] == [
+        ("10.0.0.1", "U", "N", "1.2 GiB", "33.3%", "rack1"),
+        ("10.0.0.2", "D", "N", "1.1 GiB", "33.3%", "rack1"),
+    ]
+    assert nodes[0].up and not nodes[1].up and nodes[0].datacenter == "datacenter1"
+    with pytest.raises(store.NodetoolOutputError):
+        store.parse_status("error: no\n")
+
+
+def test_sizes():
+    assert store.parse_size("0 bytes") == 0
+    assert store.format_size(0) == "0 bytes"
+    assert store.format_size(1.5 * 1024**3) == "1.5 GB"
+    assert store.format_size(4.87 * 1024, binary=True) == "4.87 KiB"
+
+
+def test_tag_is_stable_per_run_and_distinct_between_runs():
+    moment = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    tag = store.snapshot_tag(moment, "scheduled__2026-11-20")
+    assert tag == store.snapshot_tag(moment, "scheduled__2026-11-20")
+    assert tag != store.snapshot_tag(moment, "manual__2026-11-20")
+    assert tag.startswith("abp-20261120T010000-") and store.is_our_tag(tag)
+    assert store.validate_tag(tag) == tag
+    assert store.day_of(moment) == "20261120"
+
+
+# ---- the walker, on the simulated node's real layout ------------------------------------------
+
+TOOLS = Path(__file__).resolve().parents[1] / "sandbox" / "tools" / "cassandra"
+
+
+def run_tool(root: Path, tool: str, *args: str) -> str:
+    env = {**os.environ, "SANDBOX_NODE_ROOT": str(root), "SANDBOX_NODE_ADDRESS": "10.0.0.1"}
+    done = subprocess.run([sys.executable, str(TOOLS / f"{tool}.py"), *args], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def os_lister(path: str) -> list[store.DirEntry]:
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        raise
+    return [store.DirEntry(e.name, e.is_dir(), e.stat().st_size if e.is_file() else 0) for e in entries]
+
+
+@pytest.fixture
+def node(tmp_path) -> Path:
+    run_tool(tmp_path, "cassandra_sim", "setup", json.dumps({"data_dir": str(tmp_path / "data"), "version": "4.1"}))
+    run_tool(tmp_path, "cassandra_sim", "create", "shop", "orders", "customers")
+    run_tool(tmp_path, "cassandra_sim", "create", "audit", "events")
+    for ks, table in (("shop", "orders"), ("shop", "customers"), ("audit", "events")):
+        run_tool(tmp_path, "cassandra_sim", "write", ks, table, "5000", "1")
+    run_tool(tmp_path, "nodetool", "flush")
+    run_tool(tmp_path, "cassandra_sim", "write", "shop", "orders", "700", "2")
+    return tmp_path
+
+
+def test_simulated_nodetool_prints_what_the_parsers_read(node):
+    out = run_tool(node, "nodetool", "snapshot", "-t", "abp-1", "shop")
+    assert out == (
+        "Requested creating snapshot(s) for [shop] with snapshot name [abp-1] and options {skipFlush=false}\n"
+        "Snapshot directory: abp-1\n"
+    )
+    assert store.parse_snapshot(out, "abp-1").keyspaces == ("shop",)
+    rows, _ = store.parse_listsnapshots(run_tool(node, "nodetool", "listsnapshots"))
+    assert {(r.keyspace, r.table) for r in rows} == {("shop", "orders"), ("shop", "customers")}
+    assert all(r.created_at for r in rows)
+    assert store.parse_status(run_tool(node, "nodetool", "status"))[0].address == "10.0.0.1"
+    assert store.parse_clearsnapshot(run_tool(node, "nodetool", "clearsnapshot", "-t", "abp-1"), "abp-1") == ()
+    assert store.parse_listsnapshots(run_tool(node, "nodetool", "listsnapshots")) == ([], 0)
+
+
+def test_snapshots_are_hard_links_and_flush_feeds_backups(node):
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    table = next((node / "data" / "shop").glob("orders-*"))
+    snap = table / "snapshots" / "abp-1"
+    data_files = sorted(p.name for p in snap.iterdir() if p.name.endswith("-Data.db"))
+    assert data_files == ["nb-1-big-Data.db", "nb-2-big-Data.db"]  # the snapshot flushed the memtable
+    assert (snap / "nb-1-big-Data.db").stat().st_ino == (table / "nb-1-big-Data.db").stat().st_ino
+    assert (table / "backups" / "nb-2-big-Data.db").stat().st_ino == (table / "nb-2-big-Data.db").stat().st_ino
+    assert json.loads((snap / "manifest.json").read_text())["files"] == data_files
+    assert "CREATE TABLE" in (snap / "schema.cql").read_text()
+
+
+def test_walker_scope_and_sources(node):
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    result = store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(), os_lister)
+    assert {(f.keyspace, f.table) for f in result.files} == {("shop", "orders"), ("shop", "customers"), ("audit", "events")}
+    assert {f.source for f in result.files} == {"snapshot", "backups"}
+    assert len(result.schemas) == 3
+    assert not any(f.name in ("manifest.json", "schema.cql") for f in result.files)
+    only = store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(tables=("shop.orders",)), os_lister)
+    assert {f.table for f in only.files} == {"orders"}
+    without = store.walk_data_dir(
+        str(node / "data"), "abp-1", store.Scope(exclude_keyspaces=("audit",), exclude_tables=("customers",)), os_lister
+    )
+    assert {(f.keyspace, f.table) for f in without.files} == {("shop", "orders")}
+    # the plan uploads each SSTable once, even when linked in the snapshot and in backups/
+    plan = store.plan_upload(result.files, [], prefix="p", cluster="c", day="20261120", host="10.0.0.1", tag="abp-1")
+    paths = [f.path for f, _ in plan.upload]
+    assert len(paths) == len(set(paths))
+    assert any(f.source == "snapshot,backups" for f, _ in plan.upload)
+    assert all(key.startswith("p/c/20261120/10.0.0.1/") and key.endswith(".zst") for _, key in plan.upload)
+
+
+def test_walker_refuses_hostile_folder_names(node):
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    (node / "data" / "x;reboot").mkdir()
+    with pytest.raises(store.CassandraNameError, match=r"x;reboot"):
+        store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(), os_lister)
+
+
+# ---- keys, manifests, dedup ----------------------------------------------------------------------
+
+
+def make_file(path: str, size: int, source: str = "snapshot") -> store.NodeFile:
+    ks, table_dir, name = path.split("/", 2)
+    return store.NodeFile(ks, table_dir, source, f"/data/{path}", name, size)
+
+
+TD = "orders-" + "a" * 32
+
+
+def test_plan_dedups_against_the_days_manifests_and_never_overwrites():
+    first_files = [make_file(f"shop/{TD}/nb-1-big-Data.db", 10), make_file(f"shop/{TD}/nb-1-big-Index.db", 3)]
+    plan = store.plan_upload(first_files, [], prefix="p", cluster="c", day="20261120", host="h1", tag="t1")
+    assert plan.mode == "full" and len(plan.upload) == 2
+    uploaded = {key: {"size": f.size, "sha256": "0" * 64, "compressed_size": f.size + 1} for f, key in plan.upload}
+    first = store.build_manifest(
+        cluster="c", host="h1", day="20261120", tag="t1", run_id="r1", created_at=datetime(2026, 11, 20, tzinfo=UTC),
+        plan=plan, uploaded=uploaded, schema_key="s", status_key="st", data_dir="/data", cluster_hosts=["h1", "h2"],
+    )
+    parsed = store.parse_manifest(first.to_json())
+    assert parsed == first
+    second_files = [*first_files, make_file(f"shop/{TD}/nb-2-big-Data.db", 7, "backups"), make_file(f"shop/{TD}/nb-1-big-Index.db", 4)]
+    second_files = [second_files[0], second_files[2], second_files[3]]
+    plan2 = store.plan_upload(second_files, [parsed], prefix="p", cluster="c", day="20261120", host="h1", tag="t2")
+    assert plan2.mode == "incremental"
+    assert [f.name for f, _ in plan2.reuse] == ["nb-1-big-Data.db"]
+    keys = dict((f.name, k) for f, k in plan2.upload)
+    assert keys["nb-2-big-Data.db"].endswith(f"/shop/{TD}/nb-2-big-Data.db.zst")
+    # same path, another size: its own key, the first object stays as the first manifest says
+    assert keys["nb-1-big-Index.db"].endswith("nb-1-big-Index.db.t2.zst")
+
+
+def test_manifest_is_only_built_from_uploaded_objects():
+    plan = store.plan_upload([make_file(f"shop/{TD}/nb-1-big-Data.db", 10)], [], prefix="p", cluster="c", day="20261120", host="h", tag="t")
+    with pytest.raises(store.ManifestError, match="not uploaded"):
+        store.build_manifest(
+            cluster="c", host="h", day="20261120", tag="t", run_id="r", created_at=datetime.now(UTC), plan=plan,
+            uploaded={}, schema_key="", status_key="", data_dir="/d",
+        )
+
+
+def test_manifest_paths_cannot_escape_the_restore_folder():
+    bad = {"format": 1, "cluster": "c", "host": "h", "day": "20261120", "tag": "t", "run_id": "r", "created_at": "x",
+           "mode": "full", "files": [{"path": "shop/../../etc/passwd", "key": "k", "size": 1, "sha256": "0", "compressed_size": 1}]}
+    with pytest.raises(store.ManifestError):
+        store.parse_manifest(json.dumps(bad))
+
+
+def test_verify_entries():
+    entry = store.ManifestEntry(path=f"shop/{TD}/f", key="k", size=5, sha256="x", compressed_size=9)
+    assert store.verify_entries([entry], {"k": 9}) == []
+    assert store.verify_entries([entry], {"k": None})[0].problem == "missing"
+    assert "size 8" in store.verify_entries([entry], {"k": 8})[0].problem
+
+
+def test_manifest_keys_days_and_completeness():
+    keys = [
+        "p/c/20261120/h1/backup-meta/t1/manifest.json",
+        "p/c/20261120/h2/backup-meta/t1/manifest.json",
+        "p/c/20261120/h1/shop/x/f.zst",
+        "p/c/20261121/h1/backup-meta/t2/manifest.json",
+        "p/other/20261120/h1/backup-meta/t1/manifest.json",
+    ]
+    refs = store.parse_manifest_keys(keys, "p", "c")
+    assert [(r.day, r.host, r.tag) for r in refs] == [("20261120", "h1", "t1"), ("20261120", "h2", "t1"), ("20261121", "h1", "t2")]
+    assert store.is_day_complete(refs, "20261120", ["h1", "h2"])
+    assert not store.is_day_complete(refs, "20261121", ["h1", "h2"])
+    assert store.latest_manifest(refs, "20261120", "h2").tag == "t1"
+    assert store.parse_day_folders(["p/c/20261120/", "p/c/notes/", "p/c/2026112/"], "p", "c") == ["20261120"]
+
+
+def test_prune_guard():
+    class Item:
+        def __init__(self, id, complete):
+            self.id, self.complete = id, complete
+
+    items = [Item("20261101", True), Item("20261102", True), Item("20261103", False)]
+    as_of = datetime(2026, 11, 5, tzinfo=UTC)
+    store.check_prune_safe(["20261101", "20261103"], items, as_of)
+    with pytest.raises(store.UnsafePrune, match="newest complete"):
+        store.check_prune_safe(["20261102"], items, as_of)
+    with pytest.raises(store.UnsafePrune, match="newer than"):
+        store.check_prune_safe(["20261106"], items, as_of)
+
+
+def test_restore_folder_rules():
+    assert store.restore_folder_for("/tmp/cassandra_restore", "10.0.0.1") == "/tmp/cassandra_restore"
+    assert store.restore_folder_for("/r/{host}", "10.0.0.1") == "/r/10.0.0.1"
+    for bad in ("/", "relative", "/tmp/../etc", "/tmp/x y"):
+        with pytest.raises(store.CassandraNameError):
+            store.restore_folder_for(bad, "h")
+    with pytest.raises(store.CassandraNameError, match="overlaps the live data folder"):
+        store.check_outside("/var/lib/cassandra/data/restore", "/var/lib/cassandra/data")
+    with pytest.raises(store.CassandraNameError):
+        store.check_outside("/var/lib", "/var/lib/cassandra/data")
+    assert store.check_outside("/var/lib/cassandra/restore", "/var/lib/cassandra/data")
+
+
+def test_next_steps_name_the_node_restart_method():
+    text = store.next_steps("/tmp/cassandra_restore", "/var/lib/cassandra/data", ["h1"], ["shop/orders-x"], "/var/lib/cassandra/commitlog")
+    assert "node restart method" in text
+    assert "/var/lib/cassandra/commitlog/*" in text and "nodetool repair" in text
