@@ -206,6 +206,21 @@ def test_start_failure_is_retried_and_a_dead_node_stops_the_roll(sandbox, instan
     assert any(m["subject"].startswith(f"[backup failed] riak_startfail.{first}.start") for m in mails)
 
 
+def test_a_gate_that_stays_closed_stops_the_roll(sandbox, instances, airflow_db, tmp_path, mails):
+    kind.reset_cluster(sandbox, count=2, primaries_missing_polls=0, handoff_polls=0, **FAST)
+    kind.set_knobs(sandbox.nodes[0], primaries_missing_polls=0, handoff_polls=0, handoff_never_finishes=True, **FAST)
+    states = run(tmp_path, entry(sandbox, instances, "stuck", count=2, gate_timeout="4s"), "2026-11-20")
+    first, second = group(0, sandbox), group(1, sandbox)
+    assert states[f"{first}.vnodes_gate"] == "success"
+    assert states[f"{first}.handoff_gate"] == "failed"
+    assert states[f"{second}.stop"] == "upstream_failed"
+    assert states["wait_snapshots"] == "success" and states["report"] == "failed"
+    assert {e.node for e in kind.read_timeline(sandbox)} == {kind.node_name(sandbox.nodes[0])}
+    assert_all_running(sandbox, 2)
+    alert = next(m for m in mails if m["subject"].startswith(f"[backup failed] riak_stuck.{first}.handoff_gate"))
+    assert "waiting to handoff 6 partitions" in alert["body"]
+
+
 def test_ssh_outage_during_a_gate_is_retried(sandbox, instances, airflow_db, tmp_path, mails):
     kind.reset_cluster(sandbox, count=2, primaries_missing_polls=0, handoff_polls=0, **FAST)
     kind.set_knobs(sandbox.nodes[1], primaries_missing_polls=2, handoff_polls=2, **FAST)
