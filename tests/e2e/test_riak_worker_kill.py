@@ -1,6 +1,7 @@
 """A worker killed mid-run, with the real Airflow (api-server, dag-processor, scheduler with the
 LocalExecutor): the `start` of node 1 is SIGKILLed, with its supervisor, while `riak start` runs;
-the scheduler notices the dead task, retries it, and the node is started; the roll goes on."""
+the scheduler notices the dead task, retries it, and the node is started; the roll goes on. A
+manual trigger during that run waits until it has ended (max_active_runs=1)."""
 
 from __future__ import annotations
 
@@ -145,6 +146,12 @@ def test_worker_killed_during_start_is_retried_and_the_node_started(sandbox, tmp
                 DAG_ID, start_id)],
             180, "node 1's start running",
         )[0]
+        # a second (manual) trigger while this run is busy (in the background: the CLI takes
+        # seconds to start): it must wait for the run to end
+        second_trigger = subprocess.Popen(
+            ["airflow", "dags", "trigger", DAG_ID, "--run-id", "second_run", "--conf", '{"dry_run": true}'],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         stack.wait_for(lambda: (kind.node_state(first)["running"] is False
                                 and any(e.event == "stopping" for e in kind.read_timeline(sandbox, with_stopping=True))),
                        30, "node 1 stopped")
@@ -159,9 +166,23 @@ def test_worker_killed_during_start_is_retried_and_the_node_started(sandbox, tmp
                     pass
         stack.wait_for(lambda: stack.query("select state from dag_run where dag_id=? and run_id='kill_run' "
                                            "and state in ('success','failed')", DAG_ID), 300, "the run to end")
-        (tries,) = stack.query("select try_number, state from task_instance where dag_id=? and task_id=?", DAG_ID, start_id)
+        assert second_trigger.wait(120) == 0
+        assert stack.query("select state from dag_run where run_id='second_run'") == [("queued",)] or (
+            stack.query("select start_date >= (select end_date from dag_run where run_id='kill_run') "
+                        "from dag_run where run_id='second_run'") == [(1,)]
+        )
+        stack.wait_for(lambda: stack.query("select state from dag_run where dag_id=? and run_id='second_run' "
+                                           "and state in ('success','failed')", DAG_ID), 300, "the second run to end")
+        (ordered,) = stack.query(
+            "select b.start_date >= a.end_date from dag_run a, dag_run b where a.run_id='kill_run' and b.run_id='second_run'"
+        )
+        assert ordered == (1,), "the manual run started while the first one was running"
+        (tries,) = stack.query("select try_number, state from task_instance where dag_id=? and task_id=? and run_id='kill_run'",
+                              DAG_ID, start_id)
         assert tries == (2, "success"), tries
-        assert stack.query("select state from dag_run where run_id='kill_run'") == [("success",)]
+        assert stack.query("select run_id, state from dag_run order by run_id") == [
+            ("kill_run", "success"), ("second_run", "success"),
+        ]
         assert kind.node_state(first)["running"] and kind.node_state(second)["running"]
         assert kind.max_down_at_once(kind.read_timeline(sandbox)) == 1
         subjects = [m["subject"] for m in sandbox.mails]
