@@ -174,11 +174,11 @@ class RiakSnapshotsCompletedSensor(BaseSensorOperator):
             return super().execute(context)
         if self.poke(context):
             return None
-        from airflow_backup_provider.triggers.riak import EbsSnapshotsCompletedTrigger
+        from airflow_backup_provider.triggers.ebs import EbsSnapshotCompletedTrigger
 
         ids = sorted(self.states(context))
         self.defer(
-            trigger=EbsSnapshotsCompletedTrigger(
+            trigger=EbsSnapshotCompletedTrigger(
                 snapshot_ids=ids,
                 waiter_delay=max(1, int(self.poke_interval)),
                 waiter_max_attempts=max(1, int(self.timeout // max(1, self.poke_interval)) + 1),

@@ -7,8 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.ec2 import EC2Hook
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_backup_provider.hooks.remote import RemoteTransportError, run_remote_async
@@ -109,39 +107,3 @@ class RiakTransfersTrigger(BaseTrigger):
                 return
             await asyncio.sleep(min(self.poll_interval, max(0.0, self.deadline - time.time())))
 
-
-class EbsSnapshotsCompletedTrigger(AwsBaseWaiterTrigger):
-    """Wait in the triggerer until every given snapshot is ``completed`` (boto's
-    ``snapshot_completed`` waiter; a snapshot in ``error`` ends the wait with an error event)."""
-
-    aws_hook_class = EC2Hook
-
-    def __init__(
-        self,
-        *,
-        snapshot_ids: list[str],
-        waiter_delay: int = 30,
-        waiter_max_attempts: int = 240,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            serialized_fields={"snapshot_ids": snapshot_ids},
-            waiter_name="snapshot_completed",
-            waiter_args={"SnapshotIds": snapshot_ids},
-            failure_message="EBS snapshots did not complete",
-            status_message="EBS snapshot states",
-            status_queries=["Snapshots[].[SnapshotId,State,Progress]"],
-            return_key="snapshot_ids",
-            return_value=snapshot_ids,
-            waiter_delay=waiter_delay,
-            waiter_max_attempts=waiter_max_attempts,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            **kwargs,
-        )
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "api_type": "client_type"}

@@ -206,6 +206,21 @@ def test_start_failure_is_retried_and_a_dead_node_stops_the_roll(sandbox, instan
     assert any(m["subject"].startswith(f"[backup failed] riak_startfail.{first}.start") for m in mails)
 
 
+def test_a_gate_that_stays_closed_stops_the_roll(sandbox, instances, airflow_db, tmp_path, mails):
+    kind.reset_cluster(sandbox, count=2, primaries_missing_polls=0, handoff_polls=0, **FAST)
+    kind.set_knobs(sandbox.nodes[0], primaries_missing_polls=0, handoff_polls=0, handoff_never_finishes=True, **FAST)
+    states = run(tmp_path, entry(sandbox, instances, "stuck", count=2, gate_timeout="4s"), "2026-11-20")
+    first, second = group(0, sandbox), group(1, sandbox)
+    assert states[f"{first}.vnodes_gate"] == "success"
+    assert states[f"{first}.handoff_gate"] == "failed"
+    assert states[f"{second}.stop"] == "upstream_failed"
+    assert states["wait_snapshots"] == "success" and states["report"] == "failed"
+    assert {e.node for e in kind.read_timeline(sandbox)} == {kind.node_name(sandbox.nodes[0])}
+    assert_all_running(sandbox, 2)
+    alert = next(m for m in mails if m["subject"].startswith(f"[backup failed] riak_stuck.{first}.handoff_gate"))
+    assert "waiting to handoff 6 partitions" in alert["body"]
+
+
 def test_ssh_outage_during_a_gate_is_retried(sandbox, instances, airflow_db, tmp_path, mails):
     kind.reset_cluster(sandbox, count=2, primaries_missing_polls=0, handoff_polls=0, **FAST)
     kind.set_knobs(sandbox.nodes[1], primaries_missing_polls=2, handoff_polls=2, **FAST)
@@ -272,6 +287,42 @@ def test_worker_killed_after_create_snapshots_retry_makes_no_second_snapshot(
     )
     assert_all_running(sandbox, 2)
     assert any(m["subject"].startswith("[backup up for retry] riak_killed." + group(0, sandbox) + ".snapshot") for m in mails)
+
+
+def test_manual_trigger_during_a_running_run_stays_queued(sandbox, instances, airflow_db, tmp_path):
+    """The scheduler's own query for queued runs leaves a manual trigger waiting while a run of
+    the cluster is running, and picks it up once that run ended."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType
+
+    kind.reset_cluster(sandbox, count=1, **FAST)
+    settings = entry(sandbox, instances, "queued", count=1)
+    with clusters_file(tmp_path, {"entries": [settings]}):
+        dag = load_dag("riak_queued")
+        run_dag(dag, "2026-11-20", conf={"dry_run": True})  # registers the DAG like the dag-processor
+        with create_session() as session:
+            session.query(DagModel).filter_by(dag_id="riak_queued").update({"is_paused": False, "is_stale": False})
+            scheduled = session.query(DagRun).filter_by(dag_id="riak_queued").one()
+            scheduled.state = DagRunState.RUNNING  # a scheduled run in progress
+        manual = trigger_dag("riak_queued", triggered_by=DagRunTriggeredByType.UI, run_id="manual_during_run",
+                             logical_date=None)
+        assert manual is not None and manual.state == DagRunState.QUEUED
+        time.sleep(1.5)  # the scheduler only looks at runs whose run_after has passed (SQLite: 1 s steps)
+
+        def picked_up() -> set[str]:
+            with create_session() as session:
+                return {r.run_id for r in DagRun.get_queued_dag_runs_to_set_running(session) if r.dag_id == "riak_queued"}
+
+        assert picked_up() == set()
+        with create_session() as session:
+            session.query(DagRun).filter_by(dag_id="riak_queued", run_id=scheduled.run_id).update(
+                {"state": DagRunState.SUCCESS}
+            )
+        assert picked_up() == {"manual_during_run"}
 
 
 def test_one_run_at_a_time(sandbox, instances, airflow_db, tmp_path):

@@ -145,4 +145,5 @@ def prepare(sandbox, entry: dict) -> dict:
 
 def demo_runs(entry: dict) -> list[tuple[str, dict]]:
     dag_id = f"riak_{entry['name']}"
-    return [(dag_id, {"dry_run": True}), (dag_id, {})]
+    # explicit dry_run=False: dag.test() on the same DAG object keeps the previous run's params
+    return [(dag_id, {"dry_run": True}), (dag_id, {"dry_run": False})]
