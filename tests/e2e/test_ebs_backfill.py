@@ -288,6 +288,14 @@ def test_backfill_keeps_exactly_what_the_policy_says(sandbox, tmp_path):
             kept_ids |= {i for ids in found.values() for i in ids}
         assert ec2.describe_snapshots(SnapshotIds=[foreign])["Snapshots"][0]["State"] == "completed"
 
+        # The scheduler marks a backfill complete a loop after its last run ends; a second
+        # backfill of the same DAG is refused until then.
+        stack.wait_for(
+            lambda: not stack.query("select 1 from backfill where completed_at is null"),
+            timeout=120,
+            what="the first backfill marked complete",
+        )
+
         # A dry-run backfill of the following days would create snapshots and prune older
         # dailies; as a dry run it changes nothing.
         stack.backfill(
