@@ -30,6 +30,7 @@ OPERATOR_MODULES: list[str] = [
 SENSOR_MODULES: list[str] = [
     "airflow_backup_provider.sensors.devicedb",
     "airflow_backup_provider.sensors.ebs",
+    "airflow_backup_provider.sensors.exclusive",
     "airflow_backup_provider.sensors.riak",
 ]
 TRIGGER_MODULES: list[str] = [

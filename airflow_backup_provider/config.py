@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
@@ -109,6 +109,21 @@ Email = Annotated[str, AfterValidator(_check_email)]
 AbsPath = Annotated[str, AfterValidator(_check_abs_path)]
 Identifier = Annotated[str, AfterValidator(_check_identifier)]
 
+# a key id, alias/NAME, or the ARN of either
+_KMS_KEY_RE = re.compile(
+    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})$"
+    r"|^[A-Za-z0-9-]{1,128}$"
+)
+
+
+def _check_kms_key(value: str) -> str:
+    if not _KMS_KEY_RE.match(value):
+        raise ValueError("must be a KMS key id, alias/NAME, or the ARN of a key or alias")
+    return value
+
+
+KmsKey = Annotated[str, AfterValidator(_check_kms_key)]
+
 
 class Duration(timedelta):
     """A timedelta that pydantic reads from `5m`-style strings."""
@@ -163,6 +178,9 @@ class CommonSettings(StrictModel):
     retention: RetentionPolicy = RetentionPolicy(keep_last=7)
     gate_timeout: Duration = Field(timedelta(hours=1), description="how long a health gate may wait")
     poke_interval: Duration = Field(timedelta(seconds=30), description="how often sensors look")
+    other_runs_timeout: Duration = Field(
+        timedelta(days=1), description="how long a run may wait for another run of its DAG (a backfill's) to end"
+    )
     deferrable: bool = Field(True, description="sensors hand their wait to the triggerer")
     sudo_user: Identifier | None = Field(None, description="run node commands as this user via sudo")
 
@@ -353,7 +371,7 @@ class CassandraCluster(EntryBase):
     tables: list[TableRef] = Field(default_factory=list, description="back up only these `ks.table` (empty: all)")
     exclude_tables: list[TableRef] = Field(default_factory=list)
     sse: Literal["AES256", "aws:kms"] = Field("AES256", description="S3 server-side encryption")
-    kms_key_id: Identifier | None = Field(None, description="KMS key for sse aws:kms (implies aws:kms)")
+    kms_key_id: KmsKey | None = Field(None, description="KMS key for sse aws:kms (implies aws:kms)")
     compression_level: int = Field(
         1, ge=1, le=19, description="zstd level (1: fastest; SSTables are already compressed by Cassandra)"
     )
@@ -460,6 +478,9 @@ class DevicedbCluster(EntryBase):
         _require_unique("nodes", [f"{n.host}:{n.http_port}" for n in self.nodes])
         if self.cleanup_local_snapshots and not (self.snapshot_dir or all(n.snapshot_dir for n in self.nodes)):
             raise ValueError("cleanup_local_snapshots needs snapshot_dir (the nodes' -snapshot_store folder)")
+        if self.cleanup_local_snapshots and not self.verify_upload:
+            # the local copy is deleted only after its upload was read back and matched
+            raise ValueError("cleanup_local_snapshots needs verify_upload: true")
         return self
 
     def node_store_dir(self, node: DevicedbNode) -> str:
@@ -472,7 +493,15 @@ class DevicedbCluster(EntryBase):
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 _CONN_FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(login|password|host|port|schema|extra\.[A-Za-z0-9_-]+)$")
-_PASSWORD_ARG_RE = re.compile(r"(?i)^--?(password|passwd|pwd)=.|^[a-z][a-z0-9+.-]*://[^/@:\s]+:[^/@\s]+@")
+_PASSWORD_ARG_RE = re.compile(
+    r"(?i)^--?[a-z_-]*(password|passwd|passwort|pwd|pass|secret|token)=."  # --password=, --db-pass=, -pwd=
+    r"|^[a-z][a-z0-9+.-]*://[^/@:\s]+:[^/@\s]+@"  # scheme://user:secret@host
+    r"|^[A-Z_][A-Z0-9_]*(PASSWORD|PASSWD|PWD|PASS|SECRET|TOKEN)[A-Z0-9_]*=."  # env PGPASSWORD=... cmd
+)
+# a flag whose value is the next argument
+_PASSWORD_FLAG_RE = re.compile(r"(?i)^--?[a-z_-]*(password|passwd|pwd|pass|secret|token)$")
+# MySQL's clients take the password glued to -p (-pSECRET); -p alone prompts
+_MYSQL_TOOLS = frozenset({"mysql", "mysqldump", "mysqlpump", "mysqlsh", "mariadb", "mariadb-dump", "mydumper"})
 _BUP_PERIOD_RE = re.compile(r"^(?:\d+(?:s|min|h|d|w|m|y)|forever)$")
 
 
@@ -503,8 +532,14 @@ class BupDump(StrictModel):
     @field_validator("argv")
     @classmethod
     def _no_password(cls, value: list[str]) -> list[str]:
+        mysql = PurePosixPath(value[0]).name in _MYSQL_TOOLS
         for position, arg in enumerate(value):
-            if _PASSWORD_ARG_RE.search(arg):
+            glued = mysql and len(arg) > 2 and arg.startswith("-p") and not arg.startswith("--")
+            valued_flag = (
+                _PASSWORD_FLAG_RE.match(arg) and position + 1 < len(value) and not value[position + 1].startswith("-")
+            )
+            if _PASSWORD_ARG_RE.search(arg) or glued or valued_flag:
+                position += 1 if valued_flag else 0
                 raise ValueError(
                     f"argument #{position} carries a password (not repeated here): the clusters file holds none; "
                     "use env_from_connection (e.g. MYSQL_PWD, PGPASSWORD) instead"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import BupHost
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.bup import (
@@ -97,10 +97,12 @@ def build_backup(entry: BupHost):
                 mode=entry.prune_mode,
                 retention=entry.retention,
                 keep=_keep(entry),
+                # a dry run skips the save (no Asset event) and still shows what prune would do
+                trigger_rule="none_failed",
                 **_server_args(entry),
             )
             save >> prune
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 
@@ -165,7 +167,7 @@ def build_s3_sync(entry: BupHost):
         if entry.fsck:
             fsck = BupFsckOperator(task_id="fsck", skip_on_download=True, **_server_args(entry))
             fsck >> copy
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 
@@ -218,7 +220,7 @@ def build_restore(entry: BupHost):
             server=_server_args(entry),
             **_host_args(entry),
         )
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 

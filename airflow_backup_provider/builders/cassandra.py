@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import CassandraCluster
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.cassandra import (
@@ -110,7 +110,7 @@ def backup_dag(entry: CassandraCluster) -> DAG:
             task_id="retention", policy=entry.retention.model_dump(exclude_none=True, mode="json"), **common
         )
         snapshot >> upload >> verify >> [cleanup, retention]
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 
@@ -181,7 +181,7 @@ def restore_dag(entry: CassandraCluster) -> DAG:
             commitlog_dir=entry.commitlog_dir,
         )
         restore >> steps
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 

@@ -10,6 +10,9 @@ from airflow.sdk import DAG, Param
 from airflow_backup_provider.config import EntryBase
 from airflow_backup_provider.notifications import build_alert_callbacks
 from airflow_backup_provider.operators.report import BackupReportOperator
+from airflow_backup_provider.sensors.exclusive import OneRunAtATimeSensor
+
+TURN_GATE_TASK_ID = "wait_for_other_runs"
 
 
 def dry_run_param() -> Param:
@@ -77,6 +80,30 @@ def new_dag(
         params=all_params,
         render_template_as_native_obj=True,
     )
+
+
+def finish_dag(dag: DAG, entry: EntryBase) -> BackupReportOperator:
+    """Close a built DAG: the one-run-at-a-time gate before its first tasks, the report after its last."""
+    add_turn_gate(dag, entry)
+    return add_report(dag, entry)
+
+
+def add_turn_gate(dag: DAG, entry: EntryBase) -> OneRunAtATimeSensor:
+    """The first task: no other run of this DAG (a backfill's included) is past it at the same time."""
+    roots = [t for t in dag.tasks if not t.upstream_list]
+    gate = OneRunAtATimeSensor(
+        task_id=TURN_GATE_TASK_ID,
+        dag=dag,
+        poke_interval=entry.poke_interval.total_seconds(),
+        max_wait=10 * entry.poke_interval.total_seconds(),
+        timeout=entry.other_runs_timeout.total_seconds(),
+        retries=max(entry.retries, 2),
+        doc_md="Waits while another run of this DAG is in progress: backfill runs are not bounded by "
+        "`max_active_runs`, and two runs of one cluster must never overlap.",
+    )
+    for root in roots:
+        gate >> root
+    return gate
 
 
 def add_report(dag: DAG, entry: EntryBase) -> BackupReportOperator:

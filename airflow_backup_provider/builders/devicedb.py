@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import DevicedbCluster
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.devicedb import (
@@ -118,7 +118,7 @@ def build_backup(entry: DevicedbCluster) -> DAG:
                 manifest >> DevicedbCleanupNodeOperator(
                     task_id=f"cleanup_{task_label(spec['label'])}", node=spec, **common
                 )
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 
@@ -238,7 +238,7 @@ def build_restore(entry: DevicedbCluster) -> DAG:
         wait_up >> verify >> finalize
         [*restores, *starts.values(), wait_up, verify] >> rollback
         [rollback, finalize, *stops.values()] >> ensure_started
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return dag
 
 

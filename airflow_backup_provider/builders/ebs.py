@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, task_group
 
-from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import EbsPolicy
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.ebs import (
@@ -97,5 +97,5 @@ def build(entry: EbsPolicy) -> list[DAG]:
             snapshot >> wait >> retention
 
         per_target.expand(target=targets)
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return [dag]

@@ -21,7 +21,7 @@ import re
 
 from airflow.sdk import DAG, Param, TaskGroup
 
-from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import RiakCluster, RiakNode
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.riak import (
@@ -164,5 +164,5 @@ def build(entry: RiakCluster) -> list[DAG]:
             dry_run=DRY_RUN,
         )
         previous >> wait >> retention
-    add_report(dag, entry)
+    finish_dag(dag, entry)
     return [dag]

@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Connection
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import bup as store
@@ -127,7 +128,7 @@ class BupDumpOperator(_BupNodeOperator):
         return env
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        dry_run = bool(context["params"].get("dry_run"))
+        dry_run = as_bool(context["params"].get("dry_run"))
         produced, failures = [], []
         with self.node_hook() as hook:
             for dump in self.dumps:
@@ -198,7 +199,7 @@ class BupSaveOperator(_BupNodeOperator):
             return list_saves(server, store.BupCommands(bup_dir=self.server["bup_dir"]), self.branch, remote=False)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = bool(context["params"].get("dry_run"))
+        dry_run = as_bool(context["params"].get("dry_run"))
         when = run_date(context)
         save_name = store.save_name_for(when)
         commands = self.commands
@@ -224,7 +225,9 @@ class BupSaveOperator(_BupNodeOperator):
                 detail = f"would save {', '.join(self.paths)} as {self.branch}/{save_name}"
                 self.log.info("dry run: %s", detail)
                 record_outcome(context, status="dry_run", node=self.host, detail=detail)
-                return {"save": save_name, "skipped": True}
+                # skipped, not succeeded: a success would emit the repository Asset and start a
+                # real S3 sync of a backup that was never made
+                raise AirflowSkipException(f"dry run: {detail}")
             if saves is None:
                 self.log.info("repository %s does not exist yet: bup init", self.remote.spec() if self.remote else self.bup_dir)
                 self._check(hook.run(["mkdir", "-p", "--", self.bup_dir], timeout=60), "mkdir")
@@ -328,7 +331,7 @@ class BupRestoreOperator(_BupNodeOperator):
             raise BupError(f"param 'where': value {self.where!r} must be 'host' or 'server'")
         if self.where == "server":
             self._use_server()
-        dry_run = bool(context["params"].get("dry_run"))
+        dry_run = as_bool(context["params"].get("dry_run"))
         commands = self.commands
         with self.node_hook() as hook:
             saves = list_saves(hook, commands, self.branch, remote=self.remote is not None)
@@ -367,7 +370,7 @@ class BupFsckOperator(_BupNodeOperator):
         self.skip_on_download = skip_on_download
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = bool(context["params"].get("dry_run"))
+        dry_run = as_bool(context["params"].get("dry_run"))
         if self.skip_on_download and context["params"].get("direction") == "download":
             raise AirflowSkipException("download run: the repository is being brought back, nothing to check yet")
         with self.node_hook() as hook:
@@ -426,7 +429,7 @@ class BupPruneOperator(_BupNodeOperator):
         return keep, prune
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = bool(context["params"].get("dry_run"))
+        dry_run = as_bool(context["params"].get("dry_run"))
         as_of = run_date(context)
         commands = self.commands
         with self.node_hook() as hook:

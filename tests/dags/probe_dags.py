@@ -1,11 +1,11 @@
-"""Test-only airflow DAG file: the house DAG shape (new_dag + add_report) with tasks that succeed
+"""Test-only airflow DAG file: the house DAG shape (new_dag + finish_dag) with tasks that succeed
 or fail on demand (PROBE_FAIL=1), to test alerting and the report independently of any kind."""
 
 import os
 
 from airflow.sdk import TaskGroup, task
 
-from airflow_backup_provider.builders.common import add_report, new_dag
+from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import parse_clusters
 from airflow_backup_provider.operators.report import record_outcome
 
@@ -56,4 +56,4 @@ with probe:
     a >> later_node()
     a >> already_done()
 
-add_report(probe, entry)
+finish_dag(probe, entry)

@@ -88,7 +88,7 @@ def modify(entry: dict) -> None:
 def test_backup_two_versions_restore_each_byte_identical(site, sandbox, tmp_path):
     host = sandbox.nodes[0]
     states = run(tmp_path, site, date="2026-11-20")
-    assert states == {"dumps": "success", "save": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "dumps": "success", "save": "success", "report": "success"}, states
     staged = Path(site["staging_dir"]) / "app.sql"
     assert staged.read_text().startswith("PRAGMA foreign_keys=OFF;") and "customer-49" in staged.read_text()
     v1 = snapshot(site, tmp_path / "v1")
@@ -134,7 +134,7 @@ def test_failing_dump_fails_the_run_and_leaves_no_partial_file(site, sandbox, tm
     dumps = [*site["dumps"], {"name": "broken", "argv": ["sh", "-c", "echo half; echo boom >&2; exit 3"], "output": "broken.sql"}]
     before = saves(sandbox, site)
     states = run(tmp_path, site, date="2026-11-24", dumps=dumps)
-    assert states == {"dumps": "failed", "save": "upstream_failed", "report": "failed"}, states
+    assert states == {"wait_for_other_runs": "success", "dumps": "failed", "save": "upstream_failed", "report": "failed"}, states
     staging = Path(site["staging_dir"])
     assert not (staging / "broken.sql").exists() and not (staging / "broken.sql.partial").exists()
     assert saves(sandbox, site) == before
@@ -193,7 +193,7 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     assert run(tmp_path, site, date="2026-11-27")["save"] == "success"
     calls = count_puts(monkeypatch)
     states = run(tmp_path, site, "_s3_sync", date="2026-11-28")
-    assert states == {"fsck": "success", "s3_sync": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "fsck": "success", "s3_sync": "success", "report": "success"}, states
     assert list(repo.rglob("*.par2")), "fsck with par2 installed writes recovery blocks"
     first = scan_folder(repo)
     assert len([c for c in calls if c.startswith("PutObject")]) >= len(first)
@@ -226,7 +226,7 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     rebuilt = tmp_path / "rebuilt-repo"
     rebuilt.mkdir()
     states = run(tmp_path, site, "_s3_sync", date="2026-11-30", conf={"direction": "download", "local_dir": str(rebuilt)})
-    assert states == {"fsck": "skipped", "s3_sync": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "fsck": "skipped", "s3_sync": "success", "report": "success"}, states
     assert scan_folder(rebuilt).keys() == scan_folder(repo).keys()
     env = {**os.environ, "TZ": "UTC"}
     check = subprocess.run(["bup", "-d", str(rebuilt), "fsck", "--quick"], capture_output=True, text=True, env=env)
@@ -261,9 +261,12 @@ def test_prune_keeps_policy_newest_and_future_saves(sandbox, airflow_db, tmp_pat
     everything = ["2026-11-01-000000", "2026-11-02-000000", "2026-11-03-000000", "2026-11-04-000000", "2026-12-09-000000"]
     assert saves(sandbox, entry) == everything
 
+    events_before = repository_events("bup_pr1_repository")
     states = run(tmp_path, entry, date="2026-11-05", conf={"dry_run": True})
-    assert states == {"save": "success", "prune": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "save": "skipped", "prune": "success", "report": "success"}, states
     assert saves(sandbox, entry) == everything  # a dry run changes nothing
+    # ... and emits no Asset event: a dry run must not start the S3 sync of a save never made
+    assert repository_events("bup_pr1_repository") == events_before
 
     states = run(tmp_path, entry, date="2026-11-05")
     assert states["prune"] == "success", states
@@ -295,6 +298,19 @@ def test_bup_over_ssh_refuses_an_unknown_server_host_key(site, sandbox, tmp_path
         known_hosts.write_text(good)
 
 
+def repository_events(asset_name: str) -> list[tuple[str, str]]:
+    """(source task, source run) of every event of the Asset, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == asset_name).order_by(AssetEvent.id).all()
+        )
+        return [(e.source_task_id, e.source_run_id) for e in events]
+
+
 def test_demo_runs_of_the_example_entry(sandbox, airflow_db, tmp_path):
     entry = bup_kind.prepare(sandbox, {**example_entry(), "name": "demo1", "s3_sync": {**example_entry()["s3_sync"], "bucket": "bup-demo"}})
     runs = bup_kind.demo_runs(entry)
@@ -302,14 +318,27 @@ def test_demo_runs_of_the_example_entry(sandbox, airflow_db, tmp_path):
     for dag_id, conf in runs:
         states = run(tmp_path, entry, dag_id.removeprefix("bup_demo1"), conf=conf, retries=0)
         assert set(states.values()) == {"success"}, (dag_id, states)
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.name == "bup_demo1_repository").all()
-        )
-        assert [e.source_task_id for e in events] == ["save"]
+    assert [task_id for task_id, _ in repository_events("bup_demo1_repository")] == ["save"]
     restored = Path(runs[-1][1]["target_dir"]) / Path(entry["staging_dir"]).name / "app.sql"
     assert restored.read_bytes() == (Path(entry["staging_dir"]) / "app.sql").read_bytes()
+
+
+def test_s3_sync_without_delete_keeps_verifying_objects_whose_file_is_gone(sandbox, tmp_path):
+    bucket = "sync-keep-records"
+    sandbox.boto3_client("s3").create_bucket(Bucket=bucket)
+    folder = tmp_path / "src"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "kept.bin").write_bytes(b"k" * 1000)
+    (folder / "gone.bin").write_bytes(b"g" * 2000)
+    hook = S3SyncHook(aws_conn_id="aws_default")
+    hook.sync_up(folder, bucket, "p")
+    (folder / "gone.bin").unlink()
+    (folder / "sub" / "new.bin").write_bytes(b"n" * 10)
+    result = hook.sync_up(folder, bucket, "p")  # delete is off: gone.bin stays in S3
+    assert result.copied == ["sub/new.bin"] and result.deleted == []
+    assert set(hook.read_manifest(bucket, "p")) == {"gone.bin", "sub/kept.bin", "sub/new.bin"}
+    # so a download still checks it: a corrupted copy of it is refused
+    sandbox.boto3_client("s3").put_object(Bucket=bucket, Key="p/gone.bin", Body=b"x" * 2000)
+    target = tmp_path / "down"
+    with pytest.raises(Exception, match="gone.bin"):
+        hook.sync_down(bucket, "p", target)

@@ -1,7 +1,11 @@
 """The DAG files as the dag-processor sees them: no import errors, house rules on every DAG,
 and a broken clusters-file entry that hides nothing and is named in an import error."""
 
+import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -16,6 +20,9 @@ def test_example_dags_folder_has_no_import_errors(airflow_db, monkeypatch):
     bag = load_dagbag(DAGS_DIR, safe_mode=True)  # the dag-processor's default heuristic finds both files
     assert bag.import_errors == {}
     assert bag.dags, "the example clusters file should produce DAGs"
+    # The DagBag catches the warnings a DAG file raises while it parses (the error filters of
+    # tests/airflow_env.py never see them): a deprecation at parse time must fail here.
+    assert not bag.captured_warnings, bag.captured_warnings
 
 
 def test_every_generated_dag_follows_the_house_rules(airflow_db, monkeypatch):
@@ -32,6 +39,10 @@ def test_every_generated_dag_follows_the_house_rules(airflow_db, monkeypatch):
         assert "report" in dag.task_ids, dag_id
         assert dag.task_dict["report"].trigger_rule == "all_done", dag_id
         assert not dag.task_dict["report"].downstream_list, dag_id
+        # one run at a time, backfill runs included: every other task comes after the turn gate
+        gate = dag.task_dict["wait_for_other_runs"]
+        assert not gate.upstream_list and gate.mode == "reschedule", dag_id
+        assert [t.task_id for t in dag.tasks if not t.upstream_list] == ["wait_for_other_runs"], dag_id
         for task in dag.tasks:
             if task.task_id == "report":  # its failure is the verdict it has already mailed
                 continue
@@ -48,6 +59,42 @@ def test_parsing_touches_no_network(airflow_db, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     bag = load_dagbag(DAGS_DIR / "backup_dags.py")
     assert bag.import_errors == {} and bag.dags
+
+
+PARSE_CHILD = r"""
+import json, sys
+import airflow  # the dag-processor has Airflow imported before it parses a file
+from airflow.dag_processing.dagbag import DagBag
+events = []
+def audit(event, args):
+    if event == "open":
+        events.append(["open", str(args[0])])
+    elif event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto", "urllib.Request"):
+        events.append([event, repr(args)[:200]])
+sys.addaudithook(audit)
+bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
+print(json.dumps({"events": events, "dags": len(bag.dags), "errors": len(bag.import_errors)}))
+"""
+# what importing libraries reads besides code: package metadata (importlib.metadata) and the stdlib zip
+LIBRARY_READS = (".py", ".pyc", ".so", "METADATA", "entry_points.txt", "python311.zip")
+
+
+def test_parsing_reads_no_file_but_the_clusters_file_and_touches_no_network(airflow_db, tmp_path):
+    # in a child process: an audit hook cannot be removed again
+    env = {
+        **os.environ,
+        "BACKUP_CLUSTERS_FILE": str(DAGS_DIR / "clusters.yaml"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_CHILD, str(DAGS_DIR)], capture_output=True, text=True, env=env, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["dags"] and report["errors"] == 0, report
+    network = [e for e in report["events"] if e[0] != "open"]
+    assert network == []
+    files = {path for _, path in (e for e in report["events"] if e[0] == "open") if not path.endswith(LIBRARY_READS)}
+    assert files == {str(DAGS_DIR / "clusters.yaml")}, files
 
 
 def registered_kinds() -> list[str]:

@@ -74,7 +74,8 @@ def test_dags_from_the_example_file():
     assert set(dags) == {"bup_web1", "bup_web1_restore", "bup_web1_s3_sync"}
     backup = dags["bup_web1"]
     assert backup.max_active_runs == 1
-    assert {t.task_id for t in backup.tasks} == {"dumps", "save", "prune", "report"}
+    assert {t.task_id for t in backup.tasks} == {"wait_for_other_runs", "dumps", "save", "prune", "report"}
+    assert backup.get_task("dumps").upstream_task_ids == {"wait_for_other_runs"}
     assert backup.get_task("save").upstream_task_ids == {"dumps"}
     assert backup.get_task("prune").upstream_task_ids == {"save"}
     assert [a.name for a in backup.get_task("save").outlets] == ["bup_web1_repository"]

@@ -1,0 +1,72 @@
+"""Let one run of a DAG at a time past its first task, whatever the run types.
+
+``max_active_runs=1`` is not enough: Airflow 3 counts a backfill's runs apart from the DAG's own
+(a backfill has its own ``max_active_runs``, 10 unless given), so a backfill of a Riak cluster
+would otherwise stop nodes in several runs at once, next to the scheduled run.
+
+The sensor is every generated DAG's first task. A run goes past it only when no other running
+run of the DAG has it ``running`` (deciding right now) or ``success`` (inside its backup, its
+last task not finished). Two runs that look at the same moment both see the other ``running``
+and both wait for the next poke; of two runs that look one after the other, the later one sees
+the earlier one. So at most one run is ever past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+# The gate's states, in another run, that mean "that run is past it, or deciding right now".
+HOLDING_STATES = frozenset({"running", "success"})
+# The last task's states that mean the run is over (it runs `all_done`, so it always ends).
+FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def runs_holding_the_turn(
+    task_states: Mapping[str, Mapping[str, Any]], *, gate_task_id: str, last_task_id: str, own_run_id: str
+) -> list[str]:
+    """Other runs past the gate (or deciding) whose last task has not finished.
+
+    `task_states` is what the Task SDK's ``get_task_states`` returns: ``{run_id: {task_id: state}}``.
+    """
+    return sorted(
+        run_id
+        for run_id, states in task_states.items()
+        if run_id != own_run_id
+        and states.get(gate_task_id) in HOLDING_STATES
+        and states.get(last_task_id) not in FINISHED_STATES
+    )
+
+
+class OneRunAtATimeSensor(BaseSensorOperator):
+    """
+    Wait until no other run of this DAG is past this task and still running.
+
+    Runs in ``mode="reschedule"`` (a waiting run holds no worker slot between pokes), with
+    ``exponential_backoff`` so that runs waiting together do not keep looking at the same moment.
+
+    :param last_task_id: the DAG's last task (``all_done``); a run whose last task finished is over.
+    """
+
+    ui_color = "#d8d8f0"
+
+    def __init__(self, *, last_task_id: str = "report", **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("exponential_backoff", True)
+        super().__init__(**kwargs)
+        self.last_task_id = last_task_id
+
+    def poke(self, context: Any) -> bool:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.task_id, self.last_task_id])
+        candidates = runs_holding_the_turn(
+            states, gate_task_id=self.task_id, last_task_id=self.last_task_id, own_run_id=context["dag_run"].run_id
+        )
+        # A run cleared while waiting in the queue, or ended by hand, is not running: it holds nothing.
+        if candidates and ti.get_dr_count(dag_id=ti.dag_id, run_ids=candidates, states=["running"]):
+            self.log.info("waiting for the run(s) in progress of %s: %s", ti.dag_id, ", ".join(candidates))
+            return False
+        self.log.info("no other run of %s is in progress: this run goes on", ti.dag_id)
+        return True
