@@ -17,6 +17,7 @@ Two rules keep a node from being left stopped:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import riak
 
 STOP_RAN_STATES = frozenset({"success", "failed"})
+# the shell's "not executable" and "not found": the verify command said nothing about the service
+COMMAND_NOT_RUN_EXIT_CODES = frozenset({126, 127})
 
 
 class ServiceActionError(AirflowException):
@@ -67,6 +70,9 @@ class ServiceCommandOperator(BaseOperator):
     :param verify_command: argv that shows the service state, e.g. ``["riak", "ping"]``.
     :param verify_expect: lines the verify command prints when the service is up.
     :param verify_wants: ``"up"`` (a ``verify_expect`` line with exit 0) or ``"down"`` (no such line).
+    :param verify_down_pattern: a regular expression one line of the verify command must match
+        for "down" to be believed (``Node '...' not responding to pings.``): a verify command that
+        failed for another reason (not found, no permission) never counts as the service down.
     :param verify_attempts: how many times the verify command runs before giving up (exponential
         backoff up to ``verify_max_wait`` seconds between tries).
     :param only_after: task id of a stop task: run only if that task ran (success or failed).
@@ -92,6 +98,7 @@ class ServiceCommandOperator(BaseOperator):
         verify_command: Sequence[str] | None = None,
         verify_expect: Sequence[str] = (),
         verify_wants: str = "up",
+        verify_down_pattern: str | None = None,
         verify_attempts: int = 5,
         verify_max_wait: float = 30.0,
         only_after: str | None = None,
@@ -118,6 +125,7 @@ class ServiceCommandOperator(BaseOperator):
         self.verify_command = list(verify_command) if verify_command else None
         self.verify_expect = list(verify_expect)
         self.verify_wants = verify_wants
+        self.verify_down_pattern = verify_down_pattern
         self.verify_attempts = max(1, verify_attempts)
         self.verify_max_wait = verify_max_wait
         self.only_after = only_after
@@ -136,7 +144,13 @@ class ServiceCommandOperator(BaseOperator):
 
     def verify_shows_wanted_state(self, result: CommandResult) -> bool:
         up = result.exit_code == 0 and any(line in result.stdout.splitlines() for line in self.verify_expect)
-        return up if self.verify_wants == "up" else not up
+        if self.verify_wants == "up":
+            return up
+        if up or result.exit_code in COMMAND_NOT_RUN_EXIT_CODES:
+            return False
+        return self.verify_down_pattern is None or any(
+            re.fullmatch(self.verify_down_pattern, line) for line in _lines(result)
+        )
 
     # ---- the task ---------------------------------------------------------------------------
     def hook(self) -> RemoteCommandHook:
@@ -237,6 +251,7 @@ RIAK_STOP = {
     "expect_output": [riak.STOP_OK],
     "verify_command": riak.ping_argv(),
     "verify_expect": [riak.PONG],
+    "verify_down_pattern": riak.NOT_RESPONDING_PATTERN,
 }
 RIAK_START = {
     "command": riak.start_argv(),
@@ -247,7 +262,7 @@ RIAK_START = {
 
 
 def riak_stop(**kwargs: Any) -> ServiceStopOperator:
-    """``riak stop`` must print ``ok`` and ``riak ping`` stop answering ``pong``."""
+    """``riak stop`` must print ``ok`` and ``riak ping`` say the node is not responding to pings."""
     return ServiceStopOperator(**{**RIAK_STOP, **kwargs})
 
 

@@ -34,7 +34,8 @@ _ACTIVE_HEADER = "Active Transfers:"
 _FIELD_RE = re.compile(r"^(?P<key>transfer type|vnode type|partition|started|last update|total size|objects transferred): (?P<value>.*)$")
 _ARROW_RE = re.compile(r"^(?P<source>\S+@\S+)\s+=*>?\s+(?P<target>\S+@\S+)$")
 _PERCENT_RE = re.compile(r"\|\s*(?P<percent>\d+)%$")
-_NOT_RESPONDING_RE = re.compile(rf"^Node {_NODE} not responding to pings\.$")
+NOT_RESPONDING_PATTERN = rf"Node {_NODE} not responding to pings\."
+_NOT_RESPONDING_RE = re.compile(rf"^{NOT_RESPONDING_PATTERN}$")
 _SERVICE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _ERLANG_NODE_RE = re.compile(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.:-]+$")
 

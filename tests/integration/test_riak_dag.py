@@ -329,11 +329,55 @@ def test_one_run_at_a_time(sandbox, instances, airflow_db, tmp_path):
     with clusters_file(tmp_path, {"entries": [entry(sandbox, instances, "single")]}):
         dag = load_dag("riak_single")
     assert dag.max_active_runs == 1
-    order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else None
+    order = [node.node_id for node in dag.task_group.topological_sort()]
+    assert order[:2] == ["wait_for_other_runs", "preflight"]
+    assert [order.index(group(i, sandbox)) for i in range(3)] == sorted(order.index(group(i, sandbox)) for i in range(3))
     stops = [t for t in dag.task_ids if t.endswith(".stop")]
     assert len(stops) == 3
     # every stop after the first waits for the previous node's handoff gate
     for previous, current in zip(stops, stops[1:], strict=False):
         gate = previous.replace(".stop", ".handoff_gate")
         assert gate in dag.get_task(current).upstream_task_ids
-    assert order is None or order.index(stops[0]) < order.index(stops[1])
+
+
+def test_riak_kv_that_never_comes_up_is_bounded_and_stops_the_roll(sandbox, instances, airflow_db, tmp_path, mails):
+    kind.reset_cluster(sandbox, count=2, primaries_missing_polls=0, handoff_polls=0, **FAST)
+    kind.set_knobs(sandbox.nodes[0], primaries_missing_polls=0, handoff_polls=0, kv_never_up=True, **FAST)
+    started = time.monotonic()
+    states = run(tmp_path, entry(sandbox, instances, "kvdown", count=2, service_timeout="3s"), "2026-11-20")
+    first, second = group(0, sandbox), group(1, sandbox)
+    assert states[f"{first}.start"] == "success"
+    assert states[f"{first}.wait_riak_kv"] == "failed"
+    assert states[f"{second}.stop"] == "upstream_failed"  # the next node is never taken down
+    assert states["report"] == "failed"
+    assert time.monotonic() - started < 120  # the 3 s bound, not the sandbox's patience, ended the wait
+    assert {e.node for e in kind.read_timeline(sandbox)} == {kind.node_name(sandbox.nodes[0])}
+    assert_all_running(sandbox, 2)
+    assert any(m["subject"].startswith(f"[backup failed] riak_kvdown.{first}.wait_riak_kv") for m in mails)
+
+
+def test_retention_prunes_by_the_policy_per_volume_and_keeps_foreign_snapshots(
+    sandbox, instances, airflow_db, tmp_path
+):
+    kind.reset_cluster(sandbox, count=1, primaries_missing_polls=0, handoff_polls=0, **FAST)
+    ec2 = sandbox.boto3_client("ec2")
+    volume = kind.instance_volumes(sandbox, instances[0])[0]
+    foreign = ec2.create_snapshot(VolumeId=volume, Description="by hand")["SnapshotId"]
+    settings = entry(sandbox, instances, "keep2", count=1, retention={"keep_last": 2})
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+        states = run(tmp_path, settings, day)
+        assert states["retention"] == "success" and states["report"] == "success", states
+
+    def dates_by_volume() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for snapshot in snapshots_of(sandbox, "keep2"):
+            found.setdefault(snapshot["VolumeId"], []).append(tags(snapshot)["backup:logical-date"][:10])
+        return {v: sorted(d) for v, d in found.items()}
+
+    expected = {v: ["2026-11-02", "2026-11-03"] for v in kind.instance_volumes(sandbox, instances[0])}
+    assert dates_by_volume() == expected
+    # a dry run the next day would prune 2026-11-02, and prunes nothing
+    states = run(tmp_path, settings, "2026-11-04", conf={"dry_run": True})
+    assert states["retention"] == "success", states
+    assert dates_by_volume() == expected
+    assert ec2.describe_snapshots(SnapshotIds=[foreign])["Snapshots"][0]["State"] == "completed"

@@ -29,6 +29,21 @@ def test_riak_stop_expects_ok_and_a_silent_ping():
     assert not stop.verify_shows_wanted_state(result(t.PING_UP, 0))
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [
+        result("", 127, "bash: line 1: riak: command not found\n"),
+        result("", 126, "bash: line 1: /usr/sbin/riak: Permission denied\n"),
+        result("", 1, "escript: exception error: {badrpc,timeout}\n"),
+        result("", 255, ""),
+    ],
+)
+def test_a_ping_that_says_nothing_of_the_node_never_counts_as_down(broken):
+    # a stop "verified" by a ping that did not run would let the snapshot be taken of a running node
+    stop = riak_stop(task_id="stop", host="10.0.0.1")
+    assert not stop.verify_shows_wanted_state(broken)
+
+
 def test_riak_start_accepts_already_running_and_wants_pong():
     start = riak_start(task_id="start", host="10.0.0.1", only_after="stop")
     assert start.trigger_rule == "all_done"
