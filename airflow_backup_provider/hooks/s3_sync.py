@@ -264,6 +264,11 @@ class S3SyncHook(S3Hook):
             return result
 
         recorded = {r: manifest[r] for r in plan.unchanged if r in manifest}
+        # objects whose file is gone but that stay (no delete) keep their record: a download
+        # checks them against it like every other object
+        recorded.update(
+            {r: manifest[r] for r in target if r not in source and r not in plan.delete and r in manifest}
+        )
         for rel in plan.unchanged:  # unchanged objects known only from their metadata
             recorded.setdefault(rel, source[rel])
         progress = _Progress(len(plan.copy), total, self.log.info, self.progress_interval)
