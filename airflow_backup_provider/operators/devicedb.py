@@ -19,6 +19,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.devicedb import (
     DevicedbError,
     DevicedbHook,
@@ -358,6 +359,12 @@ class DevicedbCleanupNodeOperator(DevicedbBaseOperator):
             raise AirflowException(f"node {self.node}: snapshot {uuid} has no verified upload in a manifest; local copy kept")
         folder = f"{self.node_spec['snapshot_dir'].rstrip('/')}/{ddb.check_uuid(uuid)}"
         with self.remote(self.node_spec) as remote:
+            if remote.run(["test", "-d", folder], timeout=60).exit_code != 0:
+                # a wrong snapshot_dir would otherwise "clean up" forever and free nothing
+                detail = f"no local snapshot folder {folder}: nothing removed (is snapshot_dir the node's -snapshot_store?)"
+                self.log.warning(detail)
+                record_outcome(context, status="skipped", node=self.node, detail=detail)
+                return
             remote.run(["rm", "-rf", "--", folder], timeout=600).check(f"removing {folder}")
         record_outcome(context, status="done", node=self.node, detail=f"removed local snapshot folder {folder}")
 
@@ -424,7 +431,7 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
         stale = [
             i.id for i in items if not i.complete and i.id not in prune and as_of - i.created_at > self.incomplete_grace
         ]
-        dry_run = bool(context["params"].get("dry_run"))
+        dry_run = as_bool(context["params"].get("dry_run"))
         deleted = []
         for uuid in prune + stale:
             keys = groups[uuid]["keys"]

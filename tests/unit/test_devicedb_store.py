@@ -262,6 +262,8 @@ def test_entry_defaults():
     "fields,needle",
     [
         ({"cleanup_local_snapshots": True}, "cleanup_local_snapshots needs snapshot_dir"),
+        ({"cleanup_local_snapshots": True, "snapshot_dir": "/var/lib/ddb/snap", "verify_upload": False},
+         "cleanup_local_snapshots needs verify_upload: true"),
         ({"service_stop_command": ["systemctl", "stop; rm -rf /"]}, "service_stop_command"),
         ({"check_bucket": "nope"}, "check_bucket"),
         ({"nodes": [{"host": "10.0.0.1"}, {"host": "10.0.0.1"}]}, "listed twice"),
