@@ -10,8 +10,8 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
 
 def _node_of(task: Any) -> str:
-    """The node a task works on: the operator's `node`/`host`, else its task group (one per node)."""
-    for attribute in ("node", "host", "node_name"):
+    """The node a task works on: the operator's `node`/`host`/`target`, else its task group (one per node)."""
+    for attribute in ("node", "host", "node_name", "target"):  # target: the EBS volume or instance
         value = getattr(task, attribute, None)
         if isinstance(value, str) and value:
             return value

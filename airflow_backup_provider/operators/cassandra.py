@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
 from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
 from airflow_backup_provider.operators.report import record_outcome
@@ -34,7 +35,7 @@ def run_tag_and_day(context: Any) -> tuple[str, str]:
 
 
 def is_dry_run(context: Any) -> bool:
-    return bool((context.get("params") or {}).get("dry_run"))
+    return as_bool((context.get("params") or {}).get("dry_run"))
 
 
 class CassandraBaseOperator(BaseOperator):
@@ -277,7 +278,7 @@ class CassandraVerifyOperator(CassandraBaseOperator):
             return {"verified": [], "dry_run": True}
         s3 = self.s3_hook()
         refs = {r.host: r for r in self.day_manifests(s3, day) if r.tag == tag}
-        checksums = bool(self.checksums)
+        checksums = as_bool(self.checksums, "verify_checksums")
         verified: list[str] = []
         problems: dict[str, list[str]] = {}
         checked_files = 0

@@ -21,6 +21,7 @@ from airflow.sdk.exceptions import (
 )
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.notifications import send_report_mail
@@ -73,7 +74,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         params = context["params"]
-        dry_run = bool(params.get("dry_run"))
+        dry_run = as_bool(params.get("dry_run"))
         wanted = str(params.get("snapshot") or "").strip()
         if not wanted:
             raise AirflowFailException("param 'snapshot': is required (a snapshot UUID or a date YYYY-MM-DD)")

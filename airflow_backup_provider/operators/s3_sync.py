@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.s3_sync import S3SyncHook
 from airflow_backup_provider.operators.report import record_outcome
 
@@ -68,7 +69,7 @@ class S3SyncOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         if self.direction not in ("upload", "download"):
             raise ValueError(f"direction: value {self.direction!r} must be 'upload' or 'download'")
-        dry_run = bool(context["params"].get("dry_run")) if self.dry_run is None else self.dry_run
+        dry_run = as_bool(context["params"].get("dry_run")) if self.dry_run is None else self.dry_run
         hook = S3SyncHook(aws_conn_id=self.aws_conn_id, concurrency=self.concurrency)
         if self.direction == "upload":
             result = hook.sync_up(

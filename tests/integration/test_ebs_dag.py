@@ -125,6 +125,9 @@ def test_vanished_volume_fails_the_run_at_the_end_but_not_the_others(airflow_db,
     report = [m for m in mails if f"ebs_{name}" in m["subject"]][-1]
     assert "FAILED" in report["subject"]
     assert gone in report["body"] and "volume not found" in report["body"]
+    # the task's own alert names the volume as its node
+    alert = next(m for m in mails if m["subject"].startswith(f"[backup failed] ebs_{name}.volume.snapshot"))
+    assert f"on {gone}" in alert["subject"], alert["subject"]
 
 
 def test_waits_while_pending_and_fails_on_error(airflow_db, sandbox, ec2, tmp_path):

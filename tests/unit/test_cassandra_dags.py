@@ -52,6 +52,7 @@ def test_restore_dag_params(bag):
         ("restore_folder", "/tmp/../etc", "restore_folder"),
         ("sse", "none", "sse"),
         ("bucket", "b$(id)", "bucket"),
+        ("kms_key_id", "alias/x; rm -rf /", "kms_key_id"),
     ],
 )
 def test_bad_cassandra_fields_name_field_and_value(field, value, needle):
@@ -60,3 +61,18 @@ def test_bad_cassandra_fields_name_field_and_value(field, value, needle):
     assert not parsed.entries
     text = str(parsed.errors[0])
     assert needle in text and repr(value if not isinstance(value, list) else value[-1 if field == "keyspaces" else 0]) in text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "alias/backups",
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:111122223333:alias/team/backups",
+    ],
+)
+def test_every_form_of_kms_key_is_accepted(key):
+    entry = {"kind": "cassandra", "name": "c", "nodes": [{"host": "n1"}], "bucket": "b", "kms_key_id": key}
+    parsed = parse_clusters({"entries": [entry]})
+    assert not parsed.errors and parsed.entries[0].kms_key_id == key

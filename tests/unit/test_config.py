@@ -140,3 +140,48 @@ def test_a_password_in_a_dump_command_is_refused_without_being_echoed():
     ).errors
     assert "carries a password" in str(error) and "argv" in str(error)
     assert secret not in str(error)
+
+
+def _dump_errors(argv: list[str]) -> list:
+    return parse_clusters(
+        {
+            "entries": [
+                {
+                    "kind": "bup", "name": "db", "host": "db1", "paths": ["/srv"], "staging_dir": "/var/staging",
+                    "server": {"host": "backup1", "repo_dir": "/srv/bup"},
+                    "dumps": [{"name": "app", "argv": argv, "output": "app.sql"}],
+                }
+            ]
+        }
+    ).errors
+
+
+@pytest.mark.parametrize(
+    ("argv", "position"),
+    [
+        (["mysqldump", "-phunter2-very-secret", "app"], 1),
+        (["/usr/bin/mariadb-dump", "-u", "backup", "-phunter2-very-secret", "app"], 3),
+        (["some-dump", "--password", "hunter2-very-secret"], 2),
+        (["env", "PGPASSWORD=hunter2-very-secret", "pg_dump", "app"], 1),
+        (["env", "MYSQL_PWD=hunter2-very-secret", "mysqldump", "app"], 1),
+        (["dumper", "--db-pass=hunter2-very-secret"], 1),
+        (["pg_dump", "postgresql://backup:hunter2-very-secret@db1/app"], 1),
+    ],
+)
+def test_every_usual_way_of_passing_a_password_is_refused(argv, position):
+    (error,) = _dump_errors(argv)
+    assert f"argument #{position} carries a password" in str(error), str(error)
+    assert "hunter2-very-secret" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pg_dump", "-p", "5432", "-U", "backup", "app"],  # pg_dump's -p is the port
+        ["mysqldump", "--single-transaction", "-u", "backup", "-P", "3306", "shop"],
+        ["sqlite3", "/var/lib/app/app.db", ".dump"],
+        ["mysqldump", "-p", "--", "shop"],  # -p alone: the password comes from MYSQL_PWD / a prompt
+    ],
+)
+def test_ordinary_dump_commands_pass(argv):
+    assert _dump_errors(argv) == []
