@@ -131,6 +131,7 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
 
         restore = load_dag("cassandra_full_restore")
         shutil.rmtree(tmp_path / "restore", ignore_errors=True)
+        live_before = {node.address: tree_digest(sim.data_dir(node)) for node in nodes}
         states = run_dag(restore, "2026-11-21T00:00:00", conf={"date": "2026-11-20"})
         assert states["next_steps"] == "success", states
         assert states["report"] == "success", states
@@ -139,7 +140,7 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
             assert restored.pop("schema.cql")
             assert restored == expected[node.address], node.address
             # never a byte into the live data folder
-            assert not (sim.data_dir(node) / "restore").exists()
+            assert tree_digest(sim.data_dir(node)) == live_before[node.address], node.address
         steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
         assert "node restart method" in steps and "nodetool repair" in steps
         # the report mail carries the next steps, and the backup mail each node's upload

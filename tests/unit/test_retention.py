@@ -216,15 +216,76 @@ def test_property_result_does_not_depend_on_input_order(items, policy, as_of, rn
     assert a.prune_ids == b.prune_ids
 
 
-@settings(max_examples=300, deadline=None)
-@given(items_strategy, policy_strategy, as_of_strategy)
-def test_property_every_item_is_decided_once_and_nothing_kept_is_pruned(items, policy, as_of):
+ORACLE_BUCKETS = {
+    "keep_hourly": lambda t: t.strftime("%Y-%m-%d %H"),
+    "keep_daily": lambda t: t.strftime("%Y-%m-%d"),
+    "keep_weekly": lambda t: "{:04d}-W{:02d}".format(*t.isocalendar()[:2]),
+    "keep_monthly": lambda t: t.strftime("%Y-%m"),
+    "keep_yearly": lambda t: t.strftime("%Y"),
+}
+
+
+def oracle_keep(items, policy, as_of) -> set[str]:
+    """What restic's `forget` keeps, computed another way: per rule, group the eligible items by
+    bucket, take each bucket's newest item, and keep those of the N newest buckets."""
+    newest_first = lambda group: max(group, key=lambda i: (i.created_at, i.id))  # noqa: E731
+    eligible = [i for i in items if i.ours and i.complete and i.created_at <= as_of]
+    keep = {i.id for i in items if i not in eligible}
+    if not eligible:
+        return keep
+    keep.add(newest_first(eligible).id)
+    counts = {name: getattr(policy, name) for name in ("keep_last", *ORACLE_BUCKETS)}
+    if not any(counts.values()) and not policy.keep_within:
+        return keep | {i.id for i in eligible}
+    by_age = sorted(eligible, key=lambda i: (i.created_at, i.id), reverse=True)
+    keep |= {i.id for i in by_age[: counts["keep_last"] or 0]}
+    for name, bucket_of in ORACLE_BUCKETS.items():
+        groups: dict[str, list] = {}
+        for item in eligible:
+            groups.setdefault(bucket_of(item.created_at.astimezone(UTC)), []).append(item)
+        heads = sorted((newest_first(g) for g in groups.values()), key=lambda i: (i.created_at, i.id), reverse=True)
+        keep |= {i.id for i in heads[: counts[name] or 0]}
+    if policy.keep_within:
+        keep |= {i.id for i in eligible if i.created_at >= as_of - policy.keep_within}
+    return keep
+
+
+# Dense items (several a day, over about a year) and policies of one or two rules, so that each
+# rule's buckets decide what is kept instead of being hidden by the other rules.
+dense_items_strategy = st.lists(
+    st.builds(
+        lambda n, minutes: BackupItem(id=f"d{n}", created_at=BASE + timedelta(minutes=minutes)),
+        st.integers(0, 10_000),
+        st.integers(0, 400 * 24 * 60),
+    ),
+    max_size=150,
+    unique_by=lambda i: i.id,
+)
+rare_count = st.one_of(st.none(), st.none(), st.none(), st.integers(0, 8))
+sparse_policy_strategy = st.builds(
+    RetentionPolicy,
+    keep_last=rare_count,
+    keep_hourly=rare_count,
+    keep_daily=rare_count,
+    keep_weekly=rare_count,
+    keep_monthly=rare_count,
+    keep_yearly=rare_count,
+    keep_within=st.one_of(st.none(), st.none(), st.none(), st.integers(0, 90).map(lambda d: f"{d}d")),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    items_strategy | dense_items_strategy,
+    policy_strategy | sparse_policy_strategy,
+    as_of_strategy | st.integers(0, 420 * 24 * 60).map(lambda m: BASE + timedelta(minutes=m)),
+)
+def test_property_the_plan_keeps_exactly_what_a_brute_force_forget_keeps(items, policy, as_of):
+    # nothing a rule keeps is pruned, and nothing is kept that no rule (or protection) keeps
     plan = plan_retention(items, policy, as_of)
-    kept, pruned = set(plan.keep_ids), set(plan.prune_ids)
-    assert not kept & pruned
-    assert kept | pruned == {i.id for i in items}
-    assert all(d.reasons for d in plan.keep)
-    assert all(not d.reasons for d in plan.prune)
+    assert set(plan.keep_ids) == oracle_keep(items, policy, as_of)
+    assert set(plan.keep_ids) | set(plan.prune_ids) == {i.id for i in items}
+    assert all(d.reasons for d in plan.keep) and all(not d.reasons for d in plan.prune)
 
 
 @settings(max_examples=300, deadline=None)
@@ -248,7 +309,7 @@ def test_property_protected_items_are_never_pruned(items, policy, as_of):
 def test_property_a_rule_alone_keeps_a_subset_of_the_rules_together(items, policy, as_of):
     # ORed rules: adding a rule never prunes what another rule kept.
     combined = set(plan_retention(items, policy, as_of).keep_ids)
-    for name in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"):
+    for name in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within"):
         value = getattr(policy, name)
         if value:
             alone = RetentionPolicy(**{name: value})
