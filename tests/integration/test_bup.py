@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import json
 import os
 import shutil
@@ -342,3 +343,53 @@ def test_s3_sync_without_delete_keeps_verifying_objects_whose_file_is_gone(sandb
     target = tmp_path / "down"
     with pytest.raises(Exception, match="gone.bin"):
         hook.sync_down(bucket, "p", target)
+
+
+def test_s3_sync_modes_checksum_delete_dry_run_and_multipart(sandbox, tmp_path, monkeypatch):
+    bucket = "sync-modes"
+    sandbox.boto3_client("s3").create_bucket(Bucket=bucket)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"aaaa")
+    (folder / "b.txt").write_bytes(b"bbbb")
+    big = os.urandom(6 * 1024 * 1024 + 123)
+    (folder / "big.bin").write_bytes(big)
+    calls = count_puts(monkeypatch)
+    hook = S3SyncHook(aws_conn_id="aws_default", multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+
+    # dry run: the plan, and no request that writes
+    result = hook.sync_up(folder, bucket, "m", dry_run=True)
+    assert sorted(result.copied) == ["a.txt", "b.txt", "big.bin"] and calls == []
+    assert sandbox.boto3_client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+    # the big file goes up in parts, each request with a SHA-256 the server checks
+    hook.sync_up(folder, bucket, "m")
+    assert "CreateMultipartUpload m/big.bin" in calls
+    assert sum(c == "UploadPart m/big.bin" for c in calls) == 2
+    head = sandbox.boto3_client("s3").head_object(Bucket=bucket, Key="m/big.bin")
+    assert head["Metadata"]["sha256"] == hashlib.sha256(big).hexdigest()
+
+    # same size and mtime, other bytes: size_mtime sees nothing, checksum sees the change
+    stat = (folder / "a.txt").stat()
+    (folder / "a.txt").write_bytes(b"AAAA")
+    os.utime(folder / "a.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert hook.sync_up(folder, bucket, "m").copied == []
+    assert hook.sync_up(folder, bucket, "m", compare="checksum").copied == ["a.txt"]
+
+    # a removed file: kept without delete, deleted with it (dry run first: nothing goes)
+    (folder / "b.txt").unlink()
+    assert hook.sync_up(folder, bucket, "m").deleted == []
+    assert hook.sync_up(folder, bucket, "m", delete=True, dry_run=True).deleted == ["b.txt"]
+    assert "m/b.txt" in all_keys(sandbox, bucket)
+    assert hook.sync_up(folder, bucket, "m", delete=True).deleted == ["b.txt"]
+    assert "m/b.txt" not in all_keys(sandbox, bucket)
+
+    # and the way back reproduces the folder byte for byte
+    down = tmp_path / "down"
+    hook.sync_down(bucket, "m", down)
+    assert {p.name: p.read_bytes() for p in down.iterdir()} == {"a.txt": b"AAAA", "big.bin": big}
+
+
+def all_keys(sandbox, bucket: str) -> set[str]:
+    listing = sandbox.boto3_client("s3").list_objects_v2(Bucket=bucket)
+    return {o["Key"] for o in listing.get("Contents", [])}
