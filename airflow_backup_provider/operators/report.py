@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider.notifications import send_report_mail
@@ -135,6 +135,14 @@ def render_summary(dag_id: str, run_id: str, summary: dict[str, list[dict[str, A
     return subject, body, "\n".join(lines)
 
 
+def records_outcome(task: Any) -> bool:
+    """Whether a task may have called :func:`record_outcome`: sensors (they wait) and tasks that say
+    so (``records_outcome = False``) never do."""
+    if task is None:
+        return True
+    return getattr(task, "records_outcome", not isinstance(task, BaseSensorOperator))
+
+
 class BackupReportOperator(BaseOperator):
     """Summarize the run, mail it, and fail when anything upstream failed."""
 
@@ -194,6 +202,8 @@ class BackupReportOperator(BaseOperator):
                 base, _, index = key.rpartition("_")
                 if base in task_ids and index.isdigit():
                     task_id, map_index = base, int(index)
+            if not records_outcome(self.dag.get_task(task_id) if task_id in task_ids else None):
+                continue  # asking anyway logs an "XCom not found" error per task in the report's log
             value = ti.xcom_pull(task_ids=task_id, key=OUTCOME_KEY, map_indexes=map_index)
             if value:
                 outcomes[key] = value

@@ -35,6 +35,8 @@ class RiakWaitForServiceOperator(BaseOperator):
     after ``bound`` seconds, and the task fails saying so.
     """
 
+    records_outcome = False  # it waits: the report has nothing of it to show
+
     template_fields: Sequence[str] = ("host", "node")
     ui_color = "#d6ecff"
 

@@ -63,3 +63,16 @@ def test_snapshots_sensor_fails_on_an_error_snapshot(monkeypatch):
     assert sensor.poke({})
     with pytest.raises(AirflowException, match="did not complete"):
         sensor.execute_complete({}, {"status": "error", "message": "did not complete"})
+
+
+def test_the_report_asks_only_tasks_that_record_an_outcome():
+    from airflow_backup_provider.operators.report import records_outcome
+    from airflow_backup_provider.operators.riak import RiakNodeSnapshotOperator, RiakWaitForServiceOperator
+    from airflow_backup_provider.sensors.exclusive import OneRunAtATimeSensor
+    from airflow_backup_provider.sensors.riak import RiakHealthSensor
+
+    assert not records_outcome(OneRunAtATimeSensor(task_id="gate"))
+    assert not records_outcome(RiakHealthSensor(task_id="g", gate="vnodes", host="h", node="riak@h"))
+    assert not records_outcome(RiakWaitForServiceOperator(task_id="w", node="riak@h", host="h"))
+    assert records_outcome(RiakNodeSnapshotOperator(task_id="s", cluster="c", node="riak@h", instance_id="i-0123456789abcdef0"))
+    assert records_outcome(None)  # a task the report cannot look up is asked
