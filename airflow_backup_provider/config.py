@@ -651,8 +651,18 @@ class BupHost(EntryBase):
     )
     prune_older: BupPruneOlder | None = None
     fsck: bool = Field(True, description="bup fsck (with par2 recovery blocks when installed) before the S3 sync")
+    fsck_schedule: str | None = Field(
+        "0 3 * * 6",
+        description="without s3_sync: cron or preset of bup_<name>_fsck, the weekly check (default Saturdays "
+        "03:00), or null",
+    )
     s3_sync: BupS3Sync | None = None
     command_timeout: Duration = Field(timedelta(hours=6), description="how long index/save/restore may stay silent")
+
+    @field_validator("fsck_schedule")
+    @classmethod
+    def _fsck_schedule(cls, value: str | None) -> str | None:
+        return BupS3Sync._schedule(value)
 
     @field_validator("exclude_rx")
     @classmethod

@@ -171,6 +171,25 @@ def build_s3_sync(entry: BupHost):
     return dag
 
 
+def build_fsck(entry: BupHost):
+    """Without an S3 sync (whose DAG runs fsck first), the repository still gets its weekly check."""
+    dag = new_dag(
+        entry,
+        suffix="_fsck",
+        summary=(
+            f"Weekly `bup fsck` of the repository {entry.server.host}:{entry.server.repo_dir} "
+            "(par2 recovery blocks written when par2 is installed there)."
+        ),
+        nodes=[entry.server.host],
+        schedule=entry.fsck_schedule,
+        extra_tags=["fsck"],
+    )
+    with dag:
+        BupFsckOperator(task_id="fsck", **_server_args(entry))
+    finish_dag(dag, entry)
+    return dag
+
+
 def _cron(schedule: str) -> str:
     presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *"}
     return presets.get(schedule, schedule)
@@ -229,4 +248,6 @@ def build(entry: BupHost) -> list:
     dags = [build_backup(entry), build_restore(entry)]
     if entry.s3_sync is not None:
         dags.append(build_s3_sync(entry))
+    elif entry.fsck and entry.fsck_schedule is not None:
+        dags.append(build_fsck(entry))
     return dags

@@ -375,10 +375,17 @@ class BupFsckOperator(_BupNodeOperator):
             raise AirflowSkipException("download run: the repository is being brought back, nothing to check yet")
         with self.node_hook() as hook:
             par2 = self.use_par2 and hook.run(["sh", "-c", "command -v par2"], timeout=60).ok
-            argv = self.commands.fsck(generate_par2=par2 and not dry_run, quick=False)
-            result = self._check(hook.run(argv, timeout=self.command_timeout), "bup fsck")
+            # verify every pack first, and apart: `bup fsck -g` skips the packs that already have
+            # recovery blocks, so a pack damaged after its first check would pass it for ever
+            verify = self._check(hook.run(self.commands.fsck(), timeout=self.command_timeout), "bup fsck")
+            self.log.info("bup fsck (every pack verified):\n%s", verify.stderr.strip()[-2000:])
+            if par2 and not dry_run:
+                written = self._check(
+                    hook.run(self.commands.fsck(generate_par2=True), timeout=self.command_timeout), "bup fsck -g"
+                )
+                self.log.info("bup fsck -g (recovery blocks for new packs):\n%s", written.stderr.strip()[-2000:])
         detail = f"bup fsck of {self.bup_dir}: ok" + (" (par2 recovery blocks written)" if par2 and not dry_run else "")
-        self.log.info("%s\n%s", detail, result.stderr.strip()[-2000:])
+        self.log.info("%s", detail)
         record_outcome(context, status="done", node=self.host, detail=detail)
         return {"par2": par2}
 

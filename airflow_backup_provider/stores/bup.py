@@ -221,7 +221,8 @@ class BupCommands:
         return self._base("gc") + ["--unsafe", "-v"]
 
     def fsck(self, *, generate_par2: bool = False, quick: bool = False, jobs: int = 1) -> list[str]:
-        """Verify every pack; with par2 installed, also write recovery blocks for packs lacking them."""
+        """Verify every pack (git verify-pack, ``--disable-par2``); with `generate_par2`, write recovery
+        blocks for the packs lacking them instead (``-g``, which leaves packs that have them unchecked)."""
         argv = self._base("fsck")
         if generate_par2:
             argv.append("-g")

@@ -393,3 +393,20 @@ def test_s3_sync_modes_checksum_delete_dry_run_and_multipart(sandbox, tmp_path, 
 def all_keys(sandbox, bucket: str) -> set[str]:
     listing = sandbox.boto3_client("s3").list_objects_v2(Bucket=bucket)
     return {o["Key"] for o in listing.get("Contents", [])}
+
+
+def test_weekly_fsck_dag_without_s3_sync_checks_the_repository(sandbox, airflow_db, tmp_path):
+    entry = bup_kind.prepare(sandbox, {**example_entry(), "name": "fs1", "s3_sync": None})
+    entry.update(retries=0, prune=False)
+    assert run(tmp_path, entry, date="2026-11-20")["save"] == "success"
+    repo = Path(entry["server"]["repo_dir"])
+    states = run(tmp_path, entry, "_fsck", date="2026-11-21")
+    assert states == {"wait_for_other_runs": "success", "fsck": "success", "report": "success"}, states
+    assert list(repo.rglob("*.par2")), "fsck with par2 installed writes recovery blocks"
+    # a damaged pack is found: the run fails (and alerts through its task callback)
+    pack = max(repo.glob("objects/pack/*.pack"), key=lambda p: p.stat().st_size)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    states = run(tmp_path, entry, "_fsck", date="2026-11-28")
+    assert states["fsck"] == "failed" and states["report"] == "failed", states

@@ -142,3 +142,20 @@ def test_dags_serialize_for_the_scheduler():
         back = DagSerialization.from_dict(DagSerialization.to_dict(dag))
         assert set(back.task_dict) == set(dag.task_dict)
         assert back.params["dry_run"] is False
+
+
+def test_without_s3_sync_the_weekly_fsck_has_its_own_dag():
+    from airflow_backup_provider.factory import build_entry
+
+    entry = parse(s3_sync=None)[0][0]
+    dags = {d.dag_id: d for d in build_entry(entry)}
+    assert set(dags) == {"bup_web1", "bup_web1_restore", "bup_web1_fsck"}
+    fsck = dags["bup_web1_fsck"]
+    assert fsck.timetable.expression == "0 3 * * 6" and fsck.max_active_runs == 1
+    assert fsck.get_task("fsck").upstream_task_ids == {"wait_for_other_runs"}
+    # with an S3 sync, its DAG runs fsck first; fsck off or unscheduled: no fsck DAG
+    assert "bup_web1_fsck" not in {d.dag_id for d in build_entry(parse()[0][0])}
+    assert "bup_web1_fsck" not in {d.dag_id for d in build_entry(parse(s3_sync=None, fsck=False)[0][0])}
+    assert "bup_web1_fsck" not in {d.dag_id for d in build_entry(parse(s3_sync=None, fsck_schedule=None)[0][0])}
+    _, errors = parse(s3_sync=None, fsck_schedule="every saturday")
+    assert "fsck_schedule" in str(errors[0]) and "every saturday" in str(errors[0])
