@@ -103,6 +103,13 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError("is not a duration like '30s', '5m', '2h', '7d' or a number of seconds")
 
 
+def check_schedule(value: str | None, *, example: str) -> str | None:
+    """A cron expression (5 fields), a preset (`@daily`), or None (manual only)."""
+    if value is None or value.startswith("@") or len(value.split()) == 5:
+        return value
+    raise ValueError(f"must be a cron expression, a preset like {example!r}, or null")
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 Host = Annotated[str, AfterValidator(_check_host)]
 Email = Annotated[str, AfterValidator(_check_email)]
@@ -187,9 +194,7 @@ class CommonSettings(StrictModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is None or value.startswith("@") or len(value.split()) == 5:
-            return value
-        raise ValueError("must be a cron expression, a preset like '@daily', or null")
+        return check_schedule(value, example="@daily")
 
     @field_validator("start_date")
     @classmethod
@@ -627,9 +632,7 @@ class BupS3Sync(StrictModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is None or value.startswith("@") or len(value.split()) == 5:
-            return value
-        raise ValueError("must be a cron expression, a preset like '@weekly', or null")
+        return check_schedule(value, example="@weekly")
 
 
 class BupHost(EntryBase):
@@ -662,7 +665,7 @@ class BupHost(EntryBase):
     @field_validator("fsck_schedule")
     @classmethod
     def _fsck_schedule(cls, value: str | None) -> str | None:
-        return BupS3Sync._schedule(value)
+        return check_schedule(value, example="@weekly")
 
     @field_validator("exclude_rx")
     @classmethod
