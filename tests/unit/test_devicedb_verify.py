@@ -79,3 +79,25 @@ def test_an_unreadable_key_waits(monkeypatch):
     busy = DevicedbError("10.0.0.2:8080", "GET keys", "no quorum", http_status=500)
     sensor, ok = poke(monkeypatch, [(["1"], ["backup-1"]), (["1"], busy), (["1"], ["backup-1"])])
     assert not ok and "n2: check key unreadable" in sensor._problems[0]
+
+
+def test_cleanup_removes_the_snapshot_folder_and_reports_one_that_is_not_there(tmp_path, monkeypatch):
+    from airflow_backup_provider.operators import devicedb as ops
+
+    uuid = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
+    recorded = []
+    monkeypatch.setattr(ops, "record_outcome", lambda context, **kw: recorded.append(kw))
+    spec = {"label": "n1", "host": "localhost", "snapshot_dir": str(tmp_path / "snaps")}
+    op = ops.DevicedbCleanupNodeOperator(
+        task_id="cleanup_n1", node=spec, cluster="c", nodes=[spec], bucket="b", prefix="p", ssh_conn_id="local"
+    )
+    monkeypatch.setattr(op, "snapshot_of_run", lambda context: {"uuid": uuid})
+    monkeypatch.setattr(op, "read_manifest", lambda u: {"nodes": [{"node": "n1"}]})
+    folder = tmp_path / "snaps" / uuid
+    folder.mkdir(parents=True)
+    (folder / "CURRENT").write_text("MANIFEST-000001\n")
+    op.execute({})
+    assert not folder.exists() and recorded[-1]["status"] == "done"
+    # a wrong snapshot_dir (or a folder already gone) is said, not counted as freed disk
+    op.execute({})
+    assert recorded[-1]["status"] == "skipped" and "no local snapshot folder" in recorded[-1]["detail"]
