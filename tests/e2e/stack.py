@@ -139,6 +139,36 @@ class AirflowStack:
         return {str(d)[:10]: s for d, s in rows}
 
 
+def airflow_env(home: Path, sandbox, clusters_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every Airflow process of a test stack: its own home, DAG folder, SQLite
+    file, LocalExecutor, the sandbox's connections, an api-server on a free port."""
+    port = free_port()
+    return {
+        **os.environ,
+        **sandbox.connections(),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO),
+        "AIRFLOW_HOME": str(home),
+        "BACKUP_CLUSTERS_FILE": str(clusters_path),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        # several processes share one SQLite file: wait for locks rather than fail at once
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        # the loop sleeps this long when it has nothing to do: most of a short task's latency
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        **(extra or {}),
+    }
+
+
 @contextmanager
 def airflow_stack(tmp_path: Path, sandbox, clusters: dict, dag_id: str) -> Iterator[AirflowStack]:
     home = tmp_path / "airflow-home"
@@ -152,36 +182,19 @@ def airflow_stack(tmp_path: Path, sandbox, clusters: dict, dag_id: str) -> Itera
     (home / "plugins" / "preload_backup_provider.py").write_text(PRELOAD_PLUGIN)
     clusters_path = home / "clusters.yaml"
     clusters_path.write_text(yaml.safe_dump(clusters, sort_keys=False))
-    port = free_port()
-    env = {
-        **os.environ,
-        **sandbox.connections(),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(REPO),
-        "AIRFLOW_HOME": str(home),
-        "BACKUP_CLUSTERS_FILE": str(clusters_path),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        # five processes share one SQLite file: wait for locks rather than fail at once
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
-        # only the backfill makes runs: no scheduled run of "today" mixes into the dates
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        # the loop sleeps this long when it has nothing to do: most of a short task's latency
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    }
+    env = airflow_env(
+        home,
+        sandbox,
+        clusters_path,
+        {
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+            # only the backfill makes runs: no scheduled run of "today" mixes into the dates
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        },
+    )
     stack = AirflowStack(home, env, dag_id)
     stack.airflow("db", "migrate", timeout=300)
     with sqlite3.connect(stack.db) as conn:  # readers no longer block the writer (persists in the file)

@@ -9,15 +9,14 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.e2e.stack import airflow_env
 from tests.harness import REPO
-from tests.sandbox.core import free_port
 from tests.sandbox.kinds import riak as kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
@@ -106,30 +105,15 @@ def test_worker_killed_during_start_is_retried_and_the_node_started(sandbox, tmp
     dags.mkdir(parents=True)
     (dags / "backup_dags.py").write_text((REPO / "dags" / "backup_dags.py").read_text())
     (home / "clusters.yaml").write_text(yaml.safe_dump({"entries": [entry]}))
-    port = free_port()
-    env = {
-        **os.environ,
-        **sandbox.connections(),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(REPO),
-        "AIRFLOW_HOME": str(home),
-        "BACKUP_CLUSTERS_FILE": str(home / "clusters.yaml"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-    }
+    env = airflow_env(
+        home,
+        sandbox,
+        home / "clusters.yaml",
+        {
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        },
+    )
     stack = Stack(home, env)
     stack.airflow("db", "migrate")
     with sqlite3.connect(stack.db) as conn:
