@@ -2,15 +2,19 @@
 
     preflight (cluster healthy: no node down, no primary missing, no handoff waiting)
       -> node1: stop -> snapshot -> start -> wait_riak_kv -> vnodes_gate -> handoff_gate
-      -> node2: ...                                           (only if node1's gates passed)
+      -> node2: ...                    (only if preflight and every earlier node's gates passed)
       -> wait_snapshots (every snapshot of the run completed) -> retention -> report
 
 Why the trigger rules are what they are:
 
 * ``start`` runs ``all_done`` after ``stop`` and ``snapshot`` and checks that ``stop`` ran
   (success or failed): a failed snapshot, or a stop that half-worked, never leaves the node down;
-* the next node's ``stop`` needs ``none_failed`` from the previous node's ``handoff_gate``: a
-  node that was not selected (skipped) lets the next one go on, a failed gate stops the roll;
+* a node's ``stop`` needs ``none_failed`` from ``preflight`` and from the ``handoff_gate`` of
+  *every* earlier node, not only the previous one: a node that was not selected (skipped) lets the
+  next one go on, and a failure anywhere before stops the roll. With only the previous node's
+  gate upstream, a failure two nodes back was hidden: node 1's failed start skipped node 2's
+  group (its stop never ran, so its start skipped itself), and node 3 saw a skipped gate, which
+  ``none_failed`` lets through, and stopped while node 1 was still down;
 * ``wait_snapshots`` runs ``all_done`` (it waits for the snapshots that were made, even when a
   later node failed); ``report`` fails the run and mails when anything failed.
 """
@@ -73,11 +77,14 @@ def _sensor_args(entry: RiakCluster) -> dict:
     }
 
 
-def build_node_group(dag: DAG, entry: RiakCluster, index: int, node: RiakNode) -> TaskGroup:
+def build_node_group(
+    dag: DAG, entry: RiakCluster, index: int, node: RiakNode, must_pass: list[RiakHealthSensor]
+) -> RiakHealthSensor:
+    """One node's stop .. handoff_gate, its stop after `must_pass`; returns the node's last gate."""
     name = node.erlang_name
     remote = {"host": node.host, "port": node.port, "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user}
     node_down = {"retry_delay": entry.node_down_retry_delay, "retry_exponential_backoff": 0}
-    with TaskGroup(group_id(index, node), tooltip=f"{name} on {node.host}, instance {node.instance_id}", dag=dag) as group:
+    with TaskGroup(group_id(index, node), tooltip=f"{name} on {node.host}, instance {node.instance_id}", dag=dag):
         stop = riak_stop(
             task_id="stop",
             node=name,
@@ -109,10 +116,11 @@ def build_node_group(dag: DAG, entry: RiakCluster, index: int, node: RiakNode) -
         )
         vnodes = RiakHealthSensor(task_id="vnodes_gate", gate="vnodes", host=node.host, port=node.port, node=name, **_sensor_args(entry))
         handoff = RiakHealthSensor(task_id="handoff_gate", gate="handoff", host=node.host, port=node.port, node=name, **_sensor_args(entry))
+        must_pass >> stop
         stop >> snapshot >> start
         stop >> start
         start >> wait_kv >> vnodes >> handoff
-    return group
+    return handoff
 
 
 @register("riak")
@@ -131,7 +139,7 @@ def build(entry: RiakCluster) -> list[DAG]:
     )
     first = entry.nodes[0]
     with dag:
-        previous = RiakHealthSensor(
+        preflight = RiakHealthSensor(
             task_id="preflight",
             gate="all",
             host=first.host,
@@ -140,10 +148,11 @@ def build(entry: RiakCluster) -> list[DAG]:
             doc_md="The cluster must be healthy before a node is taken down.",
             **_sensor_args(entry),
         )
+        # every gate a node must have passed before the next node may stop: preflight, then
+        # each earlier node's last gate
+        passed = [preflight]
         for index, node in enumerate(entry.nodes):
-            group = build_node_group(dag, entry, index, node)
-            previous >> group
-            previous = group
+            passed.append(build_node_group(dag, entry, index, node, must_pass=list(passed)))
         wait = RiakSnapshotsCompletedSensor(
             task_id="wait_snapshots",
             cluster=entry.name,
@@ -163,6 +172,6 @@ def build(entry: RiakCluster) -> list[DAG]:
             region_name=entry.region,
             dry_run=DRY_RUN,
         )
-        previous >> wait >> retention
+        passed[-1] >> wait >> retention
     finish_dag(dag, entry)
     return [dag]

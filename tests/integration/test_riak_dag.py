@@ -206,6 +206,54 @@ def test_start_failure_is_retried_and_a_dead_node_stops_the_roll(sandbox, instan
     assert any(m["subject"].startswith(f"[backup failed] riak_startfail.{first}.start") for m in mails)
 
 
+def test_a_node_lost_while_stopped_stops_the_roll_for_good(sandbox, instances, airflow_db, tmp_path, mails):
+    """Node 1's sshd dies for good while riak is stopped on it: its start fails every try, node 2's
+    group never runs, and node 3 (two nodes on) must not be stopped either."""
+    kind.reset_cluster(sandbox, primaries_missing_polls=0, handoff_polls=0, **FAST)
+    first_node = sandbox.nodes[0]
+    lost = threading.Event()
+
+    def lose_node_one() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not lost.is_set():
+            if kind.node_state(first_node)["stops"] >= 1:
+                first_node.stop_sshd()
+                lost.set()
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=lose_node_one, daemon=True)
+    killer.start()
+    settings = entry(sandbox, instances, "lostnode", retries=2, alert_on_retry=False)
+    try:
+        states = run(tmp_path, settings, "2026-11-20")
+    finally:
+        lost.set()
+        killer.join(5)
+        first_node.start_sshd()
+    first, second, third = (group(i, sandbox) for i in range(3))
+    assert states[f"{first}.start"] == "failed", states
+    assert states[f"{second}.stop"] == "upstream_failed"
+    assert states[f"{third}.stop"] == "upstream_failed", states
+    assert states["report"] == "failed"
+    stopped = {e.node for e in kind.read_timeline(sandbox) if e.event == "stop"}
+    assert stopped == {kind.node_name(first_node)}
+    assert kind.node_state(sandbox.nodes[1])["stops"] == 0 and kind.node_state(sandbox.nodes[2])["stops"] == 0
+    assert any(m["subject"].startswith(f"[backup failed] riak_lostnode.{first}.start") for m in mails)
+    assert any(m["subject"].startswith("[backup FAILED] riak_lostnode") for m in mails)
+
+
+def test_a_failed_preflight_stops_no_node(sandbox, instances, airflow_db, tmp_path, mails):
+    kind.reset_cluster(sandbox, primaries_missing_polls=0, handoff_polls=0, **FAST)
+    kind.set_knobs(sandbox.nodes[0], primaries_missing_polls=0, handoff_polls=0, transfers_failed=-1, **FAST)
+    states = run(tmp_path, entry(sandbox, instances, "badpreflight", gate_timeout="3s"), "2026-11-20")
+    assert states["preflight"] == "failed"
+    for index in range(3):
+        assert states[f"{group(index, sandbox)}.stop"] == "upstream_failed", states
+    assert states["report"] == "failed"
+    assert kind.read_timeline(sandbox) == []
+    assert any(m["subject"].startswith("[backup failed] riak_badpreflight.preflight") for m in mails)
+
+
 def test_a_gate_that_stays_closed_stops_the_roll(sandbox, instances, airflow_db, tmp_path, mails):
     kind.reset_cluster(sandbox, count=2, primaries_missing_polls=0, handoff_polls=0, **FAST)
     kind.set_knobs(sandbox.nodes[0], primaries_missing_polls=0, handoff_polls=0, handoff_never_finishes=True, **FAST)
