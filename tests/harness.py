@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,11 +53,30 @@ def load_dagbag(dag_file: Path = DAG_FILE, safe_mode: bool = False):
     return DagBag(dag_folder=str(dag_file), safe_mode=safe_mode)
 
 
+# id(dag) -> (dag, the clusters file's text it was loaded from); the DAG is kept so its id stays its own
+_LOADED_FROM: dict[int, tuple[Any, str]] = {}
+
+
 def load_dag(dag_id: str):
     bag = load_dagbag()
     assert not bag.import_errors, bag.import_errors
     assert dag_id in bag.dags, f"{dag_id} not in {sorted(bag.dags)}"
-    return bag.dags[dag_id]
+    dag = bag.dags[dag_id]
+    _LOADED_FROM[id(dag)] = (dag, Path(os.environ["BACKUP_CLUSTERS_FILE"]).read_text())
+    return dag
+
+
+def fresh_copy(dag):
+    """The same DAG parsed anew from the clusters file it came from, as the dag-processor gives every
+    run: dag.test() on a DAG object that ran before keeps that run's resolved params (a dry run
+    stays dry). A DAG not loaded by `load_dag` is returned as it is."""
+    loaded = _LOADED_FROM.get(id(dag))
+    if loaded is None or loaded[0] is not dag:
+        return dag
+    with tempfile.TemporaryDirectory(prefix="abp-clusters-") as folder, clusters_file(Path(folder), loaded[1]):
+        bag = load_dagbag()
+        assert not bag.import_errors, bag.import_errors
+        return bag.dags[dag.dag_id]
 
 
 def as_logical_date(value: datetime | str) -> datetime:
@@ -68,6 +88,7 @@ def as_logical_date(value: datetime | str) -> datetime:
 def run_dag(dag, logical_date: datetime | str = "2026-11-20", conf: dict[str, Any] | None = None) -> dict[str, str]:
     """Run `dag` once with dag.test() and return {task key: state}; mapped tasks as `task_id[i]`."""
     migrate_db()
+    dag = fresh_copy(dag)
     date = as_logical_date(logical_date)
     _set_conf_of_existing_run(dag.dag_id, date, conf or {})
     run = dag.test(logical_date=date, run_conf=conf or None)

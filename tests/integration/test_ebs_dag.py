@@ -107,6 +107,20 @@ def test_dry_run_changes_nothing(airflow_db, sandbox, ec2, tmp_path):
     assert sorted(s["SnapshotId"] for s in our_snapshots(ec2, name)) == before
 
 
+def test_a_run_after_a_dry_run_of_the_same_dag_object_is_real(airflow_db, sandbox, ec2, tmp_path):
+    """dag.test() on a DAG object that ran before keeps its resolved params: the harness must give
+    every run a freshly parsed DAG, as the dag-processor does, or a "real" run here stays dry."""
+    name = f"f{uuid.uuid4().hex[:8]}"
+    volume = new_volume(ec2)
+    with clusters_file(tmp_path, entry(name, volume_ids=[volume])):
+        dag = load_dag(f"ebs_{name}")
+        assert run_dag(dag, "2026-11-20", conf={"dry_run": True})["report"] == "success"
+        assert our_snapshots(ec2, name) == []
+        states = run_dag(dag, "2026-11-21")
+    assert states["report"] == "success", states
+    assert dates_of(our_snapshots(ec2, name)) == ["2026-11-21T00:00:00+00:00"]
+
+
 def test_vanished_volume_fails_the_run_at_the_end_but_not_the_others(airflow_db, sandbox, ec2, tmp_path, mails):
     name = f"v{uuid.uuid4().hex[:8]}"
     good = new_volume(ec2)
