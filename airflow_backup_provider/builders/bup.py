@@ -53,6 +53,20 @@ def _server_args(entry: BupHost) -> dict:
     }
 
 
+def live_paths(entry: BupHost) -> list[tuple[str, str]]:
+    """(field, path) of everything a restore or a download must never write into."""
+    found = [("paths, a backed-up path", p) for p in entry.paths]
+    if entry.staging_dir:
+        found.append(("staging_dir", entry.staging_dir))
+    found.append(("bup_dir", entry.local_bup_dir))
+    found.append(("server.repo_dir, the repository", entry.server.repo_dir))
+    return found
+
+
+# an absolute path of safe characters without a '..' part (the forms refuse it before a run exists)
+FORM_PATH = r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+-]*$"
+
+
 def s3_prefix(entry: BupHost) -> str:
     assert entry.s3_sync is not None
     return f"{entry.s3_sync.prefix}/{entry.name}"
@@ -213,12 +227,13 @@ def build_restore(entry: BupHost):
                 description="latest, a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
             ),
             "path": Param(
-                default_path, type="string", pattern=r"^/[A-Za-z0-9_./@+ -]*$", title="Path",
+                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*$", title="Path",
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),
             "target_dir": Param(
-                "", type="string", pattern=r"^$|^/[A-Za-z0-9_./@+-]+$", title="Target folder",
-                description="An empty (or new) folder to restore into; empty: a new folder "
+                "", type="string", pattern=r"^$|" + FORM_PATH, title="Target folder",
+                description="An empty (or new) folder to restore into, outside the backed-up paths, the staging "
+                "folder, the bup dir and the repository (symlinks resolved); empty: a new folder "
                 f"/var/tmp/bup-restore/{entry.backup_set}/<run id> on the chosen machine.",
             ),
             "where": Param(
@@ -237,6 +252,7 @@ def build_restore(entry: BupHost):
             target_dir="{{ params.target_dir }}",
             where="{{ params.where }}",
             server=_server_args(entry),
+            protected_paths=live_paths(entry),
             **_host_args(entry),
         )
     finish_dag(dag, entry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -170,6 +171,47 @@ def test_restore_refuses_a_non_empty_target(site, sandbox, tmp_path):
     states = run(tmp_path, site, "_restore", conf={"save": "latest", "path": site["staging_dir"], "target_dir": str(target)})
     assert states["restore"] == "failed"
     assert [p.name for p in target.iterdir()] == ["live.db"]
+
+
+def bodies(mails: list[dict]) -> list[str]:
+    return [html.unescape(m["body"]) for m in mails]
+
+
+def tree_state(root: str | Path) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its size and mtime: what "nothing was written" compares."""
+    root = Path(root)
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_restore_refuses_live_targets_before_writing_anything(site, sandbox, tmp_path, mails):
+    """Into a backed-up path, into the repository, and through a symlink on the node (a name that
+    looks harmless, resolved there into a backed-up path): refused, and nothing was written."""
+    host = sandbox.nodes[0]
+    assert run(tmp_path, site, date="2026-11-26")["save"] == "success"
+    data, repo = Path(site["paths"][0]), Path(site["server"]["repo_dir"])
+    (host.root / "restore").mkdir(exist_ok=True)
+    link = host.root / "restore" / "harmless-looking"
+    link.symlink_to(data)
+    # each target new (absent): only where it is makes it wrong
+    cases = [
+        (str(data / "restored"), "host", str(data)),
+        (f"{repo}/refs/heads/evil", "host", str(repo)),
+        (f"{repo}/refs/heads/evil2", "server", str(repo)),
+        (f"{site['staging_dir']}/restored/", "host", site["staging_dir"]),
+        (str(link / "restored-via-link"), "host", str(data)),
+    ]
+    for target, where, protected in cases:
+        before = {p: tree_state(p) for p in (data, repo, Path(site["staging_dir"]))}
+        mails.clear()
+        conf = {"save": "latest", "path": site["staging_dir"], "target_dir": target, "where": where}
+        states = run(tmp_path, site, "_restore", conf=conf)
+        assert states["restore"] == "failed", (target, where, states)
+        assert {p: tree_state(p) for p in before} == before, target
+        failure = next(body for body in bodies(mails) if "param 'target_dir'" in body)
+        assert f"value {target!r}" in failure and f"inside {protected} " in failure, failure
+    assert "resolves to" in failure  # the symlink: named as given and as resolved on the node
+    assert not list(data.glob("restored*")) and not list((repo / "refs" / "heads").glob("evil*"))
+    assert saves(sandbox, site)[-1] == "2026-11-26-000000"  # bup ls still reads the repository
 
 
 def count_puts(monkeypatch) -> list[str]:
