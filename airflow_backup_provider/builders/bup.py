@@ -156,8 +156,9 @@ def build_s3_sync(entry: BupHost):
                 description="upload: repository -> S3. download: S3 -> local_dir (the backup server is gone).",
             ),
             "local_dir": Param(
-                entry.server.repo_dir, type="string", pattern=r"^/[A-Za-z0-9_./@+-]*$", title="Local folder",
-                description="The repository folder (upload) or the folder to fill (download).",
+                entry.server.repo_dir, type="string", pattern=FORM_PATH, title="Local folder",
+                description="upload: the repository folder (or a folder inside it). download: an empty or new "
+                "folder outside the repository and the backed-up paths.",
             ),
         },
         extra_tags=["s3-sync"],
@@ -173,6 +174,8 @@ def build_s3_sync(entry: BupHost):
             delete=sync.delete,
             concurrency=sync.concurrency,
             exclude=BUP_IN_PROGRESS,  # a save running during the sync: its temporary files stay out
+            upload_root=entry.server.repo_dir,
+            protected_paths=live_paths(entry),
             aws_conn_id=entry.aws_conn_id,
             node=entry.server.host,
             trigger_rule="none_failed",

@@ -214,6 +214,44 @@ def test_restore_refuses_live_targets_before_writing_anything(site, sandbox, tmp
     assert saves(sandbox, site)[-1] == "2026-11-26-000000"  # bup ls still reads the repository
 
 
+def test_s3_sync_refuses_folders_other_than_the_repository(site, sandbox, tmp_path, mails):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    repo = Path(site["server"]["repo_dir"])
+    keys_before = all_keys(sandbox, BUCKET)
+    # the form refuses '..' before a run exists
+    with pytest.raises(ParamValidationError, match="local_dir"):
+        run(tmp_path, site, "_s3_sync", date="2026-12-02", conf={"direction": "upload", "local_dir": "/tmp/../etc"})
+    # '/' (and the operator's own check of '..', whoever calls it): the task fails before it reads a file
+    for value in ("/", str(repo.parent)):
+        mails.clear()
+        states = run(tmp_path, site, "_s3_sync", date="2026-12-03", conf={"direction": "upload", "local_dir": value})
+        assert states["s3_sync"] == "failed", (value, states)
+        assert any(f"local_dir: value {value!r}" in body for body in bodies(mails)), bodies(mails)
+    assert all_keys(sandbox, BUCKET) == keys_before
+
+    from airflow_backup_provider.operators.s3_sync import S3SyncOperator
+
+    op = S3SyncOperator(
+        task_id="s3_sync", local_dir="/tmp/../etc", bucket=BUCKET, prefix=f"bup/{site['name']}",
+        upload_root=str(repo),
+    )
+    with pytest.raises(ValueError, match=r"local_dir: value '/tmp/\.\./etc' must not contain '\.\.'"):
+        op.execute({"params": {"dry_run": False}})
+    assert all_keys(sandbox, BUCKET) == keys_before
+
+    # a download lands neither in a folder that holds anything nor in live data
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    data = Path(site["paths"][0])
+    for target in (busy, data / "from-s3", repo / "from-s3"):
+        before = tree_state(busy), tree_state(data), tree_state(repo)
+        states = run(tmp_path, site, "_s3_sync", date="2026-12-04", conf={"direction": "download", "local_dir": str(target)})
+        assert states["s3_sync"] == "failed", (target, states)
+        assert (tree_state(busy), tree_state(data), tree_state(repo)) == before, target
+
+
 def count_puts(monkeypatch) -> list[str]:
     """Record every S3 write request the sync hook makes (PutObject, multipart parts)."""
     calls: list[str] = []

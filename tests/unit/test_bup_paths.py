@@ -3,9 +3,13 @@ operators' refusals that need no sandbox, the clusters-file and DAG-form checks.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from airflow_backup_provider.operators.bup import BupError, BupRestoreOperator
+from airflow_backup_provider.operators.s3_sync import S3SyncOperator
 from airflow_backup_provider.stores.paths import (
     UnsafePathError,
     check_outside,
@@ -153,7 +157,89 @@ def test_restore_target_next_to_live_data_is_not_refused_by_name():
     assert ("bup_dir", "/var/cache/bup/web1") in protected
 
 
-# ---- the DAG forms ------------------------------------------------------------------------------
+# ---- the S3 sync operator's local_dir ------------------------------------------------------------
+
+
+def sync_op(local_dir: str, direction: str, repo: Path, live: Path) -> S3SyncOperator:
+    return S3SyncOperator(
+        task_id="s", local_dir=local_dir, bucket="b", prefix="bup/web1", direction=direction,
+        upload_root=str(repo), protected_paths=[("server.repo_dir, the repository", str(repo)), ("paths", str(live))],
+        aws_conn_id="never-used",
+    )
+
+
+@pytest.fixture
+def folders(tmp_path) -> tuple[Path, Path]:
+    repo, live = tmp_path / "bup" / "web1", tmp_path / "data"
+    (repo / "objects").mkdir(parents=True)
+    live.mkdir()
+    (live / "db").write_text("live")
+    return repo, live
+
+
+def test_upload_only_from_the_repository(folders, tmp_path):
+    repo, live = folders
+    assert sync_op(f"{repo}/", "upload", *folders).checked_local_dir() == str(repo)
+    assert sync_op(f"{repo}/objects", "upload", *folders).checked_local_dir() == str(repo / "objects")
+    for bad, why in (
+        ("/tmp/../etc", "must not contain '..'"),
+        (f"{repo}/../../data", "must not contain '..'"),
+        ("/", "root folder"),
+        ("//", "root folder"),
+        ("/etc", "is not"),
+        (f"{repo}0", "is not"),
+        (str(tmp_path), "is not"),
+    ):
+        with pytest.raises(ValueError, match=why) as err:
+            sync_op(bad, "upload", *folders).checked_local_dir()
+        assert str(err.value).startswith(f"local_dir: value {bad!r}")
+    (repo / "escape").symlink_to("/etc")
+    with pytest.raises(ValueError, match="resolves to /etc"):
+        sync_op(f"{repo}/escape", "upload", *folders).checked_local_dir()
+
+
+def test_download_only_into_an_empty_or_new_folder_outside_live_data(folders, tmp_path):
+    repo, live = folders
+    assert sync_op(str(tmp_path / "new"), "download", *folders).checked_local_dir() == str(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    assert sync_op(str(tmp_path / "empty"), "download", *folders).checked_local_dir() == str(tmp_path / "empty")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    (tmp_path / "into-live").symlink_to(live)
+    for bad, why in (
+        (str(repo), "is inside"),
+        (str(repo / "restored"), "is inside"),
+        (str(live / "new"), "is inside"),
+        (str(tmp_path / "into-live" / "new"), "resolves to"),
+        (str(tmp_path), "holds"),
+        (str(tmp_path / "busy"), "is not empty"),
+        (str(live / "db"), "is inside"),
+        ("/tmp/../etc", "'..'"),
+        ("/", "root folder"),
+    ):
+        with pytest.raises(ValueError, match=why) as err:
+            sync_op(bad, "download", *folders).checked_local_dir()
+        assert str(err.value).startswith(f"local_dir: value {bad!r}")
+    assert os.listdir(tmp_path / "busy") == ["x"]
+
+
+# ---- where the values come in: the clusters file and the DAG forms ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"server": {"host": "backup.internal", "repo_dir": "/"}}, "server.repo_dir"),
+        ({"server": {"host": "backup.internal", "repo_dir": "/srv/../etc"}}, "server.repo_dir"),
+        ({"bup_dir": "//"}, "bup_dir"),
+        ({"staging_dir": "/"}, "staging_dir"),
+    ],
+)
+def test_clusters_file_refuses_root_and_dotdot_folders(overrides, field):
+    entries, errors = parse(**overrides)
+    value = overrides["server"]["repo_dir"] if "server" in overrides else overrides[field]
+    assert entries == [] and len(errors) == 1
+    assert f"field '{field}': value {value!r}" in errors[0]
 
 
 def form_params():
@@ -168,7 +254,7 @@ def test_forms_refuse_dotdot(value):
     from airflow.sdk.definitions.param import ParamValidationError
 
     restore, sync = form_params()
-    for params, name in ((restore, "target_dir"), (restore, "path")):
+    for params, name in ((restore, "target_dir"), (restore, "path"), (sync, "local_dir")):
         with pytest.raises(ParamValidationError, match="does not match"):
             params.get_param(name).resolve(value)
 
@@ -178,3 +264,4 @@ def test_forms_accept_ordinary_folders():
     for value in ("/var/tmp/restore-1/...x", "", "/data/..x/y"):
         assert restore.get_param("target_dir").resolve(value) == value
     assert restore.get_param("path").resolve("/var/www/my site") == "/var/www/my site"
+    assert sync.get_param("local_dir").resolve("/srv/bup/web1-new/") == "/srv/bup/web1-new/"
