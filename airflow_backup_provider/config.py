@@ -571,11 +571,21 @@ class BupDump(StrictModel):
         return value
 
 
+def _check_not_root(value: str | None) -> str | None:
+    if value is not None and value.strip("/") == "":
+        raise ValueError("must be a folder of its own, not the root folder '/'")
+    return value
+
+
+# a folder the project writes to or syncs as a whole (the S3 sync of '/' walks the whole disk)
+OwnFolder = Annotated[AbsPath, AfterValidator(_check_not_root)]
+
+
 class BupServer(StrictModel):
     """The backup server holding the repository; bup reaches it over SSH from the host."""
 
     host: Host
-    repo_dir: AbsPath = Field(description="the repository directory on the server (one per entry)")
+    repo_dir: OwnFolder = Field(description="the repository directory on the server (one per entry)")
     user: Identifier | None = Field(None, description="SSH user for `bup -r user@host:path` and server tasks")
     port: int = Field(22, ge=1, le=65535)
     ssh_conn_id: Identifier | None = Field(
@@ -643,9 +653,9 @@ class BupHost(EntryBase):
     excludes: list[AbsPath] = Field(default_factory=list, description="bup index --exclude")
     exclude_rx: list[PlainArg] = Field(default_factory=list, description="bup index --exclude-rx (Python regex)")
     one_file_system: bool = Field(False, description="bup index -x: stay on each path's filesystem")
-    bup_dir: AbsPath | None = Field(None, description="the host's local bup dir (index); default /var/cache/bup/NAME")
+    bup_dir: OwnFolder | None = Field(None, description="the host's local bup dir (index); default /var/cache/bup/NAME")
     branch: Name | None = Field(None, description="bup save -n: the backup set name (default: the entry name)")
-    staging_dir: AbsPath | None = Field(None, description="where dumps are written; backed up with the paths")
+    staging_dir: OwnFolder | None = Field(None, description="where dumps are written; backed up with the paths")
     dumps: list[BupDump] = Field(default_factory=list)
     server: BupServer
     prune: bool = Field(False, description="prune old saves after each backup")

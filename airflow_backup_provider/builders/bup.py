@@ -53,6 +53,20 @@ def _server_args(entry: BupHost) -> dict:
     }
 
 
+def live_paths(entry: BupHost) -> list[tuple[str, str]]:
+    """(field, path) of everything a restore or a download must never write into."""
+    found = [("paths, a backed-up path", p) for p in entry.paths]
+    if entry.staging_dir:
+        found.append(("staging_dir", entry.staging_dir))
+    found.append(("bup_dir", entry.local_bup_dir))
+    found.append(("server.repo_dir, the repository", entry.server.repo_dir))
+    return found
+
+
+# an absolute path of safe characters without a '..' part (the forms refuse it before a run exists)
+FORM_PATH = r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+-]*$"
+
+
 def s3_prefix(entry: BupHost) -> str:
     assert entry.s3_sync is not None
     return f"{entry.s3_sync.prefix}/{entry.name}"
@@ -142,8 +156,9 @@ def build_s3_sync(entry: BupHost):
                 description="upload: repository -> S3. download: S3 -> local_dir (the backup server is gone).",
             ),
             "local_dir": Param(
-                entry.server.repo_dir, type="string", pattern=r"^/[A-Za-z0-9_./@+-]*$", title="Local folder",
-                description="The repository folder (upload) or the folder to fill (download).",
+                entry.server.repo_dir, type="string", pattern=FORM_PATH, title="Local folder",
+                description="upload: the repository folder (or a folder inside it). download: an empty or new "
+                "folder outside the repository and the backed-up paths.",
             ),
         },
         extra_tags=["s3-sync"],
@@ -159,6 +174,8 @@ def build_s3_sync(entry: BupHost):
             delete=sync.delete,
             concurrency=sync.concurrency,
             exclude=BUP_IN_PROGRESS,  # a save running during the sync: its temporary files stay out
+            upload_root=entry.server.repo_dir,
+            protected_paths=live_paths(entry),
             aws_conn_id=entry.aws_conn_id,
             node=entry.server.host,
             trigger_rule="none_failed",
@@ -213,12 +230,13 @@ def build_restore(entry: BupHost):
                 description="latest, a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
             ),
             "path": Param(
-                default_path, type="string", pattern=r"^/[A-Za-z0-9_./@+ -]*$", title="Path",
+                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*$", title="Path",
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),
             "target_dir": Param(
-                "", type="string", pattern=r"^$|^/[A-Za-z0-9_./@+-]+$", title="Target folder",
-                description="An empty (or new) folder to restore into; empty: a new folder "
+                "", type="string", pattern=r"^$|" + FORM_PATH, title="Target folder",
+                description="An empty (or new) folder to restore into, outside the backed-up paths, the staging "
+                "folder, the bup dir and the repository (symlinks resolved); empty: a new folder "
                 f"/var/tmp/bup-restore/{entry.backup_set}/<run id> on the chosen machine.",
             ),
             "where": Param(
@@ -237,6 +255,7 @@ def build_restore(entry: BupHost):
             target_dir="{{ params.target_dir }}",
             where="{{ params.where }}",
             server=_server_args(entry),
+            protected_paths=live_paths(entry),
             **_host_args(entry),
         )
     finish_dag(dag, entry)

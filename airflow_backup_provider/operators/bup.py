@@ -22,6 +22,7 @@ from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import bup as store
+from airflow_backup_provider.stores.paths import UnsafePathError, check_outside, parse_nul_list, realpath_argv
 
 
 class BupError(AirflowException):
@@ -281,7 +282,10 @@ class BupRestoreOperator(_BupNodeOperator):
     """
     Restore `path` (as it was saved, e.g. ``/etc``) of one save into `target_dir`, on the host.
 
-    Never writes into live data: the target folder must be absent or empty.
+    Never writes into live data: the target folder must be absent or empty, and neither inside
+    nor holding the entry's paths, staging folder, bup dir or repository (`protected_paths` plus
+    what the operator knows), as given and with its symlinks resolved on the machine written to.
+    Refused before anything is written.
     """
 
     template_fields = ("path", "save", "target_dir", "where")
@@ -296,6 +300,7 @@ class BupRestoreOperator(_BupNodeOperator):
         where: str = "host",
         server: Mapping[str, Any] | None = None,
         default_target_root: str = "/var/tmp/bup-restore",
+        protected_paths: Sequence[tuple[str, str]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -306,6 +311,32 @@ class BupRestoreOperator(_BupNodeOperator):
         self.where = where
         self.server = dict(server or {})
         self.default_target_root = default_target_root
+        self.protected_paths = [tuple(p) for p in protected_paths]
+
+    def protected(self) -> list[tuple[str, str]]:
+        """Live data a restore never writes into: the entry's paths (given by the builder), the
+        host's bup dir and the repository. On either machine: a host may be its own backup server."""
+        found = [*self.protected_paths, ("bup_dir", self.bup_dir)]
+        if self.remote is not None and self.remote.path:
+            found.append(("server.repo_dir, the repository", self.remote.path))
+        if self.server.get("bup_dir"):
+            found.append(("server.repo_dir, the repository", self.server["bup_dir"]))
+        return list(dict.fromkeys(found))
+
+    def _check_target(self, hook: BupNodeHook | None, protected: list[tuple[str, str]]) -> str:
+        """The target folder, refused when it overlaps live data as given or once its symlinks are
+        resolved on the machine written to; returns the resolved folder (what the restore writes)."""
+        field = "param 'target_dir'"
+        try:
+            if hook is None:  # as given, before anything connects
+                return check_outside(field, self.target_dir, protected)
+            paths = [self.target_dir, *(p for _, p in protected)]
+            result = self._check(hook.run(realpath_argv(paths), timeout=60), "realpath")
+            resolved, *real = parse_nul_list(result.stdout, len(paths))
+            also = [(f"{label}, resolved on {self.host}", r) for (label, _), r in zip(protected, real, strict=True)]
+            return check_outside(field, self.target_dir, [*protected, *also], resolved=resolved, where=self.host)
+        except UnsafePathError as exc:
+            raise BupError(str(exc)) from None
 
     def _use_server(self) -> None:
         """Restore on the backup server itself, from its repository directory (no ``-r``)."""
@@ -329,11 +360,14 @@ class BupRestoreOperator(_BupNodeOperator):
         self._validate()
         if self.where not in ("host", "server"):
             raise BupError(f"param 'where': value {self.where!r} must be 'host' or 'server'")
+        protected = self.protected()  # before _use_server: the host's bup dir stays protected
         if self.where == "server":
             self._use_server()
+        self._check_target(None, protected)
         dry_run = as_bool(context["params"].get("dry_run"))
         commands = self.commands
         with self.node_hook() as hook:
+            target = self._check_target(hook, protected)
             saves = list_saves(hook, commands, self.branch, remote=self.remote is not None)
             if not saves:
                 raise BupError(f"backup set {self.branch!r} has no saves in {self.remote.spec() if self.remote else self.bup_dir}")
@@ -341,21 +375,22 @@ class BupRestoreOperator(_BupNodeOperator):
             source = f"/{self.branch}/{chosen.name}{self.path.rstrip('/') or ''}"
             if self.path.rstrip("/") == "":
                 source += "/"
-            check = hook.run(["find", self.target_dir, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], timeout=60)
+            check = hook.run(["find", target, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], timeout=60)
             if check.ok and check.stdout.strip():
                 raise BupError(f"param 'target_dir': {self.target_dir!r} on {self.host} is not empty; restore into an empty folder")
             if dry_run:
-                self.log.info("dry run: would restore %s into %s on %s", source, self.target_dir, self.host)
-                record_outcome(context, status="dry_run", node=self.host, detail=f"{source} -> {self.target_dir}")
+                self.log.info("dry run: would restore %s into %s on %s", source, target, self.host)
+                record_outcome(context, status="dry_run", node=self.host, detail=f"{source} -> {target}")
                 return {"save": chosen.name, "source": source, "restored": 0}
-            self._check(hook.run(["mkdir", "-p", "--", self.target_dir], timeout=60), "mkdir")
-            restore = commands.restore(source, self.target_dir, remote=self.remote is not None)
+            # the resolved folder: a symlink swapped in after the check cannot redirect the restore
+            self._check(hook.run(["mkdir", "-p", "--", target], timeout=60), "mkdir")
+            restore = commands.restore(source, target, remote=self.remote is not None)
             result = self._check(hook.run(restore, timeout=self.command_timeout), "bup restore")
         count = store.parse_restore_count(result.stderr)
-        self.log.info("restored %s into %s on %s (%s paths)", source, self.target_dir, self.host, count)
+        self.log.info("restored %s into %s on %s (%s paths)", source, target, self.host, count)
         record_outcome(
             context, status="done", node=self.host,
-            produced=[{"id": f"{source} -> {self.target_dir}", "size": None}],
+            produced=[{"id": f"{source} -> {target}", "size": None}],
             detail=f"{count} paths restored" if count is not None else "",
         )
         return {"save": chosen.name, "source": source, "restored": count}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.s3_sync import S3SyncHook
 from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.stores.paths import check_outside, check_within, normal_path
 
 
 class S3SyncOperator(BaseOperator):
@@ -28,6 +30,11 @@ class S3SyncOperator(BaseOperator):
     :param exclude: globs of relative paths neither copied nor deleted (e.g. files still being written).
     :param download_into_empty_only: a download refuses a folder that holds anything (pulling an
         older copy over a live bup repository would roll its branches back).
+    :param upload_root: an upload reads only this folder or one inside it (e.g. the repository).
+    :param protected_paths: ``(label, path)`` of live data a download never writes into or over.
+
+    `local_dir` is checked on the worker, with its symlinks resolved, before anything is read or
+    written: no ``..``, never ``/``; one error names the value and the rule it breaks.
     """
 
     template_fields: Sequence[str] = ("local_dir", "bucket", "prefix", "direction")
@@ -46,6 +53,8 @@ class S3SyncOperator(BaseOperator):
         concurrency: int = 16,
         exclude: Sequence[str] = (),
         download_into_empty_only: bool = True,
+        upload_root: str | None = None,
+        protected_paths: Sequence[tuple[str, str]] = (),
         aws_conn_id: str | None = "aws_default",
         node: str | None = None,
         **kwargs: Any,
@@ -63,6 +72,8 @@ class S3SyncOperator(BaseOperator):
         self.concurrency = concurrency
         self.exclude = list(exclude)
         self.download_into_empty_only = download_into_empty_only
+        self.upload_root = upload_root
+        self.protected_paths = [tuple(p) for p in protected_paths]
         self.aws_conn_id = aws_conn_id
         self.node = node
 
@@ -70,20 +81,16 @@ class S3SyncOperator(BaseOperator):
         if self.direction not in ("upload", "download"):
             raise ValueError(f"direction: value {self.direction!r} must be 'upload' or 'download'")
         dry_run = as_bool(context["params"].get("dry_run")) if self.dry_run is None else self.dry_run
+        local_dir = self.checked_local_dir()
         hook = S3SyncHook(aws_conn_id=self.aws_conn_id, concurrency=self.concurrency)
         if self.direction == "upload":
             result = hook.sync_up(
-                self.local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run,
+                local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run,
                 exclude=self.exclude,
             )
         else:
-            target = Path(self.local_dir)
-            if self.download_into_empty_only and target.is_dir() and any(target.iterdir()):
-                raise ValueError(
-                    f"local_dir: value {self.local_dir!r} is not empty; download into an empty or new folder"
-                )
             result = hook.sync_down(
-                self.bucket, self.prefix, self.local_dir, compare=self.compare, delete=self.delete, dry_run=dry_run,
+                self.bucket, self.prefix, local_dir, compare=self.compare, delete=self.delete, dry_run=dry_run,
                 exclude=self.exclude,
             )
         summary = result.summary()
@@ -96,3 +103,27 @@ class S3SyncOperator(BaseOperator):
             detail=f"{summary['copied']} copied, {summary['unchanged']} unchanged, {summary['deleted']} deleted in {summary['seconds']}s",
         )
         return summary
+
+    def checked_local_dir(self) -> str:
+        """`local_dir` resolved on this worker, or one error naming it (nothing read or written yet)."""
+        field = "local_dir"
+        given = normal_path(self.local_dir, field)
+        real = os.path.realpath(given)
+        if real == "/":
+            raise ValueError(f"{field}: value {self.local_dir!r} is the root folder: refused")
+        if self.direction == "upload":
+            if self.upload_root is None:
+                return real
+            return check_within(
+                field, self.local_dir, self.upload_root, label="the repository folder",
+                resolved=real, resolved_root=os.path.realpath(normal_path(self.upload_root)),
+            )
+        protected = [*self.protected_paths]
+        protected += [(f"{label}, resolved", os.path.realpath(normal_path(p))) for label, p in self.protected_paths]
+        real = check_outside(field, self.local_dir, protected, resolved=real)
+        target = Path(real)
+        if target.exists() and not target.is_dir():
+            raise ValueError(f"{field}: value {self.local_dir!r} is not a folder; download into an empty or new folder")
+        if self.download_into_empty_only and target.is_dir() and any(target.iterdir()):
+            raise ValueError(f"{field}: value {self.local_dir!r} is not empty; download into an empty or new folder")
+        return real

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -170,6 +171,85 @@ def test_restore_refuses_a_non_empty_target(site, sandbox, tmp_path):
     states = run(tmp_path, site, "_restore", conf={"save": "latest", "path": site["staging_dir"], "target_dir": str(target)})
     assert states["restore"] == "failed"
     assert [p.name for p in target.iterdir()] == ["live.db"]
+
+
+def bodies(mails: list[dict]) -> list[str]:
+    return [html.unescape(m["body"]) for m in mails]
+
+
+def tree_state(root: str | Path) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its size and mtime: what "nothing was written" compares."""
+    root = Path(root)
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_restore_refuses_live_targets_before_writing_anything(site, sandbox, tmp_path, mails):
+    """Into a backed-up path, into the repository, and through a symlink on the node (a name that
+    looks harmless, resolved there into a backed-up path): refused, and nothing was written."""
+    host = sandbox.nodes[0]
+    assert run(tmp_path, site, date="2026-11-26")["save"] == "success"
+    data, repo = Path(site["paths"][0]), Path(site["server"]["repo_dir"])
+    (host.root / "restore").mkdir(exist_ok=True)
+    link = host.root / "restore" / "harmless-looking"
+    link.symlink_to(data)
+    # each target new (absent): only where it is makes it wrong
+    cases = [
+        (str(data / "restored"), "host", str(data)),
+        (f"{repo}/refs/heads/evil", "host", str(repo)),
+        (f"{repo}/refs/heads/evil2", "server", str(repo)),
+        (f"{site['staging_dir']}/restored/", "host", site["staging_dir"]),
+        (str(link / "restored-via-link"), "host", str(data)),
+    ]
+    for target, where, protected in cases:
+        before = {p: tree_state(p) for p in (data, repo, Path(site["staging_dir"]))}
+        mails.clear()
+        conf = {"save": "latest", "path": site["staging_dir"], "target_dir": target, "where": where}
+        states = run(tmp_path, site, "_restore", conf=conf)
+        assert states["restore"] == "failed", (target, where, states)
+        assert {p: tree_state(p) for p in before} == before, target
+        failure = next(body for body in bodies(mails) if "param 'target_dir'" in body)
+        assert f"value {target!r}" in failure and f"inside {protected} " in failure, failure
+    assert "resolves to" in failure  # the symlink: named as given and as resolved on the node
+    assert not list(data.glob("restored*")) and not list((repo / "refs" / "heads").glob("evil*"))
+    assert saves(sandbox, site)[-1] == "2026-11-26-000000"  # bup ls still reads the repository
+
+
+def test_s3_sync_refuses_folders_other_than_the_repository(site, sandbox, tmp_path, mails):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    repo = Path(site["server"]["repo_dir"])
+    keys_before = all_keys(sandbox, BUCKET)
+    # the form refuses '..' before a run exists
+    with pytest.raises(ParamValidationError, match="local_dir"):
+        run(tmp_path, site, "_s3_sync", date="2026-12-02", conf={"direction": "upload", "local_dir": "/tmp/../etc"})
+    # '/' (and the operator's own check of '..', whoever calls it): the task fails before it reads a file
+    for value in ("/", str(repo.parent)):
+        mails.clear()
+        states = run(tmp_path, site, "_s3_sync", date="2026-12-03", conf={"direction": "upload", "local_dir": value})
+        assert states["s3_sync"] == "failed", (value, states)
+        assert any(f"local_dir: value {value!r}" in body for body in bodies(mails)), bodies(mails)
+    assert all_keys(sandbox, BUCKET) == keys_before
+
+    from airflow_backup_provider.operators.s3_sync import S3SyncOperator
+
+    op = S3SyncOperator(
+        task_id="s3_sync", local_dir="/tmp/../etc", bucket=BUCKET, prefix=f"bup/{site['name']}",
+        upload_root=str(repo),
+    )
+    with pytest.raises(ValueError, match=r"local_dir: value '/tmp/\.\./etc' must not contain '\.\.'"):
+        op.execute({"params": {"dry_run": False}})
+    assert all_keys(sandbox, BUCKET) == keys_before
+
+    # a download lands neither in a folder that holds anything nor in live data
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    data = Path(site["paths"][0])
+    for target in (busy, data / "from-s3", repo / "from-s3"):
+        before = tree_state(busy), tree_state(data), tree_state(repo)
+        states = run(tmp_path, site, "_s3_sync", date="2026-12-04", conf={"direction": "download", "local_dir": str(target)})
+        assert states["s3_sync"] == "failed", (target, states)
+        assert (tree_state(busy), tree_state(data), tree_state(repo)) == before, target
 
 
 def count_puts(monkeypatch) -> list[str]:
