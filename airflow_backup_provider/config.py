@@ -16,8 +16,11 @@ valid entries and, separately, one :class:`EntryError` per broken entry naming i
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import re
+import reprlib
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
@@ -44,14 +47,52 @@ _HOST_RE = re.compile(
     r"|^[0-9A-Fa-f:]{2,39}$"
 )
 _EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d{1,20})\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
 _IDENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,127}$")
 
 
 class ClustersFileError(ValueError):
-    """The clusters file as a whole cannot be read (missing, not YAML, bad defaults)."""
+    """The clusters file as a whole cannot be read (missing, not YAML, not a mapping)."""
+
+
+# What one error message may quote of a value: the UI's import errors and the logs stay readable,
+# and quoting never walks a huge (or self-containing) value.
+QUOTE_LIMIT = 200
+
+
+def _clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _BoundedRepr(reprlib.Repr):
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 8
+        self.maxstring = self.maxother = QUOTE_LIMIT
+
+    def repr1(self, x: Any, level: int) -> str:
+        if isinstance(x, dict) and type(x) is not dict:  # the loader's mapping: bounded like a dict
+            return self.repr_dict(x, level)
+        return super().repr1(x, level)
+
+    def repr_str(self, x: str, level: int) -> str:
+        return repr(x[: self.maxstring + 1])
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:  # repr() of a huge int is slow, and refused beyond 4300 digits
+            return f"<an integer of about {int(x.bit_length() * 0.30103) + 1} digits>"
+        return repr(x)
+
+
+_REPR = _BoundedRepr()
+
+
+def _quote(value: Any) -> str:
+    """repr() of `value`, at most QUOTE_LIMIT characters, ending in '…' when cut."""
+    return _clip(_REPR.repr(value))
 
 
 def _check_name(value: str) -> str:
@@ -86,28 +127,87 @@ def _check_identifier(value: str) -> str:
     return value
 
 
+# Every duration fits this (the date arithmetic of the DAGs and of retention stays far from
+# timedelta's limits); a field whose meaning gives a smaller maximum declares it (RetryDelay).
+MAX_DURATION = timedelta(days=36525)  # 100 years
+# Airflow caps every retry delay at [core] max_task_retry_delay (default 24 h): more means nothing.
+MAX_RETRY_DELAY = timedelta(hours=24)
+_UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_duration(value: Any) -> timedelta:
-    """`30s`, `5m`, `2h`, `7d`, `1w`, a number of seconds, or a timedelta."""
-    if isinstance(value, timedelta):
-        return value
+    """`30s`, `5m`, `2h`, `7d`, `1w`, a number of seconds, or a timedelta; at most MAX_DURATION.
+
+    Raises only ValueError (never OverflowError), so that a huge value stays a validation
+    error of its entry.
+    """
     if isinstance(value, bool):
         raise ValueError("is not a duration")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match:
-            return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
-    raise ValueError("is not a duration like '30s', '5m', '2h', '7d' or a number of seconds")
+    if isinstance(value, timedelta):
+        seconds: float = value.total_seconds()
+    elif isinstance(value, int):
+        seconds = value  # compared as an int: a huge one must not reach float()
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("is not a finite number of seconds")
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        unit = _DURATION_UNITS[match.group(2)]
+        seconds = int(match.group(1)) * _UNIT_SECONDS[unit]  # a Python int: never overflows
+    else:
+        raise ValueError("is not a duration like '30s', '5m', '2h', '7d' or a number of seconds")
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"must be at most {_format_duration(MAX_DURATION)} (100 years)")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule_problem(value: str) -> str | None:
+    """Why Airflow would refuse `value` as a DAG's schedule, or None.
+
+    Builds the timetable with the function `DAG(schedule=...)` uses and validates it as the
+    DagBag does; then asks croniter for the next time, as the scheduler does (a cron expression
+    that never fires, like `0 0 30 2 *`, passes validate() but fails there).
+    """
+    import pendulum
+    from airflow.sdk.definitions.dag import _create_timetable
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+    from croniter import CroniterBadDateError, croniter
+
+    try:
+        timetable = _create_timetable(value, pendulum.UTC)
+        timetable.validate()
+    except (AirflowTimetableInvalid, ValueError) as exc:  # croniter's errors are ValueErrors
+        return _clip(str(exc) or type(exc).__name__, 150)
+    expression = getattr(timetable, "expression", None)  # cron timetables (presets resolved)
+    try:
+        if expression is not None:
+            croniter(expression).get_next(datetime)
+    except (CroniterBadDateError, OverflowError):
+        return "it never fires"
+    return None
 
 
 def check_schedule(value: str | None, *, example: str) -> str | None:
-    """A cron expression (5 fields), a preset (`@daily`), or None (manual only)."""
-    if value is None or value.startswith("@") or len(value.split()) == 5:
+    """A cron expression, a preset (`@daily`), or None (manual only), as Airflow parses it."""
+    if value is None:
         return value
-    raise ValueError(f"must be a cron expression, a preset like {example!r}, or null")
+    problem = _schedule_problem(value)
+    if problem is not None:
+        raise ValueError(
+            f"is not a schedule Airflow accepts ({problem}): use a cron expression, a preset like {example!r}, or null"
+        )
+    return value
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
@@ -133,7 +233,7 @@ KmsKey = Annotated[str, AfterValidator(_check_kms_key)]
 
 
 class Duration(timedelta):
-    """A timedelta that pydantic reads from `5m`-style strings."""
+    """A timedelta that pydantic reads from `5m`-style strings, at most MAX_DURATION."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source, handler):
@@ -144,6 +244,19 @@ class Duration(timedelta):
             # JSON shows "0:05:00"; model_dump() keeps the timedelta, so defaults pass into entries
             serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json"),
         )
+
+
+def _at_most(maximum: timedelta, why: str) -> AfterValidator:
+    def check(value: timedelta) -> timedelta:
+        if value > maximum:
+            raise ValueError(f"must be at most {_format_duration(maximum)} ({why})")
+        return value
+
+    return AfterValidator(check)
+
+
+RetryDelay = Annotated[Duration, _at_most(MAX_RETRY_DELAY, "Airflow's max_task_retry_delay")]
+PokeInterval = Annotated[Duration, _at_most(timedelta(hours=24), "a sensor looks at least once a day")]
 
 
 class StrictModel(BaseModel):
@@ -178,13 +291,13 @@ class CommonSettings(StrictModel):
     catchup: bool = False
     start_date: datetime = datetime(2026, 1, 1)
     retries: int = Field(2, ge=0, le=20)
-    retry_delay: Duration = timedelta(minutes=5)
+    retry_delay: RetryDelay = timedelta(minutes=5)
     ssh_conn_id: Identifier = "backup_ssh"
     aws_conn_id: Identifier = "aws_default"
     smtp_conn_id: Identifier = "smtp_default"
     retention: RetentionPolicy = RetentionPolicy(keep_last=7)
     gate_timeout: Duration = Field(timedelta(hours=1), description="how long a health gate may wait")
-    poke_interval: Duration = Field(timedelta(seconds=30), description="how often sensors look")
+    poke_interval: PokeInterval = Field(timedelta(seconds=30), description="how often sensors look")
     other_runs_timeout: Duration = Field(
         timedelta(days=1), description="how long a run may wait for another run of its DAG (a backfill's) to end"
     )
@@ -252,7 +365,7 @@ class RiakCluster(EntryBase):
     service_timeout: Duration = Field(
         timedelta(minutes=10), description="how long `riak-admin wait-for-service riak_kv` may wait after a start"
     )
-    node_down_retry_delay: Duration = Field(
+    node_down_retry_delay: RetryDelay = Field(
         timedelta(seconds=30),
         description="retry delay of the tasks that run while a node is stopped (snapshot, start): the node "
         "stays down while they wait, so it is short",
@@ -746,27 +859,144 @@ class EntryError(StrictModel):
 
 class ClustersFile(StrictModel):
     path: str
-    defaults: Defaults
+    defaults: Defaults  # the valid defaults; the invalid ones are in defaults_errors
     entries: list[Any]  # validated Entry models
     errors: list[EntryError]
+    defaults_errors: list[str] = []  # each also counts against every entry that uses the default
 
 
-def _describe(error: dict[str, Any], data: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
+# At most this many values (list items, mapping values, scalars; a string one per started KiB)
+# in one entry or default once YAML aliases are expanded: validation walks the expanded tree, so
+# an alias bomb (a few lines that expand to 10**9 values) must be refused before it.
+MAX_VALUES = 100_000
+# an entry (a default) reports at most this many problems
+MAX_PROBLEMS = 20
+
+
+class _Mapping(dict):
+    """A YAML mapping as the loader builds it, with the keys it found more than once."""
+
+    repeated_keys: list[tuple[Any, str]]
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that keeps what one entry does wrong to that entry.
+
+    A key written twice in one mapping is recorded (PyYAML keeps the last one silently), and a
+    number or date that Python cannot build (`2026-13-45`, an integer of 5000 digits) stays the
+    string it was, so that validation names its field and value instead of the whole file failing.
+    """
+
+    def construct_yaml_map(self, node: yaml.MappingNode):
+        data = _Mapping()
+        data.repeated_keys = []
+        yield data
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # keys merged in with `<<` may be overridden; complex keys fail in construct_mapping
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                data.repeated_keys.append(
+                    (key, f"key {_quote(key)} is written twice in one mapping (lines {first_line[key]} and {line})")
+                )
+            else:
+                first_line[key] = line
+        data.update(self.construct_mapping(node))
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return node.value
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return node.value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+class _Refused(Exception):
+    pass
+
+
+def _inspect(value: Any, sizes: dict[int, int], active: set[int], repeated: list[str]) -> int:
+    """The size of `value` with aliases expanded (memoized, so linear in the distinct objects);
+    collects repeated keys; raises _Refused beyond MAX_VALUES or when a value contains itself."""
+    if isinstance(value, str):
+        return 1 + len(value) // 1024
+    if not isinstance(value, dict | list):
+        return 1
+    ident = id(value)
+    if ident in sizes:
+        return sizes[ident]
+    if ident in active:
+        raise _Refused("contains itself (a recursive YAML alias)")
+    active.add(ident)
+    repeated.extend(text for _, text in getattr(value, "repeated_keys", ()))
+    total = 1
+    for child in value.values() if isinstance(value, dict) else value:
+        total += _inspect(child, sizes, active, repeated)
+        if total > MAX_VALUES:
+            raise _Refused(f"expands to more than {MAX_VALUES} values (YAML aliases?): refused unread")
+    active.discard(ident)
+    sizes[ident] = total
+    return total
+
+
+def _precheck(mapping: dict[Any, Any]) -> dict[Any, list[str]]:
+    """Problems found before validation, by top-level key: repeated keys, and values too big to
+    validate (the fields kept add up to at most MAX_VALUES)."""
+    problems: dict[Any, list[str]] = {}
+    for key, text in getattr(mapping, "repeated_keys", ()):
+        problems.setdefault(key, []).append(text)
+    sizes: dict[int, int] = {}
+    total = 1
+    for key, value in mapping.items():
+        repeated: list[str] = []
+        try:
+            size = _inspect(value, sizes, set(), repeated)
+            if total + size > MAX_VALUES:
+                raise _Refused(f"makes its mapping expand to more than {MAX_VALUES} values (YAML aliases?): refused unread")
+            total += size
+        except _Refused as exc:
+            repeated = [str(exc)]
+        except RecursionError:
+            repeated = ["nests too deeply"]
+        if repeated:
+            problems.setdefault(key, []).extend(f"field {_quote(key)}: {text}" for text in repeated)
+    return problems
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = _clip(".".join(str(part) for part in error["loc"]))
+    message = _clip(error["msg"].removeprefix("Value error, "), 2 * QUOTE_LIMIT)
     if error["type"] == "extra_forbidden":
-        return f"field {location!r}: unknown key (a typo?) with value {error['input']!r}"
+        return f"field {location!r}: unknown key (a typo?) with value {_quote(error['input'])}"
     if error["type"] == "missing":
         return f"field {location!r}: is required"
     if not location:
         return message
     if "password" in message:  # never echo a secret into logs and the UI's import errors
         return f"field {location!r}: value <redacted> {message}"
-    return f"field {location!r}: value {error['input']!r} {message}"
+    return f"field {location!r}: value {_quote(error['input'])} {message}"
 
 
-def _problems(exc: ValidationError, data: Any) -> list[str]:
-    return [_describe(e, data) for e in exc.errors(include_url=False)]
+def _problems(exc: ValidationError) -> list[str]:
+    return [_describe(e) for e in exc.errors(include_url=False)]
+
+
+def _bounded(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], f"and {len(problems) - MAX_PROBLEMS} more problems"]
 
 
 def resolve_clusters_file(path: str | os.PathLike | None = None) -> Path:
@@ -777,12 +1007,45 @@ def load_clusters_file(path: str | os.PathLike | None = None) -> ClustersFile:
     """Read and validate the clusters file. Broken entries are reported, not raised."""
     resolved = resolve_clusters_file(path)
     try:
-        raw = yaml.safe_load(resolved.read_text())
+        raw = yaml.load(resolved.read_text(), Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except OSError as exc:
         raise ClustersFileError(f"clusters file {str(resolved)!r}: cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ClustersFileError(f"clusters file {str(resolved)!r}: is not valid YAML: {exc}") from exc
+        raise ClustersFileError(
+            f"clusters file {str(resolved)!r}: is not valid YAML: {_clip(str(exc), 5 * QUOTE_LIMIT)}"
+        ) from exc
+    except RecursionError as exc:
+        raise ClustersFileError(f"clusters file {str(resolved)!r}: nests too deeply to be read") from exc
     return parse_clusters(raw, str(resolved))
+
+
+def _check_defaults(raw_defaults: Any) -> tuple[Defaults, dict[Any, list[str]]]:
+    """The valid part of `defaults`, and the problems of the rest by field (None: all fields).
+
+    A bad default is not applied: each entry that would use it (does not set the field itself)
+    is refused with the default's problem, and the entries that set the field still load.
+    """
+    if not isinstance(raw_defaults, dict):
+        return Defaults(), {None: [f"must be a mapping, got {_quote(raw_defaults)}"]}
+    problems = _precheck(raw_defaults)
+    candidate = {k: v for k, v in raw_defaults.items() if k not in problems}
+    while True:
+        try:
+            return Defaults.model_validate(candidate), problems
+        except ValidationError as exc:
+            bad = {}
+            for error in exc.errors(include_url=False):
+                bad.setdefault(error["loc"][0] if error["loc"] else None, []).append(_describe(error))
+            if None in bad or not set(bad) <= set(candidate):  # not a field's problem: refuse them all
+                problems.setdefault(None, []).extend(_problems(exc))
+                return Defaults(), problems
+            for field, texts in bad.items():
+                problems.setdefault(field, []).extend(texts)
+                candidate.pop(field)
+
+
+def _label(value: Any) -> str:
+    return _clip(value if isinstance(value, str) else "?" if value is None else _quote(value), 80)
 
 
 def parse_clusters(raw: Any, source: str = "<clusters file>") -> ClustersFile:
@@ -793,16 +1056,14 @@ def parse_clusters(raw: Any, source: str = "<clusters file>") -> ClustersFile:
     unknown = set(raw) - {"defaults", "entries"}
     if unknown:
         raise ClustersFileError(
-            f"clusters file {source!r}: unknown top-level key(s) {sorted(unknown)}; "
+            f"clusters file {source!r}: unknown top-level key(s) {_quote(sorted(map(str, unknown)))}; "
             "expected 'defaults' and 'entries'"
         )
+    for _, text in getattr(raw, "repeated_keys", ()):
+        raise ClustersFileError(f"clusters file {source!r}: {text}")
     raw_defaults = raw.get("defaults") or {}
-    try:
-        defaults = Defaults.model_validate(raw_defaults)
-    except ValidationError as exc:
-        raise ClustersFileError(
-            f"clusters file {source!r}: defaults: " + "; ".join(_problems(exc, raw_defaults))
-        ) from exc
+    defaults, defaults_problems = _check_defaults(raw_defaults)
+    defaults_errors = [f"defaults: {text}" for texts in defaults_problems.values() for text in texts]
     raw_entries = raw.get("entries") or []
     if not isinstance(raw_entries, list):
         raise ClustersFileError(f"clusters file {source!r}: 'entries' must be a list")
@@ -812,24 +1073,38 @@ def parse_clusters(raw: Any, source: str = "<clusters file>") -> ClustersFile:
     dag_ids: dict[str, int] = {}
     explicit_defaults = defaults.model_dump(exclude_unset=True)
     for index, item in enumerate(raw_entries):
-        name = str(item.get("name", "?")) if isinstance(item, dict) else "?"
-        kind = str(item.get("kind", "?")) if isinstance(item, dict) else "?"
+        name = _label(item.get("name")) if isinstance(item, dict) else "?"
+        kind = _label(item.get("kind")) if isinstance(item, dict) else "?"
 
         def fail(problems: list[str], index=index, name=name, kind=kind) -> None:
-            errors.append(EntryError(index=index, name=name, kind=kind, problems=problems))
+            errors.append(EntryError(index=index, name=name, kind=kind, problems=_bounded(problems)))
 
         if not isinstance(item, dict):
-            fail([f"must be a mapping, got {item!r}"])
+            fail([f"must be a mapping, got {_quote(item)}"])
             continue
-        model = ENTRY_MODELS.get(kind)
+        model = ENTRY_MODELS.get(item.get("kind")) if isinstance(item.get("kind"), str) else None
         if model is None:
-            fail([f"field 'kind': value {kind!r} is not one of {sorted(ENTRY_MODELS)}"])
+            fail([f"field 'kind': value {_quote(item.get('kind'))} is not one of {sorted(ENTRY_MODELS)}"])
+            continue
+        # a bad default counts against every entry that would use it
+        inherited = [
+            f"defaults: {text}"
+            for field, texts in defaults_problems.items()
+            if field is None or field not in item
+            for text in texts
+        ]
+        prechecked = _precheck(item)
+        if prechecked:  # never validate (nor quote) what is refused unread
+            fail([text for texts in prechecked.values() for text in texts] + inherited)
             continue
         data = {**explicit_defaults, **{k: v for k, v in item.items() if k != "kind"}}
         try:
             entry = model.model_validate(data)
         except ValidationError as exc:
-            fail(_problems(exc, data))
+            fail(_problems(exc) + inherited)
+            continue
+        if inherited:
+            fail(inherited)
             continue
         key = f"{kind}_{entry.name}"
         if key in dag_ids:
@@ -837,7 +1112,9 @@ def parse_clusters(raw: Any, source: str = "<clusters file>") -> ClustersFile:
             continue
         dag_ids[key] = index
         entries.append(entry)
-    return ClustersFile(path=source, defaults=defaults, entries=entries, errors=errors)
+    return ClustersFile(
+        path=source, defaults=defaults, entries=entries, errors=errors, defaults_errors=defaults_errors
+    )
 
 
 __all__ = [

@@ -56,10 +56,15 @@ def build_entry(entry: EntryBase) -> list[DAG]:
     return builder(entry)
 
 
+def _validation_errors(clusters: ClustersFile) -> list[str]:
+    """The bad defaults (also named in each entry that uses one), then the broken entries."""
+    return [f"{clusters.path}: {error}" for error in [*clusters.defaults_errors, *clusters.errors]]
+
+
 def build_dags(clusters: ClustersFile) -> tuple[dict[str, DAG], list[str]]:
     """(dag_id -> DAG for every buildable entry, one error text per entry that could not be built)."""
     dags: dict[str, DAG] = {}
-    errors = [f"{clusters.path}: {error}" for error in clusters.errors]
+    errors = _validation_errors(clusters)
     for entry in clusters.entries:
         try:
             built = build_entry(entry)
@@ -88,7 +93,7 @@ def check_entries(path: str | os.PathLike | None = None) -> None:
     """
     clusters = load_clusters_file(path)
     _load_builders()
-    errors = [f"{clusters.path}: {error}" for error in clusters.errors]
+    errors = _validation_errors(clusters)
     errors += [
         f"{clusters.path}: entry {e.name!r} (kind {e.kind!r}): kind {e.kind!r} is not implemented yet"
         for e in clusters.entries

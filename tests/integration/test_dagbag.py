@@ -124,3 +124,45 @@ def test_one_broken_entry_hides_nothing_and_is_named(airflow_db, tmp_path):
         (message,) = check.import_errors.values()
         assert "'broken'" in message and "'retries'" in message and "'lots'" in message
         assert "good-one" not in message
+
+
+HOSTILE_FILE = """\
+defaults:
+  alert_emails: [oncall@example.com]
+  poke_interval: 99999999999d   # a bad default: counts against each entry that does not set it
+entries:
+  - {kind: ebs, name: good-one, volume_ids: [vol-0123456789abcdef1], poke_interval: 30s}
+  - {kind: ebs, name: every, schedule: "@every", volume_ids: [vol-0123456789abcdef2], poke_interval: 30s}
+  - {kind: ebs, name: minute-61, schedule: "61 * * * *", volume_ids: [vol-0123456789abcdef3], poke_interval: 30s}
+  - {kind: ebs, name: huge-retry, retry_delay: 100000000000000000000, volume_ids: [vol-0123456789abcdef4], poke_interval: 30s}
+  - {kind: ebs, name: huge-timeout, snapshot_timeout: 99999999999d, volume_ids: [vol-0123456789abcdef5], poke_interval: 30s}
+  - {kind: ebs, name: twice, retries: 1, retries: 2, volume_ids: [vol-0123456789abcdef6], poke_interval: 30s}
+  - {kind: ebs, name: uses-default, volume_ids: [vol-0123456789abcdef7]}
+  - {kind: ebs, name: good-two, volume_tags: {backup: daily}, poke_interval: 30s}
+"""
+
+
+def test_bad_schedules_huge_durations_repeated_keys_and_bad_defaults_hide_nothing(airflow_db, tmp_path):
+    if "ebs" not in registered_kinds():
+        pytest.fail("the ebs builder is needed for this test")
+    with clusters_file(tmp_path, HOSTILE_FILE):
+        bag = load_dagbag(DAGS_DIR / "backup_dags.py")
+        assert bag.import_errors == {}
+        assert sorted(bag.dags) == ["ebs_good-one", "ebs_good-two"]
+
+        check = load_dagbag(CHECK_FILE)
+        (message,) = check.import_errors.values()
+        lines = message.splitlines()
+
+        def line_of(name: str) -> str:
+            (line,) = [line for line in lines if f"'{name}' (kind 'ebs')" in line]
+            return line
+
+        assert "field 'schedule': value '@every' is not a schedule Airflow accepts" in line_of("every")
+        assert "field 'schedule': value '61 * * * *' is not a schedule Airflow accepts" in line_of("minute-61")
+        assert "field 'retry_delay': value 100000000000000000000 must be at most" in line_of("huge-retry")
+        assert "field 'snapshot_timeout': value '99999999999d' must be at most" in line_of("huge-timeout")
+        assert "key 'retries' is written twice in one mapping (lines 10 and 10)" in line_of("twice")
+        assert "defaults: field 'poke_interval': value '99999999999d' must be at most" in line_of("uses-default")
+        assert any(line.endswith("defaults: field 'poke_interval': value '99999999999d' must be at most 36525d (100 years)") for line in lines)
+        assert "good-one" not in message and "good-two" not in message
