@@ -256,6 +256,7 @@ def test_entry_defaults():
     (cluster,) = clusters.entries
     assert cluster.missing_grace == timedelta(minutes=5) and cluster.nodes[0].http_port == 8080
     assert cluster.node_store_dir(cluster.nodes[0]) == "/var/lib/devicedb/store"
+    assert cluster.spool_dir is None and cluster.spool_max_bytes == 64 * 1024**3
 
 
 @pytest.mark.parametrize(
@@ -271,6 +272,9 @@ def test_entry_defaults():
         ({"missing_grace": "soon"}, "missing_grace"),
         ({"membership_check": "maybe"}, "membership_check"),
         ({"store_dir": "relative/path"}, "store_dir"),
+        ({"spool_dir": "spool"}, "spool_dir"),
+        ({"spool_max_bytes": 1000}, "spool_max_bytes"),
+        ({"spool_max_bytes": "lots"}, "spool_max_bytes"),
     ],
 )
 def test_bad_entries_name_the_field(fields, needle):

@@ -92,7 +92,7 @@ def cleanup_operator(tmp_path, monkeypatch, record, node_id):
     )
     monkeypatch.setattr(op, "snapshot_of_run", lambda context: record)
     monkeypatch.setattr(op, "read_manifest", lambda u: {"nodes": [{"node": "n1"}]})
-    monkeypatch.setattr(op, "_node_id", lambda: node_id)
+    monkeypatch.setattr(op, "_node_id", lambda: node_id, raising=False)
     return op, recorded
 
 
