@@ -32,7 +32,7 @@ from airflow_backup_provider.hooks.devicedb import (
     DevicedbUnreachable,
     hook_for_node,
 )
-from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.hooks.remote import RemoteCommandError, RemoteCommandHook, RemoteTransportError
 from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
 from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import devicedb as ddb
@@ -237,7 +237,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         for spec in self.nodes:
             try:
                 found[spec["label"]] = sorted({f.uuid for f in self.snapshot_folders(spec)})
-            except Exception as exc:  # a node we cannot list now is left out of the comparison
+            except (RemoteCommandError, RemoteTransportError) as exc:  # left out of the comparison
                 self.log.warning("node %s: snapshot store not listed (%s)", spec["label"], exc)
         return found
 
@@ -253,18 +253,20 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
                 f"Set snapshot_dir, or delete {where} to take a new snapshot anyway."
             )
         appeared: dict[str, set[str]] = {}
+        compared = 0  # nodes listed both before the POST and now
         for spec in self.nodes:
             label = spec["label"]
             if label not in before:
                 continue
             try:
                 folders = self.snapshot_folders(spec)
-            except Exception as exc:
+            except (RemoteCommandError, RemoteTransportError) as exc:
                 self.log.warning("node %s: snapshot store not listed (%s)", label, exc)
                 continue
+            compared += 1
             for uuid in ddb.new_snapshots(before[label], folders):
                 appeared.setdefault(uuid, set()).add(label)
-        if not any(s["label"] in before for s in self.nodes) or (not appeared and not self._quorum()):
+        if not compared or (not appeared and not self._quorum()):
             raise AirflowException(
                 f"{posted} got no answer, and no snapshot has appeared since: the cluster has no quorum yet "
                 "(or its stores cannot be listed); the snapshot may still be taken, so none is posted now"
