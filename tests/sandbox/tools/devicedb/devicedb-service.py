@@ -275,10 +275,9 @@ class Node:
         with self.lock:
             if target.exists() or snap_uuid in self.in_progress:
                 return  # a redelivered entry
-        self.store.copy_to(target)
+            self.in_progress[snap_uuid] = time.monotonic() + self.delay()  # processing while it copies
         self.store.log(f"snapshot {snap_uuid}: copying store")
-        with self.lock:
-            self.in_progress[snap_uuid] = time.monotonic() + self.delay()
+        self.store.copy_to(target)
 
         def finish() -> None:
             if mode != "failed":
