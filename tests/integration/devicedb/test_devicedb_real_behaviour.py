@@ -26,8 +26,8 @@ pytestmark = pytest.mark.sandbox
 
 CONN = "devicedb_slow_s3"
 STORE_SIZE = 32 * MIB
-WRITE_TIMEOUT = 3  # seconds: the simulator's stand-in for devicedb's 45 s
-PART_DELAY = 1.5  # seconds S3 takes per part: a tar uploaded as it is read needs 7 x 1.5 s
+WRITE_TIMEOUT = 5  # seconds: the simulator's stand-in for devicedb's 45 s (the spool reads 32 MiB well within it)
+PART_DELAY = 2  # seconds S3 takes per part: a tar uploaded as it is read needs 7 x 2 s
 
 
 @pytest.fixture(scope="module")
