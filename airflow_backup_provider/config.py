@@ -561,7 +561,17 @@ class DevicedbCluster(EntryBase):
     part_size_mb: int = Field(16, ge=5, le=5120, description="S3 multipart part size in MiB")
     verify_upload: bool = Field(True, description="read every uploaded tar back from S3 and check its SHA-256")
     cleanup_local_snapshots: bool = Field(
-        False, description="after a verified upload, delete the node's <snapshot_dir>/<uuid> folder over SSH"
+        False,
+        description="after a verified upload, delete the node's <snapshot_dir>/snapshot-<uuid>-<nodeID> folder (and the run's orphaned snapshots) over SSH",
+    )
+    spool_dir: AbsPath | None = Field(
+        None,
+        description="worker folder each node tar is read into at the network's speed before its upload (devicedb cuts a response after 45 s); default: the worker's temp folder",
+    )
+    spool_max_bytes: int = Field(
+        64 * 1024**3,
+        ge=1024**2,
+        description="the largest node tar the spool takes (bytes); a bigger one fails the upload at once",
     )
     check_site: Identifier | None = Field(
         "airflow-backup",

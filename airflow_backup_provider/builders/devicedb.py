@@ -78,7 +78,8 @@ def build_backup(entry: DevicedbCluster) -> DAG:
         summary=(
             "Takes one consistent devicedb cluster snapshot (`POST /snapshot` on the first node that "
             "answers; the UUID is recorded so a retry never takes a second one), waits until every node "
-            f"reports it `completed`, streams each node's tar to `{where}<node>.tar` (multipart, SHA-256, "
+            f"reports it `completed`, reads each node's tar into a spool file on the worker (at the network's "
+            f"speed; members and end-of-archive checked), uploads it to `{where}<node>.tar` (multipart, SHA-256, "
             "read back), then writes `manifest.json`: only then is the snapshot complete. Retention "
             "runs over complete snapshots"
             + (", and each node's local snapshot folder is removed after its verified upload." if entry.cleanup_local_snapshots else ".")
@@ -106,6 +107,8 @@ def build_backup(entry: DevicedbCluster) -> DAG:
                 node=spec,
                 part_size_mb=entry.part_size_mb,
                 verify_upload=entry.verify_upload,
+                spool_dir=entry.spool_dir,
+                spool_max_bytes=entry.spool_max_bytes,
                 **common,
             )
             for spec in specs

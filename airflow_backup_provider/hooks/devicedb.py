@@ -7,9 +7,12 @@ error text and code, so that an alert is enough to act on.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 import requests
 from airflow.sdk.bases.hook import BaseHook
@@ -24,6 +27,7 @@ class DevicedbError(RuntimeError):
     def __init__(self, node: str, what: str, detail: str, *, http_status: int | None = None, code: int | None = None):
         self.node = node
         self.what = what
+        self.detail = detail
         self.http_status = http_status
         self.code = code
         status = f"HTTP {http_status}: " if http_status is not None else ""
@@ -40,6 +44,17 @@ class DevicedbUnreachable(DevicedbError):
     def __init__(self, node: str, what: str, detail: str, *, refused: bool = False):
         super().__init__(node, what, detail)
         self.refused = refused
+
+
+class DevicedbTarTooLarge(DevicedbError):
+    """A node tar grew past the spool's bound: refused at once (a retry would not shrink it)."""
+
+
+@dataclass(frozen=True)
+class TarDownload:
+    size: int
+    sha256: str
+    seconds: float
 
 
 def _never_connected(exc: BaseException) -> bool:
@@ -158,6 +173,12 @@ class DevicedbHook(BaseHook):
         error = ddb.parse_error_body(response.content[:4000])
         return DevicedbError(self.node, what, str(error), http_status=response.status_code, code=error.code)
 
+    def _parsed(self, what: str, parse, body: bytes):
+        try:
+            return parse(body)
+        except ddb.DevicedbResponseError as exc:
+            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+
     # ---- snapshots ----------------------------------------------------------------------------
 
     def trigger_snapshot(self) -> ddb.SnapshotInfo:
@@ -193,6 +214,38 @@ class DevicedbHook(BaseHook):
         finally:
             response.close()
 
+    def download_snapshot_tar(self, uuid: str, target: IO[bytes], *, max_bytes: int, chunk_size: int = 1 << 20) -> TarDownload:
+        """Read the node's tar into `target` at the network's speed, hashing it on the way.
+
+        devicedb cuts any response still being written after its 45 s write timeout, so the tar is
+        never read at the pace of a slower consumer (S3). It comes chunked, with no Content-Length:
+        its completeness is checked afterwards (``ddb.check_snapshot_tar``).
+        """
+        what = f"GET /snapshot/{uuid}.tar"
+        digest = hashlib.sha256()
+        size = 0
+        started = time.monotonic()
+        with self.open_snapshot_tar(uuid) as response:
+            try:
+                for chunk in response.iter_content(chunk_size=chunk_size):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DevicedbTarTooLarge(
+                            self.node, what, f"the tar exceeds spool_max_bytes ({max_bytes} bytes): refused, nothing uploaded"
+                        )
+                    digest.update(chunk)
+                    target.write(chunk)
+            except requests.RequestException as exc:  # a broken chunked stream, a reset, a read timeout
+                seconds = time.monotonic() - started
+                raise DevicedbError(
+                    self.node,
+                    what,
+                    f"the tar stream was cut after {size} bytes, {seconds:.1f}s into the download ({type(exc).__name__}: {exc}); "
+                    "devicedb closes a response it is still writing after its write timeout (45 s), "
+                    "so the network from the node to this worker is too slow for this tar, or the node went away",
+                ) from exc
+        return TarDownload(size=size, sha256=digest.hexdigest(), seconds=time.monotonic() - started)
+
     # ---- data ---------------------------------------------------------------------------------
 
     def ensure_site(self, site: str) -> None:
@@ -201,7 +254,8 @@ class DevicedbHook(BaseHook):
         if response.status_code != 200:
             raise self._fail(response, what)
 
-    def put_key(self, site: str, bucket: str, key: str, value: str, context: str = "") -> None:
+    def put_key(self, site: str, bucket: str, key: str, value: str, context: str = "") -> ddb.BatchResult:
+        """Write one key; the answer says on how many replicas it was applied (``nApplied``)."""
         what = f"POST /sites/{site}/buckets/{bucket}/batches"
         response = self._request(
             "POST",
@@ -212,6 +266,7 @@ class DevicedbHook(BaseHook):
         )
         if response.status_code != 200:
             raise self._fail(response, what)
+        return self._parsed(what, ddb.parse_batch_result, response.content)
 
     def get_key(self, site: str, bucket: str, key: str) -> list[str]:
         """The sibling values of `key` (``[]`` when it does not exist)."""
@@ -224,16 +279,21 @@ class DevicedbHook(BaseHook):
         except ddb.DevicedbResponseError as exc:
             raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
 
-    def membership(self) -> list[str]:
-        """Node ids in the cluster overview (the call behind ``devicedb cluster overview``)."""
+    def cluster_nodes(self) -> list[ddb.ClusterNode]:
+        """The nodes of the cluster overview (the call behind ``devicedb cluster overview``)."""
         what = "GET /cluster"
         response = self._request("GET", "/cluster", what)
         if response.status_code != 200:
             raise self._fail(response, what)
-        try:
-            return ddb.parse_membership(response.content)
-        except ddb.DevicedbResponseError as exc:
-            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+        return self._parsed(what, ddb.parse_cluster_nodes, response.content)
+
+    def membership(self) -> list[str]:
+        """Node ids in the cluster overview, sorted."""
+        return sorted(n.node_id for n in self.cluster_nodes())
+
+    def node_id(self) -> str | None:
+        """This node's id, from the overview entry at its HTTP address (None when none matches)."""
+        return ddb.node_id_at(self.cluster_nodes(), self.http_host or self.host, self.http_port)
 
 
 def hook_for_node(spec: dict[str, Any], *, timeout: float, ssh_tunnel: bool, ssh_conn_id: str | None) -> DevicedbHook:

@@ -41,7 +41,8 @@ class DevicedbSnapshotSensor(_DevicedbNodesSensor):
     """
     Wait until every node reports the run's snapshot ``completed``.
 
-    ``failed`` on any node fails the task at once (no retry: the snapshot is broken); ``missing``
+    ``failed`` on any node fails the task at once (no retry: the snapshot is broken), and so does
+    a node that answers 500 ``No snapshot directory configured`` (it will never take it); ``missing``
     or no answer is tolerated for ``missing_grace`` seconds after the trigger, then fails it.
     Deferrable (the triggerer polls) unless the nodes are reached through an SSH tunnel, in
     which case it reschedules between pokes.
@@ -94,7 +95,7 @@ class DevicedbSnapshotSensor(_DevicedbNodesSensor):
                 try:
                     statuses[spec["label"]] = hook.snapshot_status(uuid).status
                 except DevicedbError as exc:
-                    statuses[spec["label"]] = ddb.UNREACHABLE
+                    statuses[spec["label"]] = ddb.status_error_kind(exc.http_status, exc.detail)
                     errors[spec["label"]] = str(exc)
         verdict = ddb.judge_snapshot(
             statuses,

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 PROCESSING = "processing"
@@ -27,8 +28,12 @@ COMPLETED = "completed"
 MISSING = "missing"
 FAILED = "failed"
 SNAPSHOT_STATUSES = (PROCESSING, COMPLETED, MISSING, FAILED)
-# Not a devicedb status: what the poller records when a node did not answer at all.
+# Not devicedb statuses: what the poller records when a node did not answer at all, and when it
+# answered the status call with 500 "No snapshot directory configured" (started without
+# -snapshot_store: it will never take the snapshot, so waiting for it is pointless).
 UNREACHABLE = "unreachable"
+NO_SNAPSHOT_STORE = "no snapshot store"
+NO_SNAPSHOT_STORE_TEXT = "No snapshot directory configured"
 
 SNAPSHOT_IN_PROGRESS = 25
 SNAPSHOT_OPEN_FAILED = 26
@@ -166,6 +171,40 @@ def parse_error_body(body: bytes | str) -> DevicedbErrorBody:
     return DevicedbErrorBody(message=text.strip()[:500], code=None)
 
 
+def status_error_kind(http_status: int | None, body: bytes | str) -> str:
+    """What a status call that did not answer 200 means: ``NO_SNAPSHOT_STORE`` for the 500 of a
+    node started without -snapshot_store (final), ``UNREACHABLE`` for anything else (may pass)."""
+    if http_status == 500 and parse_error_body(body).message.startswith(NO_SNAPSHOT_STORE_TEXT):
+        return NO_SNAPSHOT_STORE
+    return UNREACHABLE
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A batch write's answer: on how many of the replicas it was applied."""
+
+    applied: int
+    replicas: int
+    quorum: bool
+
+    @property
+    def everywhere(self) -> bool:
+        return self.applied >= self.replicas
+
+
+def parse_batch_result(body: bytes | str) -> BatchResult:
+    """``{"nApplied":N,"replicas":R,"Quorum":true|false,"patch":null}``."""
+    data = _json(body, "batch response")
+    if not isinstance(data, dict) or not isinstance(data.get("nApplied"), int) or not isinstance(data.get("replicas"), int):
+        raise DevicedbResponseError(f"batch response: expected nApplied and replicas, got {str(data)[:200]!r}")
+    quorum = data.get("Quorum")
+    return BatchResult(
+        applied=data["nApplied"],
+        replicas=data["replicas"],
+        quorum=bool(quorum) if isinstance(quorum, bool) else data["nApplied"] > data["replicas"] // 2,
+    )
+
+
 def parse_key_values(body: bytes | str, key: str) -> list[str]:
     """The sibling values of `key` from GET .../keys?key=k (``[]`` when the key does not exist)."""
     data = _json(body, "keys response")
@@ -182,17 +221,20 @@ def parse_key_values(body: bytes | str, key: str) -> list[str]:
     return values
 
 
-def parse_membership(body: bytes | str) -> list[str]:
-    """Node ids from the cluster overview that ``devicedb cluster overview`` prints (GET /cluster).
+@dataclass(frozen=True)
+class ClusterNode:
+    node_id: str  # decimal uint64 (can exceed 2**63: kept as text)
+    host: str | None
+    port: int | None
 
-    Raises :class:`DevicedbResponseError` when the shape is not recognised, so the caller can
-    decide whether an unknown shape is fatal (``membership_check: required``).
-    """
+
+def parse_cluster_nodes(body: bytes | str) -> list[ClusterNode]:
+    """The nodes of the cluster overview that ``devicedb cluster overview`` prints (GET /cluster)."""
     data = _json(body, "cluster overview")
     nodes = data.get("Nodes") if isinstance(data, dict) else None
     if not isinstance(nodes, list):
         raise DevicedbResponseError(f"cluster overview: no Nodes list in {str(data)[:200]!r}")
-    ids: list[str] = []
+    found: list[ClusterNode] = []
     for node in nodes:
         address = node.get("Address") if isinstance(node, dict) else None
         node_id = None
@@ -202,8 +244,78 @@ def parse_membership(body: bytes | str) -> list[str]:
             node_id = node.get("NodeID", node.get("id"))
         if node_id is None:
             raise DevicedbResponseError(f"cluster overview: a node without an id: {str(node)[:200]!r}")
-        ids.append(str(node_id))
-    return sorted(ids)
+        address = address if isinstance(address, dict) else {}
+        port = address.get("Port")
+        found.append(
+            ClusterNode(
+                node_id=str(node_id),
+                host=address.get("Host") if isinstance(address.get("Host"), str) else None,
+                port=port if isinstance(port, int) else None,
+            )
+        )
+    return found
+
+
+def parse_membership(body: bytes | str) -> list[str]:
+    """Node ids from the cluster overview (GET /cluster), sorted.
+
+    Raises :class:`DevicedbResponseError` when the shape is not recognised, so the caller can
+    decide whether an unknown shape is fatal (``membership_check: required``).
+    """
+    return sorted(n.node_id for n in parse_cluster_nodes(body))
+
+
+def node_id_at(nodes: Sequence[ClusterNode], host: str, port: int) -> str | None:
+    """The id of the overview's node at ``host:port`` (None when no single node matches)."""
+    matches = {n.node_id for n in nodes if n.host == host and n.port == port}
+    return matches.pop() if len(matches) == 1 else None
+
+
+# ---- the nodes' snapshot folders ------------------------------------------------------------------
+
+_SNAPSHOT_FOLDER_RE = re.compile(
+    r"^snapshot-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})-([0-9]{1,20})$"
+)
+
+
+@dataclass(frozen=True)
+class SnapshotFolder:
+    name: str
+    uuid: str
+    node_id: str
+
+
+def snapshot_folder_name(uuid: str, node_id: str) -> str:
+    """A node keeps snapshot `uuid` as ``<snapshot_store>/snapshot-<uuid>-<nodeID>/``."""
+    if not re.fullmatch(r"[0-9]{1,20}", str(node_id)):
+        raise ValueError(f"node id: value {node_id!r} is not a decimal devicedb node id")
+    return f"snapshot-{check_uuid(uuid)}-{node_id}"
+
+
+def parse_snapshot_folders(names: Iterable[str]) -> list[SnapshotFolder]:
+    """The snapshot folders among the names listed in a snapshot store (anything else ignored)."""
+    found = []
+    for name in names:
+        match = _SNAPSHOT_FOLDER_RE.match(name.strip().rstrip("/"))
+        if match:
+            found.append(SnapshotFolder(name=match.group(0), uuid=match.group(1).lower(), node_id=match.group(2)))
+    return sorted(found, key=lambda f: f.name)
+
+
+def folder_to_remove(folders: Sequence[SnapshotFolder], uuid: str, node_id: str | None) -> SnapshotFolder | None:
+    """Which of a store's folders is this node's copy of `uuid`: the one with the node's id, or,
+    when the id is unknown, the only folder of that snapshot (None when it cannot be told)."""
+    uuid = check_uuid(uuid)
+    of_snapshot = [f for f in folders if f.uuid == uuid]
+    if node_id is not None:
+        return next((f for f in of_snapshot if f.node_id == str(node_id)), None)
+    return of_snapshot[0] if len(of_snapshot) == 1 else None
+
+
+def new_snapshots(before: Iterable[str], after: Iterable[SnapshotFolder]) -> list[str]:
+    """The snapshot UUIDs whose folders appeared since the listing `before` (UUIDs seen then)."""
+    known = {u.lower() for u in before}
+    return sorted({f.uuid for f in after if f.uuid not in known})
 
 
 # ---- the verdict over every node's status ---------------------------------------------------------
@@ -244,9 +356,15 @@ def judge_snapshot(
     failed = sorted(n for n, s in statuses.items() if s == FAILED)
     if failed:
         return Verdict(FAILED, f"snapshot failed on {', '.join(failed)}", statuses)
-    unknown = sorted(n for n, s in statuses.items() if s not in SNAPSHOT_STATUSES and s != UNREACHABLE)
+    unknown = sorted(n for n, s in statuses.items() if s not in (*SNAPSHOT_STATUSES, UNREACHABLE, NO_SNAPSHOT_STORE))
     if unknown:
         return Verdict(FAILED, f"unknown status on {', '.join(unknown)}: " + ", ".join(statuses[n] for n in unknown), statuses)
+    storeless = sorted(n for n, s in statuses.items() if s == NO_SNAPSHOT_STORE)
+    if storeless:
+        detail = "; ".join(f"{n}: {errors.get(n, NO_SNAPSHOT_STORE_TEXT)}" for n in storeless)
+        return Verdict(
+            FAILED, f"no snapshot store on {', '.join(storeless)} (started without -snapshot_store): {detail}", statuses
+        )
     late = sorted(n for n, s in statuses.items() if s in (MISSING, UNREACHABLE))
     if late:
         waited = now - triggered_at
@@ -414,6 +532,46 @@ def check_tar_members(names: Iterable[str]) -> list[str]:
     if not names:
         raise ValueError("tar members: the tar is empty")
     return [n.removeprefix("./") for n in names]
+
+
+@dataclass(frozen=True)
+class TarCheck:
+    members: list[str]
+    size: int  # bytes of the archive up to and including its end-of-archive marker
+
+
+def check_snapshot_tar(fileobj: IO[bytes]) -> TarCheck:
+    """Check a node tar read from a seekable file: plain LevelDB members (a ``CURRENT`` and a
+    ``MANIFEST-*`` among them), every member's data present, and the end-of-archive marker (two
+    zero blocks) after the last one. The tar comes chunked without Content-Length, so a stream cut
+    at a member boundary would otherwise pass for a whole tar."""
+    fileobj.seek(0, 2)
+    total = fileobj.tell()
+    fileobj.seek(0)
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r:") as tar:
+            members = tar.getmembers()
+            end = tar.offset  # where the header after the last member starts
+    except tarfile.TarError as exc:
+        raise ValueError(f"tar: not a readable tar, or cut short ({exc})") from exc
+    if not members:
+        raise ValueError("tar members: the tar is empty")
+    not_files = [m.name for m in members if not m.isfile()]
+    if not_files:
+        raise ValueError(f"tar members: {not_files[:5]!r} are not regular files")
+    names = check_tar_members(m.name for m in members)
+    last = members[-1]
+    if last.offset_data + last.size > total:
+        raise ValueError(
+            f"tar: ends inside member {last.name!r} ({total - last.offset_data} of {last.size} bytes): the stream was cut"
+        )
+    fileobj.seek(end)
+    trailer = fileobj.read(2 * tarfile.BLOCKSIZE)
+    if len(trailer) < 2 * tarfile.BLOCKSIZE or trailer.strip(b"\0"):
+        raise ValueError(f"tar: no end-of-archive marker after member {last.name!r} at byte {end}: the stream was cut")
+    if "CURRENT" not in names or not any(n.startswith("MANIFEST-") for n in names):
+        raise ValueError(f"tar members: {names[:8]!r} are not a LevelDB store (no CURRENT and MANIFEST-*)")
+    return TarCheck(members=names, size=end + 2 * tarfile.BLOCKSIZE)
 
 
 def sha256_hex(data: bytes) -> str:

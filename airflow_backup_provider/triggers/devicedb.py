@@ -58,7 +58,7 @@ class DevicedbSnapshotTrigger(BaseTrigger):
             async with session.get(base + ddb.status_path(self.uuid)) as response:
                 body = await response.read()
                 if response.status != 200:
-                    return ddb.UNREACHABLE, f"HTTP {response.status}: {ddb.parse_error_body(body)}"
+                    return ddb.status_error_kind(response.status, body), f"HTTP {response.status}: {ddb.parse_error_body(body)}"
                 return ddb.parse_snapshot(body, expected_uuid=self.uuid).status, None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return ddb.UNREACHABLE, f"{type(exc).__name__}: {exc}"

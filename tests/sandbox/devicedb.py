@@ -145,9 +145,27 @@ class DevicedbSim:
             what=f"snapshot {uuid} completed on every node",
         )
 
-    def snapshot_dirs(self, node: SandboxNode) -> list[str]:
+    def snapshot_folders(self, node: SandboxNode) -> list[str]:
+        """The names in the node's snapshot store (``snapshot-<uuid>-<nodeID>``, as on a real node)."""
         path = self.snapshot_dir(node)
         return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+    def snapshot_dirs(self, node: SandboxNode) -> list[str]:
+        """The UUIDs of the snapshots the node keeps (each folder checked to carry the node's id)."""
+        uuids = []
+        for name in self.snapshot_folders(node):
+            prefix, _, node_id = name.rpartition("-")
+            assert prefix.startswith("snapshot-") and node_id == self.node_ids[node.name], name
+            uuids.append(prefix.removeprefix("snapshot-"))
+        return sorted(uuids)
+
+    def grow_store(self, node: SandboxNode, size: int) -> None:
+        """Give the node's store a LevelDB table of `size` random bytes (a store worth a slow tar)."""
+        table = self.store_dir(node) / "000005.ldb"
+        with open(table, "wb") as fh:
+            for _ in range(size // (1 << 20)):
+                fh.write(random.randbytes(1 << 20))
+            fh.write(random.randbytes(size % (1 << 20)))
 
     # ---- clusters-file entry -------------------------------------------------------------------
     def entry(self, name: str, bucket: str, **overrides: Any) -> dict[str, Any]:

@@ -256,6 +256,7 @@ def test_entry_defaults():
     (cluster,) = clusters.entries
     assert cluster.missing_grace == timedelta(minutes=5) and cluster.nodes[0].http_port == 8080
     assert cluster.node_store_dir(cluster.nodes[0]) == "/var/lib/devicedb/store"
+    assert cluster.spool_dir is None and cluster.spool_max_bytes == 64 * 1024**3
 
 
 @pytest.mark.parametrize(
@@ -271,9 +272,122 @@ def test_entry_defaults():
         ({"missing_grace": "soon"}, "missing_grace"),
         ({"membership_check": "maybe"}, "membership_check"),
         ({"store_dir": "relative/path"}, "store_dir"),
+        ({"spool_dir": "spool"}, "spool_dir"),
+        ({"spool_max_bytes": 1000}, "spool_max_bytes"),
+        ({"spool_max_bytes": "lots"}, "spool_max_bytes"),
     ],
 )
 def test_bad_entries_name_the_field(fields, needle):
     clusters = entry(**fields)
     assert not clusters.entries
     assert needle in str(clusters.errors[0])
+
+
+# ---- the defects of a real 1.10 cluster (the reference's "Observed" section) -------------------
+
+
+def go_tar(files: dict[str, bytes]) -> bytes:
+    """A node tar as devicedb writes it: flat members, mode 0644, uid/gid 0, mtime 0, then two
+    zero blocks (Go's archive/tar pads to no record size)."""
+    import tarfile
+
+    out = bytearray()
+    for name, data in files.items():
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o644, 0, 0, 0
+        out += info.tobuf(format=tarfile.USTAR_FORMAT)
+        out += data + b"\0" * (-len(data) % 512)
+    return bytes(out + b"\0" * 1024)
+
+
+SMALL_STORE = {"000001.log": b"x" * 700, "CURRENT": b"MANIFEST-000000\n", "LOCK": b"", "LOG": b"log\n", "MANIFEST-000000": b"m" * 50}
+
+
+def check_tar(data: bytes):
+    import io
+
+    return ddb.check_snapshot_tar(io.BytesIO(data))
+
+
+def test_a_whole_node_tar_of_the_reference_passes():
+    data = go_tar(SMALL_STORE)
+    checked = check_tar(data)
+    assert checked.members == ["000001.log", "CURRENT", "LOCK", "LOG", "MANIFEST-000000"] and checked.size == len(data)
+    bigger = go_tar({**SMALL_STORE, "000005.ldb": b"t" * 5000, "000007.log": b"l" * 3})
+    assert "000005.ldb" in check_tar(bigger).members
+
+
+def test_a_tar_cut_anywhere_is_refused():
+    data = go_tar(SMALL_STORE)
+    # at a member boundary (before the last member's header), inside a member, inside the end marker
+    boundary = len(data) - 1024 - 512 - 512
+    for cut, needle in [(boundary, "end-of-archive"), (600, "cut"), (len(data) - 10, "end-of-archive"), (len(data) - 1024, "end-of-archive")]:
+        with pytest.raises(ValueError, match=needle):
+            check_tar(data[:cut])
+
+
+@pytest.mark.parametrize(
+    "files,needle",
+    [
+        ({}, "empty"),
+        ({"CURRENT": b"x"}, "not a LevelDB store"),
+        ({**SMALL_STORE, "../etc/passwd": b"x"}, "plain LevelDB file names"),
+        ({**SMALL_STORE, "store/CURRENT": b"x"}, "plain LevelDB file names"),
+    ],
+)
+def test_a_tar_that_is_not_a_store_is_refused(files, needle):
+    with pytest.raises(ValueError, match=needle):
+        check_tar(go_tar(files) if files else b"\0" * 1024)
+
+
+def test_a_500_no_snapshot_directory_is_final_and_names_the_node():
+    assert ddb.status_error_kind(500, b"No snapshot directory configured") == ddb.NO_SNAPSHOT_STORE
+    assert ddb.status_error_kind(500, b'{"message":"The storage driver experienced an error","code":3}') == ddb.UNREACHABLE
+    assert ddb.status_error_kind(None, "connection refused") == ddb.UNREACHABLE
+    verdict = ddb.judge_snapshot(
+        {"a": "completed", "b": ddb.NO_SNAPSHOT_STORE},
+        triggered_at=T0,
+        now=T0,
+        missing_grace=timedelta(minutes=5),
+        errors={"b": "devicedb node b:8080: GET /snapshot/u: HTTP 500: No snapshot directory configured"},
+    )
+    assert verdict.state == "failed" and "no snapshot store on b" in verdict.reason
+    assert "No snapshot directory configured" in verdict.reason
+
+
+def test_snapshot_folders_are_named_by_uuid_and_node_id():
+    big_id = "17756478523337819288"  # > 2**63, as on the real cluster
+    assert ddb.snapshot_folder_name(UUID, big_id) == f"snapshot-{UUID}-{big_id}"
+    other = "19a7e40e-adcc-4cc2-87a7-ae599272b050"
+    folders = ddb.parse_snapshot_folders([f"snapshot-{UUID}-{big_id}", f"snapshot-{other}-12", UUID, "lost+found", "snapshot-x-1"])
+    assert sorted((f.uuid, f.node_id) for f in folders) == [(other, "12"), (UUID, big_id)]
+    assert ddb.folder_to_remove(folders, UUID, big_id).name == f"snapshot-{UUID}-{big_id}"
+    assert ddb.folder_to_remove(folders, UUID, None).name == f"snapshot-{UUID}-{big_id}"  # the only one
+    assert ddb.folder_to_remove(folders, UUID, "12") is None
+    shared = ddb.parse_snapshot_folders([f"snapshot-{UUID}-1", f"snapshot-{UUID}-2"])  # two nodes, one store
+    assert ddb.folder_to_remove(shared, UUID, None) is None and ddb.folder_to_remove(shared, UUID, "2").node_id == "2"
+    assert ddb.new_snapshots([other], folders) == [UUID]
+    with pytest.raises(ValueError, match="node id"):
+        ddb.snapshot_folder_name(UUID, "1; rm -rf /")
+
+
+def test_node_id_from_the_cluster_overview_of_the_reference():
+    body = (
+        '{"Nodes":[{"Address":{"NodeID":17756478523337819288,"Host":"10.0.0.1","Port":8080}},'
+        '{"Address":{"NodeID":42,"Host":"10.0.0.2","Port":8080}}],'
+        '"ClusterSettings":{"ReplicationFactor":3,"Partitions":1024},"PartitionDistribution":[],"TokenAssignments":[]}'
+    )
+    nodes = ddb.parse_cluster_nodes(body)
+    assert ddb.node_id_at(nodes, "10.0.0.1", 8080) == "17756478523337819288"
+    assert ddb.node_id_at(nodes, "10.0.0.3", 8080) is None
+    assert ddb.parse_membership(body) == ["17756478523337819288", "42"]
+
+
+def test_batch_answers_of_the_reference():
+    short = ddb.parse_batch_result('{"nApplied":2,"replicas":3,"Quorum":true,"patch":null}')
+    assert short == ddb.BatchResult(2, 3, True) and not short.everywhere
+    assert ddb.parse_batch_result('{"nApplied":3,"replicas":3,"Quorum":true,"patch":null}').everywhere
+    with pytest.raises(ddb.DevicedbResponseError, match="batch response"):
+        ddb.parse_batch_result("\n")
+    with pytest.raises(ddb.DevicedbResponseError, match="nApplied"):
+        ddb.parse_batch_result('{"patch":null}')

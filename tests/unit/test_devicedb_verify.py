@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError
 from airflow_backup_provider.operators import devicedb_restore
@@ -81,23 +81,58 @@ def test_an_unreadable_key_waits(monkeypatch):
     assert not ok and "n2: check key unreadable" in sensor._problems[0]
 
 
-def test_cleanup_removes_the_snapshot_folder_and_reports_one_that_is_not_there(tmp_path, monkeypatch):
+def cleanup_operator(tmp_path, monkeypatch, record, node_id):
     from airflow_backup_provider.operators import devicedb as ops
 
-    uuid = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
     recorded = []
     monkeypatch.setattr(ops, "record_outcome", lambda context, **kw: recorded.append(kw))
-    spec = {"label": "n1", "host": "localhost", "snapshot_dir": str(tmp_path / "snaps")}
+    spec = {"label": "n1", "host": "localhost", "http_port": 8080, "snapshot_dir": str(tmp_path / "snaps")}
     op = ops.DevicedbCleanupNodeOperator(
         task_id="cleanup_n1", node=spec, cluster="c", nodes=[spec], bucket="b", prefix="p", ssh_conn_id="local"
     )
-    monkeypatch.setattr(op, "snapshot_of_run", lambda context: {"uuid": uuid})
+    monkeypatch.setattr(op, "snapshot_of_run", lambda context: record)
     monkeypatch.setattr(op, "read_manifest", lambda u: {"nodes": [{"node": "n1"}]})
-    folder = tmp_path / "snaps" / uuid
+    monkeypatch.setattr(op, "_node_id", lambda: node_id, raising=False)
+    return op, recorded
+
+
+def snapshot_folder(tmp_path, uuid, node_id):
+    folder = tmp_path / "snaps" / f"snapshot-{uuid}-{node_id}"
     folder.mkdir(parents=True)
     (folder / "CURRENT").write_text("MANIFEST-000001\n")
+    return folder
+
+
+UUID = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
+ORPHAN = "19a7e40e-adcc-4cc2-87a7-ae599272b050"
+OTHER = "0c8b7f51-4f0e-4a34-9d1e-7c6f2b1a9e00"
+NODE_ID = "17756478523337819288"
+
+
+@pytest.mark.parametrize("known_id", [NODE_ID, None])  # from GET /cluster, or by the folder name alone
+def test_cleanup_removes_the_nodes_snapshot_folder_and_the_runs_orphans(tmp_path, monkeypatch, known_id):
+    mine, orphan, other = (snapshot_folder(tmp_path, u, NODE_ID) for u in (UUID, ORPHAN, OTHER))
+    record = {"uuid": UUID, "orphans": [ORPHAN], "before": {"n1": [OTHER]}, "unanswered": True}
+    op, recorded = cleanup_operator(tmp_path, monkeypatch, record, known_id)
     op.execute({})
-    assert not folder.exists() and recorded[-1]["status"] == "done"
-    # a wrong snapshot_dir (or a folder already gone) is said, not counted as freed disk
+    assert not mine.exists() and not orphan.exists() and other.exists()
+    assert recorded[-1]["status"] == "done" and f"snapshot-{UUID}-{NODE_ID}" in recorded[-1]["detail"]
+    assert ORPHAN in recorded[-1]["detail"]
+
+
+def test_cleanup_removes_what_an_unanswered_post_left_behind(tmp_path, monkeypatch):
+    mine, late = snapshot_folder(tmp_path, UUID, NODE_ID), snapshot_folder(tmp_path, ORPHAN, NODE_ID)
+    kept = snapshot_folder(tmp_path, OTHER, NODE_ID)  # there before the run
+    op, _ = cleanup_operator(tmp_path, monkeypatch, {"uuid": UUID, "before": {"n1": [OTHER]}, "unanswered": True}, NODE_ID)
     op.execute({})
-    assert recorded[-1]["status"] == "skipped" and "no local snapshot folder" in recorded[-1]["detail"]
+    assert not mine.exists() and not late.exists() and kept.exists()
+
+
+def test_cleanup_fails_when_the_completed_snapshot_has_no_folder_where_it_must_be(tmp_path, monkeypatch):
+    old_layout = tmp_path / "snaps" / UUID  # <snapshot_store>/<uuid>: not where devicedb keeps it
+    old_layout.mkdir(parents=True)
+    snapshot_folder(tmp_path, UUID, "42")  # another node's copy (a shared store)
+    op, recorded = cleanup_operator(tmp_path, monkeypatch, {"uuid": UUID}, NODE_ID)
+    with pytest.raises(AirflowException, match=f"no folder snapshot-{UUID}-{NODE_ID} in .*snaps"):
+        op.execute({})
+    assert old_layout.exists() and recorded == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import threading
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import pytest
 from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, DevicedbUnreachable
 from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook, UploadVerificationError
 from airflow_backup_provider.operators.devicedb import DevicedbTriggerSnapshotOperator
+from airflow_backup_provider.stores import devicedb as ddb
 from tests.devicedb_fixtures import s3_objects
 from tests.sandbox.core import wait_until
 
@@ -35,7 +37,10 @@ def test_trigger_status_and_tar_carry_node_and_status(sandbox, devicedb):
     devicedb.wait_completed(info.uuid)
     with hook(sandbox.nodes[2]) as h, h.open_snapshot_tar(info.uuid) as response:
         data = b"".join(response.iter_content(65536))
-    assert len(data) == int(response.headers["Content-Length"]) and len(data) % 512 == 0
+    # as on a real node: chunked, no Content-Length; flat members, two zero blocks at the end
+    assert "Content-Length" not in response.headers and response.headers["Transfer-Encoding"] == "chunked"
+    assert ddb.check_snapshot_tar(io.BytesIO(data)).members == ["000001.log", "CURRENT", "LOCK", "LOG", "MANIFEST-000001"]
+    assert data.endswith(b"\0" * 1024) and not data[:-1024].endswith(b"\0" * 512)
 
 
 def test_unknown_snapshot_is_missing_and_its_tar_code_26(sandbox, devicedb):
@@ -46,11 +51,19 @@ def test_unknown_snapshot_is_missing_and_its_tar_code_26(sandbox, devicedb):
         assert caught.value.code == 26
 
 
-def test_a_node_without_snapshot_store_refuses_with_its_text(sandbox, devicedb):
+def test_a_node_without_snapshot_store_answers_the_post_and_500s_the_status(sandbox, devicedb):
     devicedb.set_knobs(sandbox.nodes[0], no_snapshot_store=True)
-    with hook(sandbox.nodes[0]) as h, pytest.raises(DevicedbError) as caught:
-        h.trigger_snapshot()
-    assert caught.value.http_status == 500 and "No snapshot directory configured" in str(caught.value)
+    with hook(sandbox.nodes[0]) as h:
+        info = h.trigger_snapshot()  # 200 processing, even on the node without a store
+        assert info.status == "processing"
+        with pytest.raises(DevicedbError) as caught:
+            h.snapshot_status(info.uuid)
+        assert caught.value.http_status == 500 and "No snapshot directory configured" in str(caught.value)
+        with pytest.raises(DevicedbError) as caught, h.open_snapshot_tar(info.uuid):
+            pass
+        assert caught.value.http_status == 500 and caught.value.code == 3
+    devicedb.wait_completed_on(info.uuid, sandbox.nodes[1:])
+    assert devicedb.snapshot_dirs(sandbox.nodes[0]) == []
 
 
 def test_a_stopped_node_is_refused_not_timed_out(sandbox, devicedb):
@@ -92,9 +105,9 @@ def test_the_trigger_falls_over_only_when_the_first_node_refused(sandbox, device
     operator = DevicedbTriggerSnapshotOperator(
         task_id="t", cluster="c", nodes=specs, bucket=bucket, prefix="devicedb", http_timeout=5, check_site="s"
     )
-    info, node = operator._trigger({"site": "s", "bucket": "lww", "key": "k", "value": "v1"})
+    # (no check key: with a node down it cannot reach every replica, see test_devicedb_real_behaviour)
+    info, node = operator._trigger(None)
     assert node == sandbox.nodes[1].address
-    assert devicedb.read("k", site="s", bucket="lww", node=2) == ["v1"]
     devicedb.wait_completed_on(info.uuid, sandbox.nodes[1:])
 
 

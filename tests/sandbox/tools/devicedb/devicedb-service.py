@@ -6,31 +6,40 @@ documented API (../shared/reference/devicedb.md) letter for letter:
 
   POST /snapshot                          200 {"uuid":"...","status":"processing"} | 500 plain text
   GET  /snapshot/{uuid}                   200 {"uuid":"...","status":"processing|completed|missing|failed"}
-  GET  /snapshot/{uuid}.tar               200 tar of the node's LevelDB files | 404 {"message":...,"code":25|26|27}
+                                          | 500 "No snapshot directory configured" (no -snapshot_store)
+  GET  /snapshot/{uuid}.tar               200 chunked tar of the node's LevelDB files, no Content-Length
+                                          | 404 {"message":...,"code":25|26|27} | 500 code 3 (no store)
   PUT  /sites/{site}                      200
-  POST /sites/{site}/buckets/{b}/batches  200 | 404 site does not exist
+  POST /sites/{site}/buckets/{b}/batches  200 {"nApplied":N,"replicas":R,"Quorum":..,"patch":null} | 404
   GET  /sites/{site}/buckets/{b}/keys?key=k  200 [{"prefix":"","key":"k","context":"...","siblings":["v"]}]
   GET  /cluster                           200 the cluster overview (node ids come from the store)
 
 The node's store is a real folder of LevelDB-like files (CURRENT, LOCK, LOG, MANIFEST-000001,
 000001.log); node id and membership live in it, so a restore that replaces the folder brings them
-back. A cluster snapshot is proposed to every peer (the sandbox's stand-in for the raft log); each
-node copies its store into <snapshot_store>/<uuid>/ and writes the snapshot marker after
-`snapshot_delay` seconds (processing -> completed).
+back. A cluster snapshot is proposed to every peer (the sandbox's stand-in for the raft log): it
+commits only while a majority of the nodes answers (without quorum the POST never answers, and the
+proposal commits later, when quorum returns); a node that was down gets it when it is back. Each
+node copies its store into <snapshot_store>/snapshot-<uuid>-<nodeID>/ and writes the snapshot
+marker after `snapshot_delay` seconds (processing -> completed).
+
+Like the real server (Go's http.Server with a 45 s WriteTimeout) every response must be written
+within `write_timeout` seconds of its request: a tar read more slowly is cut mid-stream (the
+client sees a broken chunked stream).
 
 Config: $SANDBOX_NODE_ROOT/state/devicedb/config.json. Knobs (read on every request):
 $SANDBOX_NODE_ROOT/state/devicedb/knobs.json
   {"snapshot": "failed" | "missing" | null,   this node fails its snapshots / never applies them
    "no_snapshot_store": true,                 as if started without -snapshot_store
    "apply_delay": seconds,                    the node applies the snapshot entry late (missing until then)
+   "site_delay": seconds,                     the node applies a new site late (writes miss it until then)
    "start_fails": N,                          the next N `start` commands fail
-   "snapshot_delay": seconds}                 overrides the config's delay
+   "snapshot_delay": seconds,                 overrides the config's delay
+   "write_timeout": seconds}                  the server's write timeout (default 45, as devicedb's)
 A node that is down is simply a stopped service (`devicedb-service stop`).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -58,6 +67,8 @@ SERVICE_LOG = STATE / "service.log"
 LEVELDB_LOG = "000001.log"
 MANIFEST = "MANIFEST-000001"
 STORE_FILES = ("000001.log", "CURRENT", "LOCK", "LOG", MANIFEST)
+WRITE_TIMEOUT = 45.0
+TAR_CHUNK = 256 * 1024
 
 
 def load_json(path: Path, default):
@@ -136,12 +147,27 @@ class Store:
         return found
 
     def copy_to(self, target: Path) -> None:
-        """A point-in-time copy of the store's files (what a LevelDB snapshot iterator gives)."""
+        """A point-in-time copy of the store's files (what a LevelDB snapshot iterator gives):
+        the five files of a small store, and the NNNNNN.ldb tables / NNNNNN.log of a bigger one."""
         target.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            for name in STORE_FILES:
-                if (self.path / name).exists():
-                    shutil.copy2(self.path / name, target / name)
+            for path in sorted(self.path.iterdir()):
+                if path.is_file():
+                    shutil.copy2(path, target / path.name)
+
+
+def tar_chunks(folder: Path):
+    """The tar devicedb streams: flat members, mode 0644, uid/gid 0, mtime 0, two zero blocks at the
+    end (Go's archive/tar: no padding to a record size), written as the files are read."""
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        info = tarfile.TarInfo(path.name)
+        info.size, info.mode, info.uid, info.gid, info.mtime = path.stat().st_size, 0o644, 0, 0, 0
+        yield info.tobuf(format=tarfile.USTAR_FORMAT)
+        with open(path, "rb") as fh:
+            yield from iter(lambda: fh.read(TAR_CHUNK), b"")
+        if info.size % tarfile.BLOCKSIZE:
+            yield b"\0" * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
 # ---- the node -------------------------------------------------------------------------------------
@@ -158,6 +184,11 @@ class Node:
         self.store.initialize(cfg["node_id"], members, cfg)
         manifest = self.store.manifest()
         self.node_id = manifest["node_id"]
+        # the raft stand-in: proposals waiting for quorum; committed entries a peer has not got yet
+        self.pending: list[str] = []
+        self.owed: set[tuple[str, str]] = set()
+        self.committed = threading.Condition(self.lock)
+        threading.Thread(target=self._raft_loop, daemon=True).start()
 
     def peers(self) -> list[dict]:
         return [m for m in self.store.manifest()["members"] if str(m["id"]) != str(self.node_id)]
@@ -165,14 +196,63 @@ class Node:
     def delay(self) -> float:
         return float(knobs().get("snapshot_delay", self.cfg.get("snapshot_delay", 1.0)))
 
-    # -- snapshots
-    def propose_snapshot(self) -> tuple[int, str, str]:
-        if self.snapshot_store is None or knobs().get("no_snapshot_store"):
-            return 500, "text/plain; charset=utf-8", "No snapshot directory configured\n"
-        snap_uuid = str(uuidlib.uuid4())
+    def storeless(self) -> bool:
+        return self.snapshot_store is None or bool(knobs().get("no_snapshot_store"))
+
+    def folder(self, snap_uuid: str) -> Path:
+        return self.snapshot_store / f"snapshot-{snap_uuid}-{self.node_id}"
+
+    # -- the raft stand-in
+    def quorum(self) -> bool:
+        peers = self.peers()
+        up = 1 + sum(1 for peer in peers if forward(peer, "GET", "/internal/ping", timeout=0.5))
+        return up > (len(peers) + 1) // 2
+
+    def commit(self, snap_uuid: str) -> None:
+        with self.lock:
+            if snap_uuid not in self.pending:
+                return
+            self.pending.remove(snap_uuid)
         self.apply_snapshot(snap_uuid)
         for peer in self.peers():
-            forward(peer, "POST", f"/internal/apply_snapshot/{snap_uuid}")
+            if not forward(peer, "POST", f"/internal/apply_snapshot/{snap_uuid}"):
+                with self.lock:
+                    self.owed.add((str(peer["id"]), snap_uuid))
+        with self.lock:
+            self.committed.notify_all()
+
+    def _raft_loop(self) -> None:
+        while True:
+            time.sleep(0.3)
+            with self.lock:
+                pending, owed = list(self.pending), set(self.owed)
+            if pending and self.quorum():
+                for snap_uuid in pending:
+                    self.store.log(f"snapshot {snap_uuid}: quorum is back, committing")
+                    self.commit(snap_uuid)
+            peers = {str(p["id"]): p for p in self.peers()}
+            for peer_id, snap_uuid in owed:
+                if peer_id in peers and forward(peers[peer_id], "POST", f"/internal/apply_snapshot/{snap_uuid}"):
+                    with self.lock:
+                        self.owed.discard((peer_id, snap_uuid))
+
+    # -- snapshots
+    def propose_snapshot(self, wait: float) -> tuple[int, str, str] | None:
+        """None: no quorum within `wait` seconds; the request is never answered (the proposal stays
+        in the log and commits once quorum returns, as on a real cluster)."""
+        snap_uuid = str(uuidlib.uuid4())
+        with self.lock:
+            self.pending.append(snap_uuid)
+        if self.quorum():
+            self.commit(snap_uuid)
+        else:
+            self.store.log(f"snapshot {snap_uuid}: proposed, no quorum")
+            deadline = time.monotonic() + wait
+            with self.lock:
+                while snap_uuid in self.pending and time.monotonic() < deadline:
+                    self.committed.wait(timeout=0.2)
+                if snap_uuid in self.pending:
+                    return None
         body = json.dumps({"uuid": snap_uuid, "status": "processing"})
         return 200, "application/json; charset=utf8", body + "\n"
 
@@ -188,14 +268,16 @@ class Node:
 
     def _apply_snapshot(self, snap_uuid: str) -> None:
         mode = knobs().get("snapshot")
-        if mode == "missing" or self.snapshot_store is None:
+        if mode == "missing" or self.storeless():
             self.store.log(f"snapshot {snap_uuid}: entry not applied")
             return
-        target = self.snapshot_store / snap_uuid
-        self.store.copy_to(target)
-        self.store.log(f"snapshot {snap_uuid}: copying store")
+        target = self.folder(snap_uuid)
         with self.lock:
-            self.in_progress[snap_uuid] = time.monotonic() + self.delay()
+            if target.exists() or snap_uuid in self.in_progress:
+                return  # a redelivered entry
+            self.in_progress[snap_uuid] = time.monotonic() + self.delay()  # processing while it copies
+        self.store.log(f"snapshot {snap_uuid}: copying store")
+        self.store.copy_to(target)
 
         def finish() -> None:
             if mode != "failed":
@@ -215,7 +297,7 @@ class Node:
                 return "processing"
         if self.snapshot_store is None:
             return "missing"
-        target = self.snapshot_store / snap_uuid
+        target = self.folder(snap_uuid)
         if not (target / "CURRENT").is_file() or not (target / LEVELDB_LOG).is_file():
             return "missing"
         for line in (target / LEVELDB_LOG).read_text().splitlines():
@@ -227,23 +309,26 @@ class Node:
                 return "completed"
         return "failed"
 
-    def snapshot_tar(self, snap_uuid: str) -> bytes | tuple[str, int]:
+    def snapshot_tar(self, snap_uuid: str) -> Path | tuple[int, str, int]:
+        if self.storeless():
+            return (500, "The storage driver experienced an error", 3)
         status = self.snapshot_status(snap_uuid)
         if status == "processing":
-            return ("The snapshot is still being taken.", 25)
+            return (404, "The specified snapshot is still in progress", 25)
+        if status == "failed":
+            return (404, "The snapshot could be opened, but it appears to be incomplete or invalid.", 27)
         if status != "completed":
-            return ("The snapshot could not be opened.", 26)
-        buffer = io.BytesIO()
-        try:
-            with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-                for path in sorted((self.snapshot_store / snap_uuid).iterdir()):
-                    tar.add(path, arcname=path.name)
-        except OSError:
-            return ("The snapshot could not be read.", 27)
-        return buffer.getvalue()
+            return (404, "The snapshot could not be opened.", 26)
+        return self.folder(snap_uuid)
 
     # -- data
     def add_site(self, site: str, forwarded: bool) -> None:
+        late = float(knobs().get("site_delay", 0)) if forwarded else 0
+        if late > 0 and site not in self.store.sites():
+            timer = threading.Timer(late, self.add_site, args=(site, False))
+            timer.daemon = True
+            timer.start()
+            return
         if site not in self.store.sites():
             self.store.append([{"op": "site", "site": site}])
         if not forwarded:
@@ -272,7 +357,8 @@ class Node:
             for peer in self.peers():
                 if forward(peer, "POST", "/internal/replicate", {"site": site, "bucket": bucket, "records": records}):
                     applied += 1
-        return {"patch": None, "replicas": len(self.peers()) + 1, "nApplied": applied}
+        replicas = len(self.peers()) + 1
+        return {"nApplied": applied, "replicas": replicas, "Quorum": applied > replicas // 2, "patch": None}
 
     def overview(self) -> dict:
         manifest = self.store.manifest()
@@ -296,11 +382,11 @@ class Node:
         }
 
 
-def forward(peer: dict, method: str, path: str, body: object = None) -> bool:
+def forward(peer: dict, method: str, path: str, body: object = None, timeout: float = 3) -> bool:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"http://{peer['host']}:{peer['port']}{path}", data=data, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=3) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status == 200
     except (OSError, urllib.error.URLError):
         return False
@@ -316,6 +402,38 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet; the store's LOG records what matters
         pass
+
+    def parse_request(self) -> bool:
+        # Go's WriteTimeout runs from the end of the request headers
+        self.deadline = time.monotonic() + float(knobs().get("write_timeout", WRITE_TIMEOUT))
+        return super().parse_request()
+
+    def cut(self, why: str) -> None:
+        """What Go does past the write deadline: the connection is closed mid-response."""
+        self.node.store.log(f"{self.command} {self.path}: {why}")
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def stream_tar(self, folder: Path) -> None:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in tar_chunks(folder):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                return self.cut("write timeout, tar cut")
+            self.connection.settimeout(left)
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:  # socket.timeout included: the reader is too slow
+                return self.cut("write timeout, tar cut")
+        self.connection.settimeout(None)
+        self.wfile.write(b"0\r\n\r\n")
 
     def reply(self, status: int, body: str | bytes, content_type: str = "application/json; charset=utf8") -> None:
         data = body.encode() if isinstance(body, str) else body
@@ -339,12 +457,18 @@ class Handler(BaseHTTPRequestHandler):
         payload = self.body()
         node = self.node
         if parts == ["snapshot"]:
-            self.reply(*_swap(node.propose_snapshot()))
+            answer = node.propose_snapshot(wait=max(0.0, self.deadline - time.monotonic()))
+            if answer is None:
+                return self.cut("POST /snapshot: The request was cancelled")
+            self.reply(*_swap(answer))
         elif len(parts) == 3 and parts[:2] == ["internal", "apply_snapshot"]:
             node.apply_snapshot(parts[2])
             self.reply(200, "\n")
         elif parts == ["internal", "replicate"]:
             data = json.loads(payload)
+            if data["site"] not in node.store.sites():
+                self.reply(404, db_error("The specified site does not exist at this node", 20))
+                return
             node.store.append(data["records"])
             self.reply(200, "\n")
         elif len(parts) == 5 and parts[0] == "sites" and parts[2] == "buckets" and parts[4] == "batches":
@@ -382,10 +506,15 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[0] == "snapshot" and parts[1].endswith(".tar"):
             result = node.snapshot_tar(parts[1][: -len(".tar")])
             if isinstance(result, tuple):
-                self.reply(404, db_error(*result))
+                self.reply(result[0], db_error(*result[1:]))
             else:
-                self.reply(200, result, "application/octet-stream")
+                self.stream_tar(result)
+        elif parts == ["internal", "ping"]:
+            self.reply(200, "\n")
         elif len(parts) == 2 and parts[0] == "snapshot":
+            if node.storeless():
+                self.reply(500, "No snapshot directory configured\n", "text/plain; charset=utf-8")
+                return
             status = node.snapshot_status(parts[1])
             self.reply(200, json.dumps({"uuid": parts[1], "status": status}) + "\n")
         elif parts == ["cluster"]:
