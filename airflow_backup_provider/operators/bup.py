@@ -12,12 +12,13 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Connection
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.report import record_outcome
@@ -29,9 +30,8 @@ class BupError(AirflowException):
 
 
 def run_date(context: Mapping[str, Any]) -> datetime:
-    """The run's logical date (stable across retries and clears), else when it was triggered."""
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def _seconds(value: Any) -> float | None:

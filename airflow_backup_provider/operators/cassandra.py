@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
 from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
@@ -24,9 +25,8 @@ VERIFIED_KEY = "verified_hosts"
 
 
 def backup_time(context: Any) -> datetime:
-    """The run's logical date; a manual run without one uses the time it was queued for."""
-    moment = context.get("logical_date") or context["dag_run"].run_after
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def run_tag_and_day(context: Any) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.devicedb import (
     DevicedbError,
@@ -40,9 +41,8 @@ def task_label(label: str) -> str:
 
 
 def run_date(context: Any) -> datetime:
-    """The run's logical date (or, for a manual run without one, when it was queued)."""
-    value = context.get("logical_date") or context["dag_run"].run_after
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def now_utc() -> datetime:

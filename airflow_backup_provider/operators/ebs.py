@@ -15,6 +15,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
@@ -35,13 +36,8 @@ STATUS_KEY = "ebs_status"
 
 
 def run_date(context: Mapping[str, Any]) -> datetime:
-    """The date this run backs up: the end of its data interval (= the logical date for cron
-    schedules); for a manual run without a logical date, when it was triggered to run."""
-    for key in ("data_interval_end", "logical_date"):
-        value = context.get(key)
-        if value is not None:
-            return value
-    return context["dag_run"].run_after
+    """The date this run backs up (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def target_kind(target: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.operators.report import record_outcome
@@ -20,11 +21,8 @@ from airflow_backup_provider.stores import riak
 
 
 def run_logical_date(context: Any) -> datetime:
-    """The date a run's backups belong to: its logical date, else (manual run without one) run_after."""
-    value = context.get("logical_date")
-    if value is None:
-        value = context["dag_run"].run_after
-    return value
+    """The date a run's backups belong to (:func:`airflow_backup_provider.dates.run_date`)."""
+    return dates.run_date(context)
 
 
 class RiakWaitForServiceOperator(BaseOperator):
