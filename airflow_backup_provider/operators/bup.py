@@ -398,7 +398,9 @@ class BupPruneOperator(_BupNodeOperator):
     decides, and exactly the saves it prunes go with ``bup rm`` then ``bup gc``.
     ``mode="prune-older"``: bup's own keep periods; ``bup prune-older --pretend`` runs first and
     its plan is checked before the real run. Either way nothing newer than the run's logical date
-    and never the newest save is removed, and ``dry_run`` only shows the plan.
+    and never the newest save is removed, and ``dry_run`` only shows the plan. A dry run made no
+    save: in retention mode it plans with the save the real run would make (so it prunes what the
+    real run would); ``bup prune-older --pretend`` can only plan with the saves that exist.
     """
 
     def __init__(
@@ -420,13 +422,18 @@ class BupPruneOperator(_BupNodeOperator):
         self.retention = retention
         self.keep = keep
 
-    def plan(self, saves: Sequence[store.Save], as_of: datetime) -> tuple[list[store.Save], list[store.Save]]:
-        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`."""
-        from airflow_backup_provider.retention import BackupItem, plan_retention
+    def plan(
+        self, saves: Sequence[store.Save], as_of: datetime, planned: store.Save | None = None
+    ) -> tuple[list[store.Save], list[store.Save]]:
+        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`.
+        `planned`: the save a dry run did not make (in `saves` too), planned as if it existed."""
+        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
         by_id = {f"{self.branch}/{s.name}": s for s in saves}
         items = [
-            BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
+            planned_backup(ref, s.created_at, branch=self.branch)
+            if s == planned
+            else BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
             for ref, s in by_id.items()
         ]
         plan = plan_retention(items, self.retention, as_of)
@@ -442,7 +449,11 @@ class BupPruneOperator(_BupNodeOperator):
         with self.node_hook() as hook:
             saves = list_saves(hook, commands, self.branch, remote=False) or []
             if self.mode == "retention":
-                keep, prune = self.plan(saves, as_of)
+                planned = None
+                if dry_run and not store.saves_for_date(saves, as_of):
+                    planned = store.parse_save_name(store.save_name_for(as_of))
+                    saves = sorted([*saves, planned])
+                keep, prune = self.plan(saves, as_of, planned)
             else:
                 pretend = self._check(
                     hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of, pretend=True), timeout=600),

@@ -380,7 +380,7 @@ class CassandraRetentionOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_backup_provider.config import RetentionPolicy
-        from airflow_backup_provider.retention import BackupItem, plan_retention
+        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
         as_of = backup_time(context)
         s3 = self.s3_hook()
@@ -402,6 +402,11 @@ class CassandraRetentionOperator(CassandraBaseOperator):
                     meta={"manifests": len(refs)},
                 )
             )
+        today = store.day_of(as_of)
+        if is_dry_run(context) and not any(i.id == today and i.complete for i in items):
+            # A dry run uploaded nothing: plan with the day the real run would complete, or it prunes less.
+            items = [i for i in items if i.id != today]
+            items.append(planned_backup(today, datetime.strptime(today, "%Y%m%d").replace(tzinfo=UTC)))
         policy = RetentionPolicy.model_validate(self.policy)
         plan = plan_retention(items, policy, as_of)
         self.log.info("%s", plan.table())

@@ -396,7 +396,7 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
         self.incomplete_grace = incomplete_grace
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_backup_provider.retention import BackupItem, plan_retention
+        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
         s3 = self.s3()
         listing = s3.list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster))
@@ -423,6 +423,12 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
                 )
             )
         as_of = run_date(context)
+        dry_run = as_bool(context["params"].get("dry_run"))
+        if dry_run and not any(
+            m and dates.parse_instant(m["logical_date"]) == as_of for m in manifests.values()
+        ):
+            # A dry run took no snapshot: plan with the one the real run would make, or it prunes less.
+            items.append(planned_backup("(this run's snapshot)", as_of))
         plan = plan_retention(items, self.policy, as_of)
         self.log.info("%s", plan.table())
         prune = plan.prune_ids
@@ -431,7 +437,6 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
         stale = [
             i.id for i in items if not i.complete and i.id not in prune and as_of - i.created_at > self.incomplete_grace
         ]
-        dry_run = as_bool(context["params"].get("dry_run"))
         deleted = []
         for uuid in prune + stale:
             keys = groups[uuid]["keys"]

@@ -20,7 +20,7 @@ from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
 from airflow_backup_provider.operators.report import record_outcome
-from airflow_backup_provider.retention import plan_retention
+from airflow_backup_provider.retention import plan_retention, planned_backup
 from airflow_backup_provider.stores.ebs import (
     TAG_NAME,
     Snapshot,
@@ -274,8 +274,13 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
         would_delete: list[str] = []
         rows: list[dict[str, str]] = []
         kept = 0
+        date_tag = format_logical_date(as_of)
         for volume_id in sorted(by_volume):
-            plan = plan_retention([s.to_backup_item(self.name) for s in by_volume[volume_id]], self.policy, as_of)
+            items = [s.to_backup_item(self.name) for s in by_volume[volume_id]]
+            # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
+            if dry_run and decide_snapshot(by_volume[volume_id], volume_id=volume_id, name=self.name, date_tag=date_tag).action == "create":
+                items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
+            plan = plan_retention(items, self.policy, as_of)
             self.log.info("volume %s:\n%s", volume_id, plan.table())
             kept += len(plan.keep)
             for decision in plan.prune:
@@ -288,7 +293,6 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
                     would_delete.append(snapshot.id)
                 elif self.hook.delete_snapshot(snapshot.id):
                     deleted.append(snapshot.id)
-            date_tag = format_logical_date(as_of)
             mine = [s for s in by_volume[volume_id] if is_ours_for(s, self.name) and s.tags.get("backup:logical-date") == date_tag]
             rows.append(
                 status_row(volume_id, mine[0], description=mine[0].description)

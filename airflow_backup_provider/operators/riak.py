@@ -237,27 +237,43 @@ class RiakRetentionOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_backup_provider.config import RetentionPolicy
-        from airflow_backup_provider.hooks.ebs import CREATED_BY, TAG_CREATED_BY, TAG_NAME, EbsHook
-        from airflow_backup_provider.retention import plan_retention
+        from airflow_backup_provider.hooks.ebs import (
+            CREATED_BY,
+            TAG_CREATED_BY,
+            TAG_LOGICAL_DATE,
+            TAG_NAME,
+            EbsHook,
+            format_logical_date,
+        )
+        from airflow_backup_provider.retention import plan_retention, planned_backup
 
         policy = RetentionPolicy.model_validate(self.policy)
         as_of = run_logical_date(context)
+        dry_run = as_bool(self.dry_run)
+        date_tag = format_logical_date(as_of)
         hook = EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         snapshots = hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
             by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
         pruned: list[str] = []
+        would_delete: list[str] = []
         for volume_id, group in sorted(by_volume.items()):
-            plan = plan_retention([s.to_backup_item() for s in group], policy, as_of)
+            items = [s.to_backup_item() for s in group]
+            # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
+            if dry_run and not any(s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state != "error" for s in group):
+                items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
+            plan = plan_retention(items, policy, as_of)
             self.log.info("volume %s:\n%s", volume_id, plan.table())
             for snapshot_id in plan.prune_ids:
-                if as_bool(self.dry_run):
+                if dry_run:
                     self.log.info("Dry run: would delete %s", snapshot_id)
+                    would_delete.append(snapshot_id)
                 elif hook.delete_snapshot(snapshot_id):
                     pruned.append(snapshot_id)
-        detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); deleted {len(pruned)}"
-        if pruned:
-            detail += ": " + ", ".join(pruned)
-        record_outcome(context, status="dry_run" if as_bool(self.dry_run) else "done", detail=detail)
-        return {"deleted": pruned, "volumes": len(by_volume)}
+        gone = would_delete if dry_run else pruned
+        detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); {'would delete' if dry_run else 'deleted'} {len(gone)}"
+        if gone:
+            detail += ": " + ", ".join(gone)
+        record_outcome(context, status="dry_run" if dry_run else "done", detail=detail)
+        return {"deleted": pruned, "would_delete": would_delete, "volumes": len(by_volume)}

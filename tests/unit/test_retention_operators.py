@@ -198,3 +198,103 @@ def test_the_logical_date_tag_is_the_same_for_a_pendulum_date():
     a = backup_tags(name="p", logical_date=pendulum.datetime(2026, 11, 20), run_id="r")[TAG_LOGICAL_DATE]
     b = backup_tags(name="p", logical_date=datetime(2026, 11, 20, tzinfo=UTC), run_id="r")[TAG_LOGICAL_DATE]
     assert a == b == "2026-11-20T00:00:00+00:00"
+
+
+# --- a dry run plans with the backup the real run would make ------------------------------------
+# keep_last 3 and three backups (11-17..11-19): the run of 11-20 makes a fourth and prunes 11-17.
+# Before the fix every dry run below planned without it and said "prune 0".
+
+KEEP_3 = {"keep_last": 3}
+
+
+def test_ebs_dry_run_prunes_what_the_real_run_prunes(aws):
+    from airflow_backup_provider.operators.ebs import EbsRetentionOperator, EbsSnapshotOperator
+
+    volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    snaps = {
+        day: tagged_snapshot(aws.ec2, volume, backup_tags(name="p", logical_date=day_at(day), run_id="r", volume_id=volume))
+        for day in ("2026-11-17", "2026-11-18", "2026-11-19")
+    }
+    dry = airflow_context("2026-11-20", dry_run=True)
+    EbsSnapshotOperator(task_id="snapshot", target=volume, name="p", dry_run=True).execute(dry)
+    listing = dry["ti"].pushed["listing"]
+    result = EbsRetentionOperator(task_id="retention", target=volume, name="p", policy=KEEP_3, listing=listing, dry_run=True).execute(dry)
+    assert result["would_delete"] == [snaps["2026-11-17"]] and result["deleted"] == []
+
+    real = airflow_context("2026-11-20")
+    EbsSnapshotOperator(task_id="snapshot", target=volume, name="p").execute(real)
+    listing = real["ti"].pushed["listing"]
+    result = EbsRetentionOperator(task_id="retention", target=volume, name="p", policy=KEEP_3, listing=listing).execute(real)
+    assert result["deleted"] == [snaps["2026-11-17"]]
+
+
+def test_riak_dry_run_prunes_what_the_real_run_would(aws):
+    from airflow_backup_provider.operators.riak import RiakRetentionOperator, node_snapshot_tags
+
+    volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    snaps = {
+        day: tagged_snapshot(
+            aws.ec2, volume,
+            node_snapshot_tags(cluster="c1", node="riak@n1", instance_id="i-1", logical_date=day_at(day), run_id="r"),
+        )
+        for day in ("2026-11-17", "2026-11-18", "2026-11-19")
+    }
+    op = RiakRetentionOperator(task_id="retention", cluster="c1", policy=KEEP_3, region_name="us-east-1", dry_run="True")
+    result = op.execute(airflow_context("2026-11-20", dry_run=True))
+    assert result["would_delete"] == [snaps["2026-11-17"]] and result["deleted"] == []
+    # the date already has its snapshot (a dry run after the real one): nothing planned on top
+    tagged_snapshot(aws.ec2, volume, node_snapshot_tags(cluster="c1", node="riak@n1", instance_id="i-1",
+                                                         logical_date=day_at("2026-11-20"), run_id="r"))
+    assert op.execute(airflow_context("2026-11-20", dry_run=True))["would_delete"] == [snaps["2026-11-17"]]
+
+
+def test_cassandra_dry_run_prunes_what_the_real_run_would(aws):
+    from airflow_backup_provider.operators.cassandra import CassandraRetentionOperator
+
+    aws.s3.create_bucket(Bucket="bkt-1")
+    for day in ("20261117", "20261118", "20261119"):
+        put_cassandra_day(aws.s3, "bkt-1", day, datetime.strptime(day, "%Y%m%d").replace(hour=2, tzinfo=UTC))
+    op = CassandraRetentionOperator(task_id="retention", cluster="c1", bucket="bkt-1", policy=KEEP_3)
+    result = op.execute(airflow_context("2026-11-20", dry_run=True))
+    assert result["prune"] == ["20261117"] and result["deleted_objects"] == 0
+
+
+def test_devicedb_dry_run_prunes_what_the_real_run_would(aws):
+    from airflow_backup_provider.operators.devicedb import DevicedbRetentionOperator
+
+    aws.s3.create_bucket(Bucket="bkt-1")
+    uuids = {
+        "2026-11-17": "11111111-1111-4111-8111-111111111111",
+        "2026-11-18": "22222222-2222-4222-8222-222222222222",
+        "2026-11-19": "33333333-3333-4333-8333-333333333333",
+    }
+    for day, uuid in uuids.items():
+        put_devicedb_snapshot(aws.s3, "bkt-1", uuid, day_at(day), day_at(day).replace(hour=1))
+    op = DevicedbRetentionOperator(cluster="c1", nodes=[], bucket="bkt-1", prefix="ddb", policy=RetentionPolicy(**KEEP_3))
+    result = op.execute(airflow_context("2026-11-20", dry_run=True))
+    assert result["pruned"] == [uuids["2026-11-17"]] and result["deleted"] == []
+
+
+def test_bup_dry_run_prunes_what_the_real_run_would(tmp_path):
+    from airflow_backup_provider.operators.bup import BupPruneOperator, BupSaveOperator
+    from airflow_backup_provider.stores.bup import Remote
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f.txt").write_text("x\n")
+    repo = tmp_path / "repo"
+    save = BupSaveOperator(
+        task_id="save", branch="b1", paths=[str(data)], host="localhost", ssh_conn_id="local",
+        bup_dir=str(tmp_path / "bup"), remote=Remote(host="", path=str(repo)),
+    )
+    for day in ("2026-11-17", "2026-11-18", "2026-11-19"):
+        save.execute(airflow_context(day))
+    prune = BupPruneOperator(
+        task_id="prune", branch="b1", mode="retention", retention=RetentionPolicy(**KEEP_3),
+        host="localhost", ssh_conn_id="local", bup_dir=str(repo),
+    )
+    result = prune.execute(airflow_context("2026-11-20", dry_run=True))
+    assert result["pruned"] == ["b1/2026-11-17-000000"]
+    # nothing was removed: the real run still finds three saves and, after its save, prunes the same
+    save.execute(airflow_context("2026-11-20"))
+    assert prune.execute(airflow_context("2026-11-20"))["pruned"] == ["b1/2026-11-17-000000"]
