@@ -239,15 +239,21 @@ class BupSaveOperator(_BupNodeOperator):
             # runs beside the save, on its own channel
             du = pool.submit(hook.run, ["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
             save = commands.save(self.branch, when, self.paths)
+            # bup dates the save --date=logical date; only this report keeps when it really ran
+            taken_at = dates.now_utc()
             result = self._check(hook.run(save, timeout=self.command_timeout), "bup save")
             du = du.result()
         commit = store.parse_commit_id(result.stdout)
         size = store.parse_du_total(du.stdout) if du.ok else None
         self.log.info("saved %s/%s (commit %s, %s bytes of data)", self.branch, save_name, commit, size)
+        late = dates.late_warning(when, taken_at, f"save {self.branch}/{save_name}")
+        if late:
+            self.log.warning("%s", late)
         record_outcome(
             context, status="done", node=self.host,
             produced=[{"id": f"{self.branch}/{save_name}", "size": size}],
-            detail=f"commit {commit}",
+            detail=f"commit {commit}; logical date {dates.format_instant(when)}, taken at {dates.format_instant(taken_at)}",
+            warnings=[late] if late else (),
         )
         return {"save": save_name, "commit": commit, "skipped": False, "data_bytes": size}
 

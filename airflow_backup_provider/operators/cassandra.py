@@ -223,6 +223,11 @@ class CassandraUploadOperator(CassandraBaseOperator):
             raise AirflowException(f"{host}: earlier uploads of today are gone: {problems[:5]}")
         s3.put_bytes(manifest.to_json().encode(), self.bucket, m_key, "application/json")
         summary = self._summary(manifest, m_key)
+        # A cleared old run or a backfill uploads today's data into an old day folder: say so.
+        logical = backup_time(context)
+        late = dates.late_warning(logical, dates.parse_instant(manifest.created_at), f"{host} manifest {m_key}")
+        if late:
+            self.log.warning("%s", late)
         record_outcome(
             context,
             status="done",
@@ -239,7 +244,9 @@ class CassandraUploadOperator(CassandraBaseOperator):
                 }
             ],
             detail=f"{manifest.mode}: {summary['new_files']} new files ({summary['new_bytes']} bytes, "
-            f"{summary['new_compressed_bytes']} compressed), {summary['files']} files in the manifest",
+            f"{summary['new_compressed_bytes']} compressed), {summary['files']} files in the manifest; "
+            f"logical date {dates.format_instant(logical)}, taken at {manifest.created_at}",
+            warnings=[late] if late else (),
         )
         return summary
 
@@ -390,8 +397,11 @@ class CassandraRetentionOperator(CassandraBaseOperator):
         for day in days:
             refs = self.day_manifests(s3, day)
             expected: set[str] = set()
+            taken: list[datetime] = []
             for ref in refs:
-                expected.update(self.load_manifest(s3, ref.key).cluster_hosts or [ref.host])
+                manifest = self.load_manifest(s3, ref.key)
+                expected.update(manifest.cluster_hosts or [ref.host])
+                taken += [t for t in [dates.parse_instant(manifest.created_at)] if t]
             complete = bool(refs) and store.is_day_complete(refs, day, expected)
             items.append(
                 BackupItem(
@@ -400,6 +410,7 @@ class CassandraRetentionOperator(CassandraBaseOperator):
                     complete=complete,
                     ours=True,
                     meta={"manifests": len(refs)},
+                    taken_at=max(taken, default=None),  # the day's last upload
                 )
             )
         today = store.day_of(as_of)
@@ -453,6 +464,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         manifest = self.load_manifest(s3, target["manifest"])
         if manifest.host != host:
             raise AirflowException(f"{target['manifest']} belongs to {manifest.host}, not {host}")
+        self.log.info("%s: restoring day %s (run %s), taken at %s", host, manifest.day, manifest.run_id, manifest.created_at)
         entries = store.select_restore_entries(manifest, scope)
         if not entries:
             raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")

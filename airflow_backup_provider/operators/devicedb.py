@@ -323,12 +323,19 @@ class DevicedbManifestOperator(DevicedbBaseOperator):
         key = ddb.manifest_key(self.prefix, self.cluster, uuid)
         body = ddb.manifest_json(manifest)
         self.s3().put_bytes(body, bucket=self.bucket, key=key)
+        # A cleared old run or a backfill snapshots today's data under an old date: say so.
+        logical, taken = run_date(context), dates.parse_instant(manifest["created_at"])
+        late = dates.late_warning(logical, taken, f"snapshot {uuid}")
+        if late:
+            self.log.warning("%s", late)
         record_outcome(
             context,
             status="done",
             node=self.cluster,
             produced=[{"id": f"snapshot {uuid} complete", "size": None}, {"id": f"s3://{self.bucket}/{key}", "size": len(body)}],
-            detail=f"{len(artifacts)} node tar(s)",
+            detail=f"{len(artifacts)} node tar(s); logical date {dates.format_instant(logical)}, "
+            f"taken at {dates.format_instant(taken) if taken else '-'}",
+            warnings=[late] if late else (),
         )
         return {"uuid": uuid, "manifest": key, "total_size": manifest["total_size"]}
 
@@ -420,6 +427,7 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
                     complete=bool(manifest),
                     ours=True,
                     meta={"keys": len(group["keys"]), "size": group["size"]},
+                    taken_at=dates.parse_instant(manifest.get("created_at")) if manifest else None,
                 )
             )
         as_of = run_date(context)

@@ -144,7 +144,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
             blocked = any(d.blocking for d in decisions)
             created: list[Snapshot] = []
             if to_create and not blocked and not dry_run:
-                created = self._create(kind, to_create, volume_ids, logical, context["run_id"], description)
+                created = self._create(kind, to_create, volume_ids, logical, context["run_id"], description, dates.now_utc())
             elif to_create and not blocked:
                 for volume_id in to_create:
                     self.log.info(
@@ -170,6 +170,12 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
                 state = "dry run: would create" if dry_run and not blocked else "skipped: pending snapshot"
                 rows.append(status_row(decision.volume_id, None, state=state, date=date_tag, description=decision.reason))
         self.log.info("snapshot status:\n%s", status_table(rows))
+        # A cleared old run or a backfill snapshots today's data under an old date: say so.
+        warnings = [
+            w for s in today if (w := dates.late_warning(logical, s.taken_at, f"snapshot {s.id} of {s.volume_id}"))
+        ]
+        for warning in warnings:
+            self.log.warning("%s", warning)
 
         if created:
             status, detail = "done", f"created {', '.join(s.id for s in created)} for {date_tag}"
@@ -184,6 +190,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
             produced=[{"id": s.id, "volume": s.volume_id} for s in created],
             detail=detail,
             rows=rows,
+            warnings=warnings,
         )
         ti = context["ti"]
         snapshot_ids = [s.id for s in today]
@@ -192,10 +199,11 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         return snapshot_ids
 
     def _create(
-        self, kind: str, to_create: list[str], volume_ids: list[str], logical: datetime, run_id: str, description: str
+        self, kind: str, to_create: list[str], volume_ids: list[str], logical: datetime, run_id: str, description: str,
+        taken_at: datetime,
     ) -> list[Snapshot]:
         if kind == "instance" and to_create == volume_ids:
-            tags = backup_tags(name=self.name, logical_date=logical, run_id=run_id, extra=self.tags)
+            tags = backup_tags(name=self.name, logical_date=logical, run_id=run_id, extra=self.tags, taken_at=taken_at)
             return self.hook.create_snapshots_for_instance(self.target, tags, description)
         if kind == "instance":
             self.log.warning(
@@ -207,7 +215,10 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         return [
             self.hook.create_snapshot(
                 volume_id,
-                backup_tags(name=self.name, logical_date=logical, run_id=run_id, volume_id=volume_id, extra=self.tags),
+                backup_tags(
+                    name=self.name, logical_date=logical, run_id=run_id, volume_id=volume_id, extra=self.tags,
+                    taken_at=taken_at,
+                ),
                 description,
             )
             for volume_id in to_create

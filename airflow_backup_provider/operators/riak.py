@@ -93,10 +93,12 @@ def series_name(cluster: str) -> str:
     return f"{KIND}_{cluster}"
 
 
-def node_snapshot_tags(*, cluster: str, node: str, instance_id: str, logical_date: datetime, run_id: str) -> dict[str, str]:
+def node_snapshot_tags(
+    *, cluster: str, node: str, instance_id: str, logical_date: datetime, run_id: str, taken_at: datetime | None = None
+) -> dict[str, str]:
     from airflow_backup_provider.hooks.ebs import backup_tags
 
-    tags = backup_tags(name=series_name(cluster), logical_date=logical_date, run_id=run_id)
+    tags = backup_tags(name=series_name(cluster), logical_date=logical_date, run_id=run_id, taken_at=taken_at)
     tags.update({TAG_KIND: KIND, TAG_CLUSTER: cluster, TAG_NODE: node, TAG_INSTANCE: instance_id})
     return tags
 
@@ -123,6 +125,14 @@ def run_snapshot_filter(cluster: str, logical_date: datetime, node: str | None =
 
 def _produced(snapshots: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"id": s.id, "volume": s.volume_id, "state": s.state, "size": None} for s in snapshots]
+
+
+def _dates_of(logical_date: datetime, snapshots: Sequence[Any]) -> tuple[str, list[str]]:
+    """'logical date X, taken at Y' for the report, and a warning per snapshot taken late."""
+    taken = sorted({dates.format_instant(s.taken_at) for s in snapshots if s.taken_at})
+    text = f"logical date {dates.format_instant(logical_date)}, taken at {', '.join(taken) or '-'}"
+    warnings = [w for s in snapshots if (w := dates.late_warning(logical_date, s.taken_at, f"snapshot {s.id} of {s.volume_id}"))]
+    return text, warnings
 
 
 class RiakNodeSnapshotOperator(BaseOperator):
@@ -180,8 +190,9 @@ class RiakNodeSnapshotOperator(BaseOperator):
                 "%s: every volume already has its snapshot for %s: %s",
                 self.node, logical_date, ", ".join(f"{s.id} ({s.volume_id}, {s.state})" for s in existing),
             )
+            when, warnings = _dates_of(logical_date, existing)
             record_outcome(context, status="skipped", node=self.node, produced=_produced(existing),
-                           detail=f"snapshots for {logical_date.isoformat()} already exist")
+                           detail=f"snapshots for {logical_date.isoformat()} already exist ({when})", warnings=warnings)
             return {"node": self.node, "snapshots": [s.to_dict() for s in existing], "created": []}
         if as_bool(self.dry_run):
             self.log.info("Dry run: would snapshot %s of %s", [v.id for v in missing], self.instance_id)
@@ -190,7 +201,7 @@ class RiakNodeSnapshotOperator(BaseOperator):
             return {"node": self.node, "snapshots": [], "created": [], "dry_run": True}
         tags = node_snapshot_tags(
             cluster=self.cluster, node=self.node, instance_id=self.instance_id,
-            logical_date=logical_date, run_id=context["run_id"],
+            logical_date=logical_date, run_id=context["run_id"], taken_at=dates.now_utc(),
         )
         description = f"riak {self.cluster} {self.node} {logical_date.isoformat()}"
         if covered:  # an earlier try got some volumes: snapshot only the others, one by one
@@ -201,8 +212,11 @@ class RiakNodeSnapshotOperator(BaseOperator):
             "%s: CreateSnapshots returned %s; the node can start now",
             self.node, ", ".join(f"{s.id} ({s.volume_id})" for s in created),
         )
+        when, warnings = _dates_of(logical_date, [*existing, *created])
+        for warning in warnings:
+            self.log.warning("%s", warning)
         record_outcome(context, status="done", node=self.node, produced=_produced([*existing, *created]),
-                       detail=f"instance {self.instance_id}")
+                       detail=f"instance {self.instance_id}; {when}", warnings=warnings)
         return {"node": self.node, "snapshots": [s.to_dict() for s in [*existing, *created]],
                 "created": [s.id for s in created]}
 
