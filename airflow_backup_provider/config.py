@@ -274,7 +274,9 @@ class RetentionPolicy(StrictModel):
     keep_weekly: int | None = Field(None, ge=0)
     keep_monthly: int | None = Field(None, ge=0)
     keep_yearly: int | None = Field(None, ge=0)
-    keep_within: Duration | None = Field(None, description="keep everything younger than this")
+    keep_within: Duration | None = Field(
+        None, description="keep every backup strictly newer than (the newest backup - this), as restic --keep-within"
+    )
 
     def is_empty(self) -> bool:
         return all(getattr(self, f) is None for f in type(self).model_fields)

@@ -7,7 +7,9 @@ The semantics are restic's ``forget``:
 * ``keep_hourly/daily/weekly/monthly/yearly N`` walk the items newest first, put each into its
   calendar bucket (UTC hour, day, ISO week, month, year) and keep the newest item of each of the
   first N distinct buckets;
-* ``keep_within D`` keeps every item dated within D before ``as_of`` (inclusive);
+* ``keep_within D`` keeps every item dated *strictly* after (newest item − D), the newest item
+  being the newest one that takes part in the rules (restic measures from its latest snapshot,
+  not from the clock or ``as_of``; an item exactly D older than it is forgotten);
 * rules are ORed, and an item counts for every rule it matches (one snapshot may be both the
   newest of its day and of its week, and uses up one slot of each rule).
 
@@ -22,9 +24,20 @@ Whatever the policy says, these are never pruned (DESIGN.md, safety invariant 4)
 * the newest complete item (dated at or before ``as_of``);
 * an item this project did not create (``ours=False``).
 
-Only items that are ours, complete and dated at or before ``as_of`` take part in the rules.
+Only items that are ours, complete and dated at or before ``as_of`` take part in the rules
+(restic's list is what one group of snapshots holds; ours excludes the protected items above).
 A policy with no rule (every count unset or 0, no ``keep_within``) keeps everything: an empty
 or mistyped policy must never prune every backup.
+
+Dates: ``as_of`` and every ``created_at`` must be timezone-aware (a naive one is refused, naming
+the field); both are normalised to plain UTC datetimes first (:func:`dates.as_utc`), so the
+pendulum ``DateTime`` of the Airflow context works like any other aware datetime.
+
+A dry run plans with :func:`planned_backup`: the backup the real run would create, so that it
+prunes exactly what the real run would.
+
+Not (yet) restic: restic >= 0.17 also keeps the oldest snapshot when a count rule has slots
+left, and has ``keep_within_daily`` & co. and ``keep_tag``; this module does not.
 
 The module has no Airflow or AWS import: EBS snapshots, S3 folders, bup saves and devicedb
 snapshots all become :class:`BackupItem` and share one implementation.
@@ -34,10 +47,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_backup_provider.config import RetentionPolicy
+from airflow_backup_provider.dates import as_utc, format_instant
 
 # Reasons that protect an item whatever the policy says.
 REASON_NEWER = "newer than as_of"
@@ -50,13 +64,16 @@ PROTECTING_REASONS = frozenset({REASON_NEWER, REASON_PENDING, REASON_NEWEST, REA
 
 @dataclass(frozen=True)
 class BackupItem:
-    """One backup as retention sees it: an id, an aware timestamp, and whether it may be judged."""
+    """One backup as retention sees it: an id, an aware timestamp (the logical date it belongs
+    to), and whether it may be judged. ``taken_at``: when it was really taken, when known (shown
+    beside the date; it never decides anything)."""
 
     id: str
     created_at: datetime
     complete: bool = True
     ours: bool = True
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    taken_at: datetime | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None:
@@ -70,6 +87,10 @@ class BackupItem:
 class Decision:
     item: BackupItem
     reasons: list[str]
+
+    @property
+    def planned(self) -> bool:
+        return bool(self.item.meta.get(PLANNED))
 
     @property
     def protected(self) -> bool:
@@ -92,11 +113,11 @@ class RetentionPlan:
         return [d.item.id for d in self.prune]
 
     def table(self) -> str:
-        """Every item, newest first: action, id, date, reasons."""
+        """Every item, newest first: action, id, date, when it was really taken, reasons."""
         rows = [(d, "keep") for d in self.keep] + [(d, "prune") for d in self.prune]
         rows.sort(key=lambda row: _order_key(row[0].item), reverse=True)
         id_width = max([len("id")] + [len(d.item.id) for d, _ in rows])
-        header = f"{'action':<6}  {'id':<{id_width}}  {'date':<25}  reasons"
+        header = f"{'action':<6}  {'id':<{id_width}}  {'date':<25}  {'taken at':<25}  reasons"
         lines = [
             f"retention as of {self.as_of.isoformat()}: keep {len(self.keep)}, prune {len(self.prune)}"
             f" ({describe_policy(self.policy)})",
@@ -106,7 +127,12 @@ class RetentionPlan:
         for decision, action in rows:
             item = decision.item
             reasons = ", ".join(decision.reasons) or "no rule keeps it"
-            lines.append(f"{action:<6}  {item.id:<{id_width}}  {item.created_at.isoformat():<25}  {reasons}")
+            if decision.planned:
+                reasons += " (this run's backup, not made: dry run)"
+            taken = format_instant(item.taken_at) if item.taken_at else "-"
+            lines.append(
+                f"{action:<6}  {item.id:<{id_width}}  {format_instant(item.created_at):<25}  {taken:<25}  {reasons}"
+            )
         return "\n".join(lines)
 
 
@@ -128,7 +154,19 @@ def policy_is_empty(policy: RetentionPolicy) -> bool:
 
 
 def _order_key(item: BackupItem) -> tuple[datetime, str]:
-    return (item.created_at, item.id)
+    return (as_utc(item.created_at, f"backup item {item.id!r}: created_at"), item.id)
+
+
+PLANNED = "planned"
+
+
+def planned_backup(id: str, as_of: datetime, **meta: Any) -> BackupItem:
+    """The backup a real run would create (dated ``as_of``, complete, ours), for a dry run's plan.
+
+    Add it only when the real run would create one (no backup of this date exists yet); it is
+    then the newest item and never pruned, and a caller must never try to delete it.
+    """
+    return BackupItem(id=id, created_at=as_utc(as_of, "as_of"), meta={**meta, PLANNED: True})
 
 
 def _bucket_label(rule: str, key: Any) -> str:
@@ -158,9 +196,9 @@ _BUCKETS: tuple[tuple[str, Callable[[datetime], Any]], ...] = (
 
 def plan_retention(items: Iterable[BackupItem], policy: RetentionPolicy, as_of: datetime) -> RetentionPlan:
     """Decide, for every item, keep (with every reason) or prune. Pure; never reads the clock."""
-    if not isinstance(as_of, datetime) or as_of.tzinfo is None:
-        raise ValueError(f"retention: field 'as_of': value {as_of!r} must be a timezone-aware datetime")
-    as_of_utc = as_of.astimezone(UTC)
+    # Plain UTC datetimes on both sides: pendulum arithmetic on the context's DateTime
+    # otherwise yields naive datetimes (dates.py).
+    as_of_utc = as_utc(as_of, "as_of")
     ordered = sorted(items, key=_order_key, reverse=True)
     seen: set[str] = set()
     for item in ordered:
@@ -171,7 +209,7 @@ def plan_retention(items: Iterable[BackupItem], policy: RetentionPolicy, as_of: 
     reasons: dict[str, list[str]] = {item.id: [] for item in ordered}
     candidates: list[tuple[BackupItem, datetime]] = []
     for item in ordered:
-        created = item.created_at.astimezone(UTC)
+        created = as_utc(item.created_at, f"backup item {item.id!r}: created_at")
         why = reasons[item.id]
         if not item.ours:
             why.append(REASON_FOREIGN)
@@ -190,20 +228,21 @@ def plan_retention(items: Iterable[BackupItem], policy: RetentionPolicy, as_of: 
         for item, _ in candidates:
             reasons[item.id].append(REASON_NO_POLICY)
     else:
-        _apply_rules(candidates, policy, as_of_utc, reasons)
+        _apply_rules(candidates, policy, reasons)
 
     keep: list[Decision] = []
     prune: list[Decision] = []
     for item in ordered:
         decision = Decision(item=item, reasons=reasons[item.id])
         (keep if decision.reasons else prune).append(decision)
-    return RetentionPlan(as_of=as_of, policy=policy, keep=keep, prune=prune)
+    if any(d.planned for d in prune):
+        raise ValueError("retention: a planned backup (dry run) would be pruned: another item has its date")
+    return RetentionPlan(as_of=as_of_utc, policy=policy, keep=keep, prune=prune)
 
 
 def _apply_rules(
     candidates: list[tuple[BackupItem, datetime]],
     policy: RetentionPolicy,
-    as_of_utc: datetime,
     reasons: dict[str, list[str]],
 ) -> None:
     # candidates are newest first; each rule counts down its remaining buckets.
@@ -223,11 +262,15 @@ def _apply_rules(
                 remaining -= 1
                 reasons[item.id].append(_bucket_label(rule, bucket))
 
-    if policy.keep_within:
-        oldest_allowed = as_of_utc - timedelta(seconds=policy.keep_within.total_seconds())
+    if policy.keep_within and candidates:
+        # restic (internal/restic/snapshot_policy.go, ApplyPolicy): t = latest - within, keep
+        # when cur.Time.After(t), latest being the newest snapshot of the list (not in the
+        # future: here, not after as_of). Strictly after; measured from the newest, not as_of.
+        latest = candidates[0][1]
+        cutoff = latest - timedelta(seconds=policy.keep_within.total_seconds())
         label = f"within {_format_duration(policy.keep_within)}"
         for item, created in candidates:
-            if created < oldest_allowed:
+            if not created > cutoff:
                 break
             reasons[item.id].append(label)
 
@@ -241,6 +284,7 @@ def _format_duration(value: timedelta) -> str:
 
 
 __all__ = [
+    "PLANNED",
     "PROTECTING_REASONS",
     "REASON_FOREIGN",
     "REASON_NEWER",
@@ -252,5 +296,6 @@ __all__ = [
     "RetentionPlan",
     "describe_policy",
     "plan_retention",
+    "planned_backup",
     "policy_is_empty",
 ]

@@ -12,12 +12,13 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Connection
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.report import record_outcome
@@ -30,9 +31,8 @@ class BupError(AirflowException):
 
 
 def run_date(context: Mapping[str, Any]) -> datetime:
-    """The run's logical date (stable across retries and clears), else when it was triggered."""
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def _seconds(value: Any) -> float | None:
@@ -240,15 +240,21 @@ class BupSaveOperator(_BupNodeOperator):
             # runs beside the save, on its own channel
             du = pool.submit(hook.run, ["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
             save = commands.save(self.branch, when, self.paths)
+            # bup dates the save --date=logical date; only this report keeps when it really ran
+            taken_at = dates.now_utc()
             result = self._check(hook.run(save, timeout=self.command_timeout), "bup save")
             du = du.result()
         commit = store.parse_commit_id(result.stdout)
         size = store.parse_du_total(du.stdout) if du.ok else None
         self.log.info("saved %s/%s (commit %s, %s bytes of data)", self.branch, save_name, commit, size)
+        late = dates.late_warning(when, taken_at, f"save {self.branch}/{save_name}")
+        if late:
+            self.log.warning("%s", late)
         record_outcome(
             context, status="done", node=self.host,
             produced=[{"id": f"{self.branch}/{save_name}", "size": size}],
-            detail=f"commit {commit}",
+            detail=f"commit {commit}; logical date {dates.format_instant(when)}, taken at {dates.format_instant(taken_at)}",
+            warnings=[late] if late else (),
         )
         return {"save": save_name, "commit": commit, "skipped": False, "data_bytes": size}
 
@@ -433,7 +439,9 @@ class BupPruneOperator(_BupNodeOperator):
     decides, and exactly the saves it prunes go with ``bup rm`` then ``bup gc``.
     ``mode="prune-older"``: bup's own keep periods; ``bup prune-older --pretend`` runs first and
     its plan is checked before the real run. Either way nothing newer than the run's logical date
-    and never the newest save is removed, and ``dry_run`` only shows the plan.
+    and never the newest save is removed, and ``dry_run`` only shows the plan. A dry run made no
+    save: in retention mode it plans with the save the real run would make (so it prunes what the
+    real run would); ``bup prune-older --pretend`` can only plan with the saves that exist.
     """
 
     def __init__(
@@ -455,13 +463,18 @@ class BupPruneOperator(_BupNodeOperator):
         self.retention = retention
         self.keep = keep
 
-    def plan(self, saves: Sequence[store.Save], as_of: datetime) -> tuple[list[store.Save], list[store.Save]]:
-        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`."""
-        from airflow_backup_provider.retention import BackupItem, plan_retention
+    def plan(
+        self, saves: Sequence[store.Save], as_of: datetime, planned: store.Save | None = None
+    ) -> tuple[list[store.Save], list[store.Save]]:
+        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`.
+        `planned`: the save a dry run did not make (in `saves` too), planned as if it existed."""
+        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
         by_id = {f"{self.branch}/{s.name}": s for s in saves}
         items = [
-            BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
+            planned_backup(ref, s.created_at, branch=self.branch)
+            if s == planned
+            else BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
             for ref, s in by_id.items()
         ]
         plan = plan_retention(items, self.retention, as_of)
@@ -477,7 +490,11 @@ class BupPruneOperator(_BupNodeOperator):
         with self.node_hook() as hook:
             saves = list_saves(hook, commands, self.branch, remote=False) or []
             if self.mode == "retention":
-                keep, prune = self.plan(saves, as_of)
+                planned = None
+                if dry_run and not store.saves_for_date(saves, as_of):
+                    planned = store.parse_save_name(store.save_name_for(as_of))
+                    saves = sorted([*saves, planned])
+                keep, prune = self.plan(saves, as_of, planned)
             else:
                 pretend = self._check(
                     hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of, pretend=True), timeout=600),

@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
 from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
@@ -24,9 +25,8 @@ VERIFIED_KEY = "verified_hosts"
 
 
 def backup_time(context: Any) -> datetime:
-    """The run's logical date; a manual run without one uses the time it was queued for."""
-    moment = context.get("logical_date") or context["dag_run"].run_after
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def run_tag_and_day(context: Any) -> tuple[str, str]:
@@ -223,6 +223,11 @@ class CassandraUploadOperator(CassandraBaseOperator):
             raise AirflowException(f"{host}: earlier uploads of today are gone: {problems[:5]}")
         s3.put_bytes(manifest.to_json().encode(), self.bucket, m_key, "application/json")
         summary = self._summary(manifest, m_key)
+        # A cleared old run or a backfill uploads today's data into an old day folder: say so.
+        logical = backup_time(context)
+        late = dates.late_warning(logical, dates.parse_instant(manifest.created_at), f"{host} manifest {m_key}")
+        if late:
+            self.log.warning("%s", late)
         record_outcome(
             context,
             status="done",
@@ -239,7 +244,9 @@ class CassandraUploadOperator(CassandraBaseOperator):
                 }
             ],
             detail=f"{manifest.mode}: {summary['new_files']} new files ({summary['new_bytes']} bytes, "
-            f"{summary['new_compressed_bytes']} compressed), {summary['files']} files in the manifest",
+            f"{summary['new_compressed_bytes']} compressed), {summary['files']} files in the manifest; "
+            f"logical date {dates.format_instant(logical)}, taken at {manifest.created_at}",
+            warnings=[late] if late else (),
         )
         return summary
 
@@ -380,7 +387,7 @@ class CassandraRetentionOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_backup_provider.config import RetentionPolicy
-        from airflow_backup_provider.retention import BackupItem, plan_retention
+        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
         as_of = backup_time(context)
         s3 = self.s3_hook()
@@ -390,8 +397,11 @@ class CassandraRetentionOperator(CassandraBaseOperator):
         for day in days:
             refs = self.day_manifests(s3, day)
             expected: set[str] = set()
+            taken: list[datetime] = []
             for ref in refs:
-                expected.update(self.load_manifest(s3, ref.key).cluster_hosts or [ref.host])
+                manifest = self.load_manifest(s3, ref.key)
+                expected.update(manifest.cluster_hosts or [ref.host])
+                taken += [t for t in [dates.parse_instant(manifest.created_at)] if t]
             complete = bool(refs) and store.is_day_complete(refs, day, expected)
             items.append(
                 BackupItem(
@@ -400,8 +410,14 @@ class CassandraRetentionOperator(CassandraBaseOperator):
                     complete=complete,
                     ours=True,
                     meta={"manifests": len(refs)},
+                    taken_at=max(taken, default=None),  # the day's last upload
                 )
             )
+        today = store.day_of(as_of)
+        if is_dry_run(context) and not any(i.id == today and i.complete for i in items):
+            # A dry run uploaded nothing: plan with the day the real run would complete, or it prunes less.
+            items = [i for i in items if i.id != today]
+            items.append(planned_backup(today, datetime.strptime(today, "%Y%m%d").replace(tzinfo=UTC)))
         policy = RetentionPolicy.model_validate(self.policy)
         plan = plan_retention(items, policy, as_of)
         self.log.info("%s", plan.table())
@@ -448,6 +464,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         manifest = self.load_manifest(s3, target["manifest"])
         if manifest.host != host:
             raise AirflowException(f"{target['manifest']} belongs to {manifest.host}, not {host}")
+        self.log.info("%s: restoring day %s (run %s), taken at %s", host, manifest.day, manifest.run_id, manifest.created_at)
         entries = store.select_restore_entries(manifest, scope)
         if not entries:
             raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")

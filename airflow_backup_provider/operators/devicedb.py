@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.devicedb import (
     DevicedbError,
@@ -50,9 +51,8 @@ def task_label(label: str) -> str:
 
 
 def run_date(context: Any) -> datetime:
-    """The run's logical date (or, for a manual run without one, when it was queued)."""
-    value = context.get("logical_date") or context["dag_run"].run_after
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def now_utc() -> datetime:
@@ -508,12 +508,19 @@ class DevicedbManifestOperator(DevicedbBaseOperator):
         key = ddb.manifest_key(self.prefix, self.cluster, uuid)
         body = ddb.manifest_json(manifest)
         self.s3().put_bytes(body, bucket=self.bucket, key=key)
+        # A cleared old run or a backfill snapshots today's data under an old date: say so.
+        logical, taken = run_date(context), dates.parse_instant(manifest["created_at"])
+        late = dates.late_warning(logical, taken, f"snapshot {uuid}")
+        if late:
+            self.log.warning("%s", late)
         record_outcome(
             context,
             status="done",
             node=self.cluster,
             produced=[{"id": f"snapshot {uuid} complete", "size": None}, {"id": f"s3://{self.bucket}/{key}", "size": len(body)}],
-            detail=f"{len(artifacts)} node tar(s)",
+            detail=f"{len(artifacts)} node tar(s); logical date {dates.format_instant(logical)}, "
+            f"taken at {dates.format_instant(taken) if taken else '-'}",
+            warnings=[late] if late else (),
         )
         return {"uuid": uuid, "manifest": key, "total_size": manifest["total_size"]}
 
@@ -609,7 +616,7 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
         self.incomplete_grace = incomplete_grace
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_backup_provider.retention import BackupItem, plan_retention
+        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
         s3 = self.s3()
         listing = s3.list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster))
@@ -633,9 +640,16 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
                     complete=bool(manifest),
                     ours=True,
                     meta={"keys": len(group["keys"]), "size": group["size"]},
+                    taken_at=dates.parse_instant(manifest.get("created_at")) if manifest else None,
                 )
             )
         as_of = run_date(context)
+        dry_run = as_bool(context["params"].get("dry_run"))
+        if dry_run and not any(
+            m and dates.parse_instant(m["logical_date"]) == as_of for m in manifests.values()
+        ):
+            # A dry run took no snapshot: plan with the one the real run would make, or it prunes less.
+            items.append(planned_backup("(this run's snapshot)", as_of))
         plan = plan_retention(items, self.policy, as_of)
         self.log.info("%s", plan.table())
         prune = plan.prune_ids
@@ -644,7 +658,6 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
         stale = [
             i.id for i in items if not i.complete and i.id not in prune and as_of - i.created_at > self.incomplete_grace
         ]
-        dry_run = as_bool(context["params"].get("dry_run"))
         deleted = []
         for uuid in prune + stale:
             keys = groups[uuid]["keys"]

@@ -100,7 +100,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
         manifest["tag"] = run_tag(context["run_id"])
         plan = (
             f"restore snapshot {manifest['uuid']} (logical date {manifest['logical_date']}, "
-            f"{manifest['total_size']} bytes) onto {', '.join(configured)}"
+            f"taken at {manifest['created_at']}, {manifest['total_size']} bytes) onto {', '.join(configured)}"
         )
         if dry_run:
             record_outcome(context, status="dry_run", node=self.cluster, detail=f"dry run: would {plan}")

@@ -15,11 +15,12 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
 from airflow_backup_provider.operators.report import record_outcome
-from airflow_backup_provider.retention import plan_retention
+from airflow_backup_provider.retention import plan_retention, planned_backup
 from airflow_backup_provider.stores.ebs import (
     TAG_NAME,
     Snapshot,
@@ -35,13 +36,8 @@ STATUS_KEY = "ebs_status"
 
 
 def run_date(context: Mapping[str, Any]) -> datetime:
-    """The date this run backs up: the end of its data interval (= the logical date for cron
-    schedules); for a manual run without a logical date, when it was triggered to run."""
-    for key in ("data_interval_end", "logical_date"):
-        value = context.get(key)
-        if value is not None:
-            return value
-    return context["dag_run"].run_after
+    """The date this run backs up (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
+    return dates.run_date(context)
 
 
 def target_kind(target: str) -> str:
@@ -148,7 +144,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
             blocked = any(d.blocking for d in decisions)
             created: list[Snapshot] = []
             if to_create and not blocked and not dry_run:
-                created = self._create(kind, to_create, volume_ids, logical, context["run_id"], description)
+                created = self._create(kind, to_create, volume_ids, logical, context["run_id"], description, dates.now_utc())
             elif to_create and not blocked:
                 for volume_id in to_create:
                     self.log.info(
@@ -174,6 +170,12 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
                 state = "dry run: would create" if dry_run and not blocked else "skipped: pending snapshot"
                 rows.append(status_row(decision.volume_id, None, state=state, date=date_tag, description=decision.reason))
         self.log.info("snapshot status:\n%s", status_table(rows))
+        # A cleared old run or a backfill snapshots today's data under an old date: say so.
+        warnings = [
+            w for s in today if (w := dates.late_warning(logical, s.taken_at, f"snapshot {s.id} of {s.volume_id}"))
+        ]
+        for warning in warnings:
+            self.log.warning("%s", warning)
 
         if created:
             status, detail = "done", f"created {', '.join(s.id for s in created)} for {date_tag}"
@@ -188,6 +190,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
             produced=[{"id": s.id, "volume": s.volume_id} for s in created],
             detail=detail,
             rows=rows,
+            warnings=warnings,
         )
         ti = context["ti"]
         snapshot_ids = [s.id for s in today]
@@ -196,10 +199,11 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         return snapshot_ids
 
     def _create(
-        self, kind: str, to_create: list[str], volume_ids: list[str], logical: datetime, run_id: str, description: str
+        self, kind: str, to_create: list[str], volume_ids: list[str], logical: datetime, run_id: str, description: str,
+        taken_at: datetime,
     ) -> list[Snapshot]:
         if kind == "instance" and to_create == volume_ids:
-            tags = backup_tags(name=self.name, logical_date=logical, run_id=run_id, extra=self.tags)
+            tags = backup_tags(name=self.name, logical_date=logical, run_id=run_id, extra=self.tags, taken_at=taken_at)
             return self.hook.create_snapshots_for_instance(self.target, tags, description)
         if kind == "instance":
             self.log.warning(
@@ -211,7 +215,10 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         return [
             self.hook.create_snapshot(
                 volume_id,
-                backup_tags(name=self.name, logical_date=logical, run_id=run_id, volume_id=volume_id, extra=self.tags),
+                backup_tags(
+                    name=self.name, logical_date=logical, run_id=run_id, volume_id=volume_id, extra=self.tags,
+                    taken_at=taken_at,
+                ),
                 description,
             )
             for volume_id in to_create
@@ -278,8 +285,13 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
         would_delete: list[str] = []
         rows: list[dict[str, str]] = []
         kept = 0
+        date_tag = format_logical_date(as_of)
         for volume_id in sorted(by_volume):
-            plan = plan_retention([s.to_backup_item(self.name) for s in by_volume[volume_id]], self.policy, as_of)
+            items = [s.to_backup_item(self.name) for s in by_volume[volume_id]]
+            # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
+            if dry_run and decide_snapshot(by_volume[volume_id], volume_id=volume_id, name=self.name, date_tag=date_tag).action == "create":
+                items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
+            plan = plan_retention(items, self.policy, as_of)
             self.log.info("volume %s:\n%s", volume_id, plan.table())
             kept += len(plan.keep)
             for decision in plan.prune:
@@ -292,7 +304,6 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
                     would_delete.append(snapshot.id)
                 elif self.hook.delete_snapshot(snapshot.id):
                     deleted.append(snapshot.id)
-            date_tag = format_logical_date(as_of)
             mine = [s for s in by_volume[volume_id] if is_ours_for(s, self.name) and s.tags.get("backup:logical-date") == date_tag]
             rows.append(
                 status_row(volume_id, mine[0], description=mine[0].description)

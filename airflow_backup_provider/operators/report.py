@@ -29,6 +29,7 @@ def record_outcome(
     produced: Sequence[dict[str, Any]] = (),
     detail: str = "",
     rows: Sequence[dict[str, Any]] = (),
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """
     Tell the report what this task did.
@@ -38,10 +39,14 @@ def record_outcome(
     :param produced: one dict per artifact, e.g. ``{"id": "snap-1", "size": 8}``.
     :param rows: lines of a status table the report shows as is (same keys in every row, e.g.
         ``{"volume":..., "snapshot":..., "state":...}``), gathered from every task of the run.
+    :param warnings: what the report shows first without failing the run (e.g. a backup taken
+        long after its logical date: :func:`airflow_backup_provider.dates.late_warning`).
     """
     outcome = {"status": status, "node": node, "produced": list(produced), "detail": detail}
     if rows:
         outcome["rows"] = [dict(row) for row in rows]
+    if warnings:
+        outcome["warnings"] = [str(w) for w in warnings]
     context["ti"].xcom_push(key=OUTCOME_KEY, value=outcome)
     return outcome
 
@@ -56,6 +61,7 @@ def summarize_run(
         "skipped": [],
         "other": [],
         "status_rows": [],
+        "warnings": [],
     }
     for task_key in sorted(states):
         if task_key == exclude:
@@ -63,6 +69,7 @@ def summarize_run(
         state = states[task_key] or "none"
         outcome = outcomes.get(task_key) or {}
         summary["status_rows"].extend(outcome.get("rows") or [])
+        summary["warnings"].extend({"task": task_key, "text": text} for text in outcome.get("warnings") or [])
         row = {
             "task": task_key,
             "state": state,
@@ -95,8 +102,16 @@ def render_summary(dag_id: str, run_id: str, summary: dict[str, list[dict[str, A
     """(subject, html body, plain log text)."""
     verdict = "FAILED" if summary["failed"] else "succeeded"
     subject = f"[backup {verdict}] {dag_id} {run_id}: {len(summary['failed'])} failed, {len(summary['backed_up'])} backed up, {len(summary['skipped'])} skipped"
+    warnings = summary.get("warnings") or []
+    if warnings:
+        subject += f", {len(warnings)} warning(s)"
     lines = [subject]
     sections = []
+    if warnings:
+        lines.append(f"Warnings: {len(warnings)}")
+        lines.extend(f"  {w['task']}: {w['text']}" for w in warnings)
+        items = "".join(f"<li>{html.escape(w['task'])}: {html.escape(w['text'])}</li>" for w in warnings)
+        sections.append(f"<h3>Warnings ({len(warnings)})</h3><ul>{items}</ul>")
     for title, key in (("Failed", "failed"), ("Backed up", "backed_up"), ("Skipped", "skipped")):
         rows = summary[key]
         lines.append(f"{title}: {len(rows)}")

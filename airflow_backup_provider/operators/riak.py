@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.operators.report import record_outcome
@@ -20,11 +21,8 @@ from airflow_backup_provider.stores import riak
 
 
 def run_logical_date(context: Any) -> datetime:
-    """The date a run's backups belong to: its logical date, else (manual run without one) run_after."""
-    value = context.get("logical_date")
-    if value is None:
-        value = context["dag_run"].run_after
-    return value
+    """The date a run's backups belong to (:func:`airflow_backup_provider.dates.run_date`)."""
+    return dates.run_date(context)
 
 
 class RiakWaitForServiceOperator(BaseOperator):
@@ -95,10 +93,12 @@ def series_name(cluster: str) -> str:
     return f"{KIND}_{cluster}"
 
 
-def node_snapshot_tags(*, cluster: str, node: str, instance_id: str, logical_date: datetime, run_id: str) -> dict[str, str]:
+def node_snapshot_tags(
+    *, cluster: str, node: str, instance_id: str, logical_date: datetime, run_id: str, taken_at: datetime | None = None
+) -> dict[str, str]:
     from airflow_backup_provider.hooks.ebs import backup_tags
 
-    tags = backup_tags(name=series_name(cluster), logical_date=logical_date, run_id=run_id)
+    tags = backup_tags(name=series_name(cluster), logical_date=logical_date, run_id=run_id, taken_at=taken_at)
     tags.update({TAG_KIND: KIND, TAG_CLUSTER: cluster, TAG_NODE: node, TAG_INSTANCE: instance_id})
     return tags
 
@@ -125,6 +125,14 @@ def run_snapshot_filter(cluster: str, logical_date: datetime, node: str | None =
 
 def _produced(snapshots: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"id": s.id, "volume": s.volume_id, "state": s.state, "size": None} for s in snapshots]
+
+
+def _dates_of(logical_date: datetime, snapshots: Sequence[Any]) -> tuple[str, list[str]]:
+    """'logical date X, taken at Y' for the report, and a warning per snapshot taken late."""
+    taken = sorted({dates.format_instant(s.taken_at) for s in snapshots if s.taken_at})
+    text = f"logical date {dates.format_instant(logical_date)}, taken at {', '.join(taken) or '-'}"
+    warnings = [w for s in snapshots if (w := dates.late_warning(logical_date, s.taken_at, f"snapshot {s.id} of {s.volume_id}"))]
+    return text, warnings
 
 
 class RiakNodeSnapshotOperator(BaseOperator):
@@ -182,8 +190,9 @@ class RiakNodeSnapshotOperator(BaseOperator):
                 "%s: every volume already has its snapshot for %s: %s",
                 self.node, logical_date, ", ".join(f"{s.id} ({s.volume_id}, {s.state})" for s in existing),
             )
+            when, warnings = _dates_of(logical_date, existing)
             record_outcome(context, status="skipped", node=self.node, produced=_produced(existing),
-                           detail=f"snapshots for {logical_date.isoformat()} already exist")
+                           detail=f"snapshots for {logical_date.isoformat()} already exist ({when})", warnings=warnings)
             return {"node": self.node, "snapshots": [s.to_dict() for s in existing], "created": []}
         if as_bool(self.dry_run):
             self.log.info("Dry run: would snapshot %s of %s", [v.id for v in missing], self.instance_id)
@@ -192,7 +201,7 @@ class RiakNodeSnapshotOperator(BaseOperator):
             return {"node": self.node, "snapshots": [], "created": [], "dry_run": True}
         tags = node_snapshot_tags(
             cluster=self.cluster, node=self.node, instance_id=self.instance_id,
-            logical_date=logical_date, run_id=context["run_id"],
+            logical_date=logical_date, run_id=context["run_id"], taken_at=dates.now_utc(),
         )
         description = f"riak {self.cluster} {self.node} {logical_date.isoformat()}"
         if covered:  # an earlier try got some volumes: snapshot only the others, one by one
@@ -203,8 +212,11 @@ class RiakNodeSnapshotOperator(BaseOperator):
             "%s: CreateSnapshots returned %s; the node can start now",
             self.node, ", ".join(f"{s.id} ({s.volume_id})" for s in created),
         )
+        when, warnings = _dates_of(logical_date, [*existing, *created])
+        for warning in warnings:
+            self.log.warning("%s", warning)
         record_outcome(context, status="done", node=self.node, produced=_produced([*existing, *created]),
-                       detail=f"instance {self.instance_id}")
+                       detail=f"instance {self.instance_id}; {when}", warnings=warnings)
         return {"node": self.node, "snapshots": [s.to_dict() for s in [*existing, *created]],
                 "created": [s.id for s in created]}
 
@@ -239,27 +251,43 @@ class RiakRetentionOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_backup_provider.config import RetentionPolicy
-        from airflow_backup_provider.hooks.ebs import CREATED_BY, TAG_CREATED_BY, TAG_NAME, EbsHook
-        from airflow_backup_provider.retention import plan_retention
+        from airflow_backup_provider.hooks.ebs import (
+            CREATED_BY,
+            TAG_CREATED_BY,
+            TAG_LOGICAL_DATE,
+            TAG_NAME,
+            EbsHook,
+            format_logical_date,
+        )
+        from airflow_backup_provider.retention import plan_retention, planned_backup
 
         policy = RetentionPolicy.model_validate(self.policy)
         as_of = run_logical_date(context)
+        dry_run = as_bool(self.dry_run)
+        date_tag = format_logical_date(as_of)
         hook = EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         snapshots = hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
             by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
         pruned: list[str] = []
+        would_delete: list[str] = []
         for volume_id, group in sorted(by_volume.items()):
-            plan = plan_retention([s.to_backup_item() for s in group], policy, as_of)
+            items = [s.to_backup_item() for s in group]
+            # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
+            if dry_run and not any(s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state != "error" for s in group):
+                items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
+            plan = plan_retention(items, policy, as_of)
             self.log.info("volume %s:\n%s", volume_id, plan.table())
             for snapshot_id in plan.prune_ids:
-                if as_bool(self.dry_run):
+                if dry_run:
                     self.log.info("Dry run: would delete %s", snapshot_id)
+                    would_delete.append(snapshot_id)
                 elif hook.delete_snapshot(snapshot_id):
                     pruned.append(snapshot_id)
-        detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); deleted {len(pruned)}"
-        if pruned:
-            detail += ": " + ", ".join(pruned)
-        record_outcome(context, status="dry_run" if as_bool(self.dry_run) else "done", detail=detail)
-        return {"deleted": pruned, "volumes": len(by_volume)}
+        gone = would_delete if dry_run else pruned
+        detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); {'would delete' if dry_run else 'deleted'} {len(gone)}"
+        if gone:
+            detail += ": " + ", ".join(gone)
+        record_outcome(context, status="dry_run" if dry_run else "done", detail=detail)
+        return {"deleted": pruned, "would_delete": would_delete, "volumes": len(by_volume)}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_backup_provider.dates import TAG_TAKEN_AT, format_instant, parse_instant
 from airflow_backup_provider.retention import BackupItem
 
 TAG_CREATED_BY = "backup:created-by"
@@ -46,8 +47,10 @@ def backup_tags(
     run_id: str,
     volume_id: str | None = None,
     extra: Mapping[str, str] | None = None,
+    taken_at: datetime | None = None,
 ) -> dict[str, str]:
-    """The tags of a snapshot made by this project. User tags may not override the `backup:` ones."""
+    """The tags of a snapshot made by this project. User tags may not override the `backup:` ones.
+    `taken_at`: the wall clock when it is made (a late run's snapshot holds that day's data)."""
     tags: dict[str, str] = {}
     for key, value in (extra or {}).items():
         if key.startswith(RESERVED_TAG_PREFIX):
@@ -63,6 +66,8 @@ def backup_tags(
     )
     if volume_id:
         tags[TAG_VOLUME] = volume_id
+    if taken_at is not None:
+        tags[TAG_TAKEN_AT] = format_instant(taken_at)
     return tags
 
 
@@ -141,6 +146,11 @@ class Snapshot:
         return parse_logical_date(self.tags.get(TAG_LOGICAL_DATE))
 
     @property
+    def taken_at(self) -> datetime | None:
+        """When it was really taken: our tag, else EBS's own start time (snapshots made before the tag)."""
+        return parse_instant(self.tags.get(TAG_TAKEN_AT)) or (parse_instant(self.start_time) if self.start_time else None)
+
+    @property
     def dated(self) -> datetime | None:
         """The date retention judges by: the logical date for ours, else the start time."""
         return self.logical_date or self.start_time
@@ -159,6 +169,7 @@ class Snapshot:
             complete=self.state == "completed",
             ours=ours,
             meta={"state": self.state, "volume_id": self.volume_id},
+            taken_at=self.taken_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,7 +190,7 @@ class Snapshot:
 
 # A snapshot in `error` is not a backup: it neither blocks nor satisfies the day.
 FAILED_STATES = frozenset({"error"})
-STATUS_COLUMNS = ("volume", "snapshot", "state", "date", "description")
+STATUS_COLUMNS = ("volume", "snapshot", "state", "date", "taken at", "description")
 
 
 @dataclass(frozen=True)
@@ -230,14 +241,17 @@ def decide_snapshot(listing: Iterable[Snapshot], *, volume_id: str, name: str, d
 
 
 def status_row(volume_id: str, snapshot: Snapshot | None, *, state: str | None = None, date: str = "", description: str = "") -> dict[str, str]:
-    """One line of the status table (volume, snapshot, state, date, description)."""
+    """One line of the status table (volume, snapshot, state, date, taken at, description): the
+    logical date and when the snapshot was really taken side by side."""
     if snapshot is None:
-        return {"volume": volume_id, "snapshot": "-", "state": state or "-", "date": date, "description": description}
+        return {"volume": volume_id, "snapshot": "-", "state": state or "-", "date": date, "taken at": "-", "description": description}
+    taken = snapshot.taken_at
     return {
         "volume": volume_id,
         "snapshot": snapshot.id,
         "state": state or snapshot.state,
         "date": snapshot.tags.get(TAG_LOGICAL_DATE) or (snapshot.start_time.isoformat() if snapshot.start_time else date),
+        "taken at": format_instant(taken) if taken else "-",
         "description": description or snapshot.description,
     }
 
@@ -259,6 +273,7 @@ __all__ = [
     "TAG_LOGICAL_DATE",
     "TAG_NAME",
     "TAG_RUN_ID",
+    "TAG_TAKEN_AT",
     "TAG_VOLUME",
     "Snapshot",
     "SnapshotDecision",

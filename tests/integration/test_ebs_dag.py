@@ -287,3 +287,28 @@ def test_a_pending_snapshot_blocks_the_volume_and_the_report_says_so(airflow_db,
     report = [m for m in mails if f"ebs_{name}" in m["subject"]][-1]
     assert "1 skipped" in report["subject"]
     assert f"still pending ({blocker})" in report["body"]
+
+
+def test_keep_within_with_the_real_task_context_and_a_late_run_warns(airflow_db, sandbox, ec2, tmp_path, mails):
+    # dag.test runs the tasks through the task runner: the context's logical_date is a pendulum
+    # DateTime. keep_within crashed on it ("can't compare offset-naive and offset-aware").
+    from airflow_backup_provider.dates import TAG_TAKEN_AT, now_utc, parse_instant
+
+    name = f"w{uuid.uuid4().hex[:8]}"
+    volume = new_volume(ec2)
+    with clusters_file(tmp_path, entry(name, volume_ids=[volume], retention={"keep_within": "2d"})):
+        dag = load_dag(f"ebs_{name}")
+        for day in ("2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"):
+            states = run_dag(dag, day)
+            assert states["volume.retention[0]"] == "success", states
+            assert states["report"] == "success", states
+    snaps = our_snapshots(ec2, name)
+    # restic: 11-18 is exactly 2d older than the newest (11-20): not strictly within, pruned
+    assert dates_of(snaps) == ["2026-11-19T00:00:00+00:00", "2026-11-20T00:00:00+00:00"]
+    for snapshot in snaps:
+        taken = parse_instant({t["Key"]: t["Value"] for t in snapshot["Tags"]}[TAG_TAKEN_AT])
+        assert abs(now_utc() - taken).total_seconds() < 3600
+    # these runs are late (their logical dates are long past): the report says so
+    report = [m for m in mails if f"ebs_{name}" in m["subject"]][-1]
+    assert "warning(s)" in report["subject"]
+    assert "Warnings (1)" in report["body"] and "after its logical date 2026-11-20T00:00:00+00:00" in report["body"]

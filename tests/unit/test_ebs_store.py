@@ -87,13 +87,26 @@ def test_backup_tags_carry_run_and_user_tags():
     assert tags["backup:run-id"] == "scheduled__x" and tags["team"] == "db" and tags["backup:volume"] == "vol-1"
 
 
-def test_status_table_has_the_source_scripts_columns():
-    rows = [status_row("vol-1", snap("snap-1")), status_row("vol-2", None, state="volume not found", date=DAY_TAG)]
+def test_status_table_has_the_source_scripts_columns_and_when_each_snapshot_was_taken():
+    late = snap("snap-3")
+    late.tags["backup:taken-at"] = "2026-12-01T03:00:00+00:00"
+    rows = [
+        status_row("vol-1", snap("snap-1")),
+        status_row("vol-2", None, state="volume not found", date=DAY_TAG),
+        status_row("vol-3", late),
+    ]
     text = status_table(rows)
-    header, rule, first, second = text.splitlines()
-    assert header.split() == ["VOLUME", "SNAPSHOT", "STATE", "DATE", "DESCRIPTION"]
-    assert first.split() == ["vol-1", "snap-1", "completed", DAY_TAG, "d"]
+    header, rule, first, second, third = text.splitlines()
+    assert header.split() == ["VOLUME", "SNAPSHOT", "STATE", "DATE", "TAKEN", "AT", "DESCRIPTION"]
+    # no taken-at tag (made before it existed): EBS's own start time is when it was taken
+    assert first.split() == ["vol-1", "snap-1", "completed", DAY_TAG, "2026-11-22T00:00:00+00:00", "d"]
     assert second.split()[:5] == ["vol-2", "-", "volume", "not", "found"]
+    assert third.split() == ["vol-3", "snap-3", "completed", DAY_TAG, "2026-12-01T03:00:00+00:00", "d"]
+
+
+def test_retention_view_carries_when_the_snapshot_was_taken():
+    item = snap("s1").to_backup_item("prod")
+    assert item.taken_at == datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def ebs_entry(**fields):

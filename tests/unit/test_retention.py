@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pendulum
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -91,11 +92,43 @@ def test_yearly_and_hourly_buckets():
     assert sorted(plan.keep_ids) == ["c", "e"]
 
 
-def test_keep_within_counts_back_from_as_of_not_the_wall_clock():
+def test_keep_within_keeps_only_items_strictly_newer_than_the_cutoff_as_restic():
+    # restic: keep when cur.Time.After(latest - within). The 15th is exactly 5d back: forgotten.
     items = daily_items(date(2020, 1, 1), date(2020, 1, 20))
     plan = plan_retention(items, RetentionPolicy(keep_within="5d"), at("2020-01-20"))
-    assert kept_days(plan) == [f"2020-01-{d}" for d in range(15, 21)]  # 15th is exactly 5d back
+    assert kept_days(plan) == [f"2020-01-{d}" for d in range(16, 21)]
+    assert "snap-2020-01-15" in plan.prune_ids
     assert all("within 5d" in d.reasons for d in plan.keep)
+    # one second newer than the cutoff is within
+    items.append(BackupItem("just-within", at("2020-01-15") + timedelta(seconds=1)))
+    plan = plan_retention(items, RetentionPolicy(keep_within="5d"), at("2020-01-20"))
+    assert "just-within" in plan.keep_ids and "snap-2020-01-15" in plan.prune_ids
+
+
+def test_keep_within_counts_back_from_the_newest_backup_not_as_of_nor_the_wall_clock():
+    # restic measures from its latest snapshot: backups that stopped 10 days ago still keep
+    # the 5 days before the last one, whatever as_of (or the clock) says.
+    items = daily_items(date(2020, 1, 1), date(2020, 1, 20))
+    plan = plan_retention(items, RetentionPolicy(keep_within="5d"), at("2020-01-30"))
+    assert kept_days(plan) == [f"2020-01-{d}" for d in range(16, 21)]
+    # items after as_of are not "the latest": the window is measured from the newest judged one
+    plan = plan_retention(items, RetentionPolicy(keep_within="2d"), at("2020-01-10"))
+    assert [d for d in kept_days(plan) if d <= "2020-01-10"] == ["2020-01-09", "2020-01-10"]
+
+
+def test_plan_retention_takes_the_pendulum_datetime_of_the_airflow_context():
+    # What the task context holds (airflow.sdk.timezone.coerce_datetime): a pendulum DateTime.
+    # Before the fix, pendulum dropped the zone in `as_of.astimezone(UTC) - timedelta` and
+    # keep_within failed with "can't compare offset-naive and offset-aware datetimes".
+    from airflow.sdk.timezone import coerce_datetime
+
+    items = daily_items(date(2026, 10, 25), date(2026, 11, 20))
+    items.append(BackupItem("pendulum-item", pendulum.datetime(2026, 11, 20, 6), complete=False))
+    for as_of in (pendulum.datetime(2026, 11, 20), coerce_datetime(datetime(2026, 11, 20, tzinfo=UTC)),
+                  pendulum.datetime(2026, 11, 20, 1, tz="Europe/Berlin")):
+        plan = plan_retention(items, RetentionPolicy(keep_within="3d", keep_monthly=2), as_of)
+        assert kept_days(plan) == ["2026-10-31", "2026-11-18", "2026-11-19", "2026-11-20", "pendulum-item"]
+        assert type(plan.as_of) is datetime and plan.as_of.tzinfo is UTC
 
 
 def test_buckets_are_utc_whatever_the_items_timezone():
@@ -134,10 +167,14 @@ def test_pending_and_foreign_items_are_never_pruned_and_never_count():
 
 def test_newest_completed_survives_a_policy_that_keeps_nothing_of_it():
     items = daily_items(date(2026, 1, 1), date(2026, 1, 10))
-    # keep_within 1h of as_of matches nothing: the newest completed backup still survives.
+    # keep_within 1h keeps only the newest (the window hangs off it); it is marked newest too.
     plan = plan_retention(items, RetentionPolicy(keep_within="1h"), at("2026-03-01"))
     assert plan.keep_ids == ["snap-2026-01-10"]
-    assert plan.keep[0].reasons == [REASON_NEWEST]
+    assert plan.keep[0].reasons == [REASON_NEWEST, "within 1h"]
+    # a rule that keeps nothing judged (only a later, pending item): the newest completed stays
+    items.append(BackupItem("pending", at("2026-01-11"), complete=False))
+    plan = plan_retention(items, RetentionPolicy(keep_last=0, keep_within="1h"), at("2026-03-01"))
+    assert sorted(plan.keep_ids) == ["pending", "snap-2026-01-10"]
 
 
 @pytest.mark.parametrize("policy", [RetentionPolicy(), RetentionPolicy(keep_last=0, keep_daily=0)])
@@ -163,6 +200,8 @@ def test_bad_input_names_the_field_and_value():
         BackupItem("x", datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="as_of"):
         plan_retention([], RetentionPolicy(keep_last=1), datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match=r"field 'as_of': value '2026-01-01'"):
+        plan_retention([], RetentionPolicy(keep_last=1), "2026-01-01")
     with pytest.raises(ValueError, match="'dup'"):
         plan_retention([BackupItem("dup", at("2026-01-01")), BackupItem("dup", at("2026-01-02"))], RetentionPolicy(keep_last=1), at("2026-01-03"))
 
@@ -246,7 +285,9 @@ def oracle_keep(items, policy, as_of) -> set[str]:
         heads = sorted((newest_first(g) for g in groups.values()), key=lambda i: (i.created_at, i.id), reverse=True)
         keep |= {i.id for i in heads[: counts[name] or 0]}
     if policy.keep_within:
-        keep |= {i.id for i in eligible if i.created_at >= as_of - policy.keep_within}
+        # restic: cur.Time.After(latest - within), latest = the newest snapshot judged
+        latest = max(i.created_at for i in eligible)
+        keep |= {i.id for i in eligible if i.created_at > latest - policy.keep_within}
     return keep
 
 
@@ -329,3 +370,30 @@ def test_property_sample_matches_a_brute_force_daily_rule():
             by_day[day] = item
     expected = {by_day[d].id for d in sorted(by_day, reverse=True)[:10]}
     assert set(plan.keep_ids) == expected
+
+
+def test_a_dry_run_plans_with_the_backup_the_real_run_would_create():
+    # keep_last 3 with 3 backups: without this run's backup the dry run prunes 0, the real run 1.
+    from airflow_backup_provider.retention import planned_backup
+
+    items = daily_items(date(2026, 11, 17), date(2026, 11, 19))
+    policy = RetentionPolicy(keep_last=3)
+    assert plan_retention(items, policy, at("2026-11-20")).prune_ids == []
+    planned = planned_backup("(this run)", pendulum.datetime(2026, 11, 20))
+    plan = plan_retention([*items, planned], policy, at("2026-11-20"))
+    assert plan.prune_ids == ["snap-2026-11-17"]
+    assert plan.keep[0].planned and plan.keep[0].item.id == "(this run)"
+    assert "(this run's backup, not made: dry run)" in plan.table()
+    # the plan refuses to prune a planned backup (it would mean one already exists for the date)
+    with pytest.raises(ValueError, match="planned"):
+        plan_retention([*items, planned_backup("a-planned", at("2026-11-19"))], RetentionPolicy(keep_last=1), at("2026-11-20"))
+
+
+def test_table_shows_when_each_backup_was_really_taken_beside_its_date():
+    items = [
+        BackupItem("late", at("2026-11-01"), taken_at=at("2026-11-20", 3)),
+        BackupItem("old", at("2026-10-31")),
+    ]
+    text = plan_retention(items, RetentionPolicy(keep_last=2), at("2026-11-20")).table()
+    assert "taken at" in text.splitlines()[1]
+    assert "late  2026-11-01T00:00:00+00:00  2026-11-20T03:00:00+00:00" in text
