@@ -9,8 +9,10 @@ Why two tasks, in that order: the run's state is the state of its leaf tasks, an
 what happened to the data. ``report`` is the only leaf and judges the backup tasks alone; a mail
 that cannot be sent (SMTP down) fails ``mail_report`` only, which Airflow retries, alerts and
 shows red in the grid, and which the report names in its log, while a good backup's run stays
-green. (A teardown after the report would keep the run green too, but then the report is no
-longer the DAG's last task, which the one-run-at-a-time gate relies on.)
+green. A bad backup fails ``report``, so its run fails whether the mail went out or not.
+(A teardown after the report would keep the run green too, Airflow leaving teardowns out of the
+run's state, but a teardown with no setup bends what teardowns are for, and the report would no
+longer be the last task, which the one-run-at-a-time gate takes as the end of a run.)
 """
 
 from __future__ import annotations
@@ -216,8 +218,10 @@ class BackupReportMailOperator(_RunSummaryMixin, BaseOperator):
     def execute(self, context: Any) -> str:
         _, summary = self.run_summary(context)
         subject, body, _ = render_summary(context["ti"].dag_id, context["run_id"], summary)
-        if not self.alert_emails or not (summary["failed"] or self.mail_on_success):
-            return "not sent: nobody to tell"
+        if not self.alert_emails:
+            return "not sent: no alert_emails"
+        if not (summary["failed"] or self.mail_on_success):
+            return "not sent: nothing failed and mail_on_success is off"
         try:
             send_report_mail(
                 self.alert_emails, subject=subject, html_body=body, from_email=self.from_email, smtp_conn_id=self.smtp_conn_id

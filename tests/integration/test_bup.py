@@ -264,7 +264,7 @@ def test_prune_keeps_policy_newest_and_future_saves(sandbox, airflow_db, tmp_pat
 
     events_before = repository_events("bup_pr1_repository")
     states = run(tmp_path, entry, date="2026-11-05", conf={"dry_run": True})
-    assert states == {"wait_for_other_runs": "success", "save": "skipped", "prune": "success", "mail_report": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "save": "skipped", "prune": "success", "report": "success"}, states
     assert saves(sandbox, entry) == everything  # a dry run changes nothing
     # ... and emits no Asset event: a dry run must not start the S3 sync of a save never made
     assert repository_events("bup_pr1_repository") == events_before
@@ -401,7 +401,7 @@ def test_weekly_fsck_dag_without_s3_sync_checks_the_repository(sandbox, airflow_
     assert run(tmp_path, entry, date="2026-11-20")["save"] == "success"
     repo = Path(entry["server"]["repo_dir"])
     states = run(tmp_path, entry, "_fsck", date="2026-11-21")
-    assert states == {"wait_for_other_runs": "success", "fsck": "success", "mail_report": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "fsck": "success", "report": "success"}, states
     assert list(repo.rglob("*.par2")), "fsck with par2 installed writes recovery blocks"
     # a damaged pack is found: the run fails (and alerts through its task callback)
     pack = max(repo.glob("objects/pack/*.pack"), key=lambda p: p.stat().st_size)
