@@ -7,17 +7,50 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk.exceptions import AirflowException
+
+# What sending a mail raises when the server or its connection is not there: smtplib's errors
+# are OSErrors (ConnectionRefusedError, timeouts, SMTPException), and SmtpHook turns a missing
+# connection or a dropped server into AirflowException.
+MAIL_ERRORS: tuple[type[BaseException], ...] = (OSError, AirflowException)
+
+NODE_ATTRIBUTES = ("node", "host", "node_name", "target")  # target: the EBS volume or instance, a restore's node
+NODE_KEYS = ("label", "host", "name")  # a node given as a dict (cassandra, devicedb)
 
 
-def _node_of(task: Any) -> str:
-    """The node a task works on: the operator's `node`/`host`/`target`, else its task group (one per node)."""
-    for attribute in ("node", "host", "node_name", "target"):  # target: the EBS volume or instance
-        value = getattr(task, attribute, None)
-        if isinstance(value, str) and value:
-            return value
-    group = getattr(task, "task_group", None)
-    group_id = getattr(group, "group_id", None)
-    return group_id or "-"
+def _node_name(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return next((str(value[k]) for k in NODE_KEYS if isinstance(value.get(k), str) and value[k]), "")
+    return ""
+
+
+def _node_of(task: Any, ti: Any = None) -> str:
+    """The node a task works on: the operator's `node`/`host`/`target` (a name, or a dict naming it;
+    a TaskFlow task's op kwarg), else a mapped task's rendered map index (the builders render the
+    node there), else its task group (one per node)."""
+    op_kwargs = getattr(task, "op_kwargs", None)
+    for attribute in NODE_ATTRIBUTES:
+        name = _node_name(getattr(task, attribute, None))
+        if not name and isinstance(op_kwargs, dict):
+            name = _node_name(op_kwargs.get(attribute))
+        if name:
+            return name
+    rendered = getattr(ti, "rendered_map_index", None)
+    if isinstance(rendered, str) and rendered:
+        return rendered
+    group_id = getattr(getattr(task, "task_group", None), "group_id", None)
+    if group_id:
+        return group_id
+    map_index = getattr(ti, "map_index", -1)
+    return f"map index {map_index}" if isinstance(map_index, int) and map_index >= 0 else "-"
+
+
+def mail_failure_text(exc: BaseException, *, what: str, to: Sequence[str] | str, smtp_conn_id: str) -> str:
+    """One line for the log: which mail, to whom, through which connection, and the SMTP error."""
+    recipients = to if isinstance(to, str) else ", ".join(to)
+    return f"{what} to {recipients} NOT sent through SMTP connection {smtp_conn_id!r}: {type(exc).__name__}: {exc}"
 
 
 def failure_fields(context: dict[str, Any]) -> dict[str, str]:
@@ -31,7 +64,7 @@ def failure_fields(context: dict[str, Any]) -> dict[str, str]:
     return {
         "dag": str(dag_id),
         "task": task_id,
-        "node": _node_of(task),
+        "node": _node_of(task, ti),
         "try": str(getattr(ti, "try_number", "?")),
         "max_tries": str((getattr(task, "retries", 0) or 0) + 1),
         "run_id": str(context.get("run_id") or getattr(ti, "run_id", "?")),
@@ -94,7 +127,14 @@ class BackupAlertNotifier(SmtpNotifier):
 
     def notify(self, context: dict[str, Any]) -> None:
         self.subject, self.html_content = self.render_alert(context)
-        super().notify(context)
+        try:
+            super().notify(context)
+        except MAIL_ERRORS as exc:
+            # Raised, it would only add a traceback from the callback runner under the task's own
+            # error; the alert that could not go out, and why, is the one line worth reading.
+            self.log.error(
+                "%s", mail_failure_text(exc, what=f"alert '{self.subject}'", to=self.to, smtp_conn_id=self.smtp_conn_id)
+            )
 
 
 def build_alert_callbacks(
@@ -133,4 +173,11 @@ def send_report_mail(
         )
 
 
-__all__ = ["BackupAlertNotifier", "build_alert_callbacks", "failure_fields", "send_report_mail"]
+__all__ = [
+    "MAIL_ERRORS",
+    "BackupAlertNotifier",
+    "build_alert_callbacks",
+    "failure_fields",
+    "mail_failure_text",
+    "send_report_mail",
+]

@@ -48,5 +48,12 @@ def mails(sandbox: Sandbox) -> list:
 
 
 @pytest.fixture
+def smtp_down(sandbox: Sandbox, mails: list):
+    """The sandbox SMTP server stopped for this test (connections refused), started again after."""
+    with sandbox.smtp_stopped():
+        yield mails
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -8,8 +8,9 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from airflow_backup_provider.config import EntryBase
+from airflow_backup_provider.connections import connections_used
 from airflow_backup_provider.notifications import build_alert_callbacks
-from airflow_backup_provider.operators.report import BackupReportOperator
+from airflow_backup_provider.operators.report import BackupReportMailOperator, BackupReportOperator
 from airflow_backup_provider.sensors.exclusive import OneRunAtATimeSensor
 
 TURN_GATE_TASK_ID = "wait_for_other_runs"
@@ -83,7 +84,8 @@ def new_dag(
 
 
 def finish_dag(dag: DAG, entry: EntryBase) -> BackupReportOperator:
-    """Close a built DAG: the one-run-at-a-time gate before its first tasks, the report after its last."""
+    """Close a built DAG: the one-run-at-a-time gate (which checks the connections) before its first
+    tasks, the report mail and the report after its last."""
     add_turn_gate(dag, entry)
     return add_report(dag, entry)
 
@@ -91,15 +93,18 @@ def finish_dag(dag: DAG, entry: EntryBase) -> BackupReportOperator:
 def add_turn_gate(dag: DAG, entry: EntryBase) -> OneRunAtATimeSensor:
     """The first task: no other run of this DAG (a backfill's included) is past it at the same time."""
     roots = [t for t in dag.tasks if not t.upstream_list]
+    mails = {entry.smtp_conn_id: "smtp_conn_id"} if entry.alert_emails else {}
     gate = OneRunAtATimeSensor(
         task_id=TURN_GATE_TASK_ID,
         dag=dag,
+        connections=connections_used(dag.tasks, extra=mails),
         poke_interval=entry.poke_interval.total_seconds(),
         max_wait=10 * entry.poke_interval.total_seconds(),
         timeout=entry.other_runs_timeout.total_seconds(),
         retries=max(entry.retries, 2),
-        doc_md="Waits while another run of this DAG is in progress: backfill runs are not bounded by "
-        "`max_active_runs`, and two runs of one cluster must never overlap.",
+        doc_md="Checks that the connections this DAG uses exist, then waits while another run of this DAG "
+        "is in progress: backfill runs are not bounded by `max_active_runs`, and two runs of one cluster "
+        "must never overlap.",
     )
     for root in roots:
         gate >> root
@@ -107,14 +112,21 @@ def add_turn_gate(dag: DAG, entry: EntryBase) -> OneRunAtATimeSensor:
 
 
 def add_report(dag: DAG, entry: EntryBase) -> BackupReportOperator:
-    """The last task: depends on every leaf, runs whatever they did, fails the run if any failed."""
+    """The last tasks: ``mail_report`` after every leaf, then ``report``, the only leaf, which fails the
+    run if any backup task failed. A mail that fails (SMTP down) fails ``mail_report`` alone: the run's
+    state is its leaves', so a good backup stays a green run (see operators/report.py)."""
     leaves = [t for t in dag.tasks if not t.downstream_list]
-    report = BackupReportOperator(
-        dag=dag,
-        alert_emails=entry.alert_emails,
-        smtp_conn_id=entry.smtp_conn_id,
-        from_email=entry.alert_from,
-    )
-    for leaf in leaves:
-        leaf >> report
+    mail = None
+    if entry.alert_emails:
+        mail = BackupReportMailOperator(
+            dag=dag,
+            alert_emails=entry.alert_emails,
+            smtp_conn_id=entry.smtp_conn_id,
+            from_email=entry.alert_from,
+        )
+        for leaf in leaves:
+            leaf >> mail
+    report = BackupReportOperator(dag=dag, mail_task_id=mail.task_id if mail else None)
+    for upstream in [mail] if mail else leaves:
+        upstream >> report
     return report

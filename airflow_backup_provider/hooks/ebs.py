@@ -30,6 +30,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from airflow_backup_provider.connections import RequiresAwsConnection
 from airflow_backup_provider.stores.ebs import (  # noqa: F401  (re-exported: the hook's public API)
     CREATED_BY,
     RESERVED_TAG_PREFIX,
@@ -71,7 +72,7 @@ def is_throttling(exc: BaseException) -> bool:
     return error_code(exc) in THROTTLING_CODES
 
 
-class EbsHook(EC2Hook):
+class EbsHook(RequiresAwsConnection, EC2Hook):
     """
     EBS volumes and snapshots through boto3's EC2 client (the connection gives credentials,
     region and, for moto/MinIO-style endpoints, ``endpoint_url``).

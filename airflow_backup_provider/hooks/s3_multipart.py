@@ -14,6 +14,8 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+from airflow_backup_provider.connections import RequiresAwsConnection
+
 MIB = 1024 * 1024
 
 
@@ -50,7 +52,7 @@ def rechunk(chunks: Iterable[bytes], part_size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-class S3MultipartHook(S3Hook):
+class S3MultipartHook(RequiresAwsConnection, S3Hook):
     """The amazon provider's S3Hook, plus a streaming multipart upload and a read-back check."""
 
     hook_name = "S3 multipart streaming upload"

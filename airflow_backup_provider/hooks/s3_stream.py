@@ -34,6 +34,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from airflow_backup_provider.connections import RequiresAwsConnection
+
 CHUNK = 1024 * 1024
 _RETRYABLE_CODES = frozenset(
     {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "500", "502", "503", "504"}
@@ -128,7 +130,7 @@ class _NullSink:
         return len(data)
 
 
-class StreamingS3Hook(S3Hook):
+class StreamingS3Hook(RequiresAwsConnection, S3Hook):
     """
     S3Hook that uploads from a stream with on-the-fly zstd and server-side encryption.
 

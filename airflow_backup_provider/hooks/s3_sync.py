@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
+from airflow_backup_provider.connections import RequiresAwsConnection
 from airflow_backup_provider.stores.s3sync import (
     MANIFEST_NAME,
     META_MTIME,
@@ -129,7 +130,7 @@ class _Progress(BaseSubscriber):
         )
 
 
-class S3SyncHook(S3Hook):
+class S3SyncHook(RequiresAwsConnection, S3Hook):
     """
     Sync a folder to an S3 prefix (upload) or back (download), copying only what changed.
 

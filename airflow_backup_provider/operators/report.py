@@ -1,24 +1,36 @@
-"""The `report` task that ends every backup DAG.
+"""The `report` task that ends every backup DAG, and `mail_report`, the summary mail before it.
 
 Operators record what they produced with :func:`record_outcome` (an XCom under
-:data:`OUTCOME_KEY`). The report runs whatever happened upstream (trigger rule ``all_done``),
-mails a summary of what was backed up, skipped and failed, and then fails the run if any task
+:data:`OUTCOME_KEY`). Once every task is done (trigger rule ``all_done``), ``mail_report`` mails
+a summary of what was backed up, skipped and failed; then ``report`` fails the run if any task
 failed, so that a failure on node 1 is never hidden by nodes 2 and 3 succeeding.
+
+Why two tasks, in that order: the run's state is the state of its leaf tasks, and it must say
+what happened to the data. ``report`` is the only leaf and judges the backup tasks alone; a mail
+that cannot be sent (SMTP down) fails ``mail_report`` only, which Airflow retries, alerts and
+shows red in the grid, and which the report names in its log, while a good backup's run stays
+green. A bad backup fails ``report``, so its run fails whether the mail went out or not.
+(A teardown after the report would keep the run green too, Airflow leaving teardowns out of the
+run's state, but a teardown with no setup bends what teardowns are for, and the report would no
+longer be the last task, which the one-run-at-a-time gate takes as the end of a run.)
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_backup_provider.notifications import send_report_mail
+from airflow_backup_provider.notifications import MAIL_ERRORS, mail_failure_text, send_report_mail
 
 OUTCOME_KEY = "backup_outcome"
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
+REPORT_TASK_ID = "report"
+MAIL_TASK_ID = "mail_report"
+MAIL_ERROR_KEY = "mail_error"
 
 
 def record_outcome(
@@ -52,7 +64,7 @@ def record_outcome(
 
 
 def summarize_run(
-    states: dict[str, str | None], outcomes: dict[str, dict[str, Any]], *, exclude: str
+    states: dict[str, str | None], outcomes: dict[str, dict[str, Any]], *, exclude: str | Collection[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Pure: split the run's tasks into backed up / skipped / failed / other rows."""
     summary: dict[str, list[dict[str, Any]]] = {
@@ -63,8 +75,9 @@ def summarize_run(
         "status_rows": [],
         "warnings": [],
     }
+    excluded = {exclude} if isinstance(exclude, str) else set(exclude)
     for task_key in sorted(states):
-        if task_key == exclude:
+        if task_key in excluded:
             continue
         state = states[task_key] or "none"
         outcome = outcomes.get(task_key) or {}
@@ -158,68 +171,117 @@ def records_outcome(task: Any) -> bool:
     return getattr(task, "records_outcome", not isinstance(task, BaseSensorOperator))
 
 
-class BackupReportOperator(BaseOperator):
-    """Summarize the run, mail it, and fail when anything upstream failed."""
+class _RunSummaryMixin:
+    """What both closing tasks read: the run's task states and outcomes, without the two of them."""
 
-    ui_color = "#f0e4ff"
+    closing_task_ids = (REPORT_TASK_ID, MAIL_TASK_ID)
 
-    def __init__(
-        self,
-        *,
-        alert_emails: Sequence[str] = (),
-        smtp_conn_id: str = "smtp_default",
-        from_email: str = "airflow-backup@localhost",
-        mail_on_success: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("task_id", "report")
-        kwargs.setdefault("trigger_rule", "all_done")
-        # The report judges the run; retrying it cannot change the verdict.
-        kwargs.setdefault("retries", 0)
-        # Its own failure is the verdict, already mailed: no second alert from the task callback.
-        kwargs.setdefault("on_failure_callback", None)
-        super().__init__(**kwargs)
-        self.alert_emails = list(alert_emails)
-        self.smtp_conn_id = smtp_conn_id
-        self.from_email = from_email
-        self.mail_on_success = mail_on_success
-
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run_summary(self, context: Any) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
         ti = context["ti"]
         run_id = context["run_id"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
         outcomes = self._collect_outcomes(ti, states)
-        summary = summarize_run(states, outcomes, exclude=self.task_id)
-        subject, body, text = render_summary(ti.dag_id, run_id, summary)
-        self.log.info("%s", text)
-        if self.alert_emails and (summary["failed"] or self.mail_on_success):
-            send_report_mail(
-                self.alert_emails,
-                subject=subject,
-                html_body=body,
-                from_email=self.from_email,
-                smtp_conn_id=self.smtp_conn_id,
-            )
-        if summary["failed"]:
-            names = ", ".join(row["task"] for row in summary["failed"])
-            raise AirflowException(f"{len(summary['failed'])} task(s) failed in this run: {names}")
-        return {key: len(rows) for key, rows in summary.items()}
+        return states, summarize_run(states, outcomes, exclude=self.closing_task_ids)
 
     def _collect_outcomes(self, ti: Any, states: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Outcome XComs of the tasks that ran to the end, or failed after recording one."""
         outcomes: dict[str, dict[str, Any]] = {}
-        task_ids = set(self.dag.task_ids) if self.dag else set()
+        dag = self.dag  # type: ignore[attr-defined]
+        task_ids = set(dag.task_ids) if dag else set()
         for key, state in states.items():
-            if state not in ("success", "failed") or key == self.task_id:
+            if state not in ("success", "failed") or key in self.closing_task_ids:
                 continue
             task_id, map_index = key, -1
             if key not in task_ids:
                 base, _, index = key.rpartition("_")
                 if base in task_ids and index.isdigit():
                     task_id, map_index = base, int(index)
-            if not records_outcome(self.dag.get_task(task_id) if task_id in task_ids else None):
+            if not records_outcome(dag.get_task(task_id) if task_id in task_ids else None):
                 continue  # asking anyway logs an "XCom not found" error per task in the report's log
             value = ti.xcom_pull(task_ids=task_id, key=OUTCOME_KEY, map_indexes=map_index)
             if value:
                 outcomes[key] = value
         return outcomes
+
+
+class BackupReportMailOperator(_RunSummaryMixin, BaseOperator):
+    """Mail the run's summary to the alert addresses (the run's outcome is the report's, after it).
+
+    A mail that cannot be sent fails this task, with the SMTP error, and Airflow's retries try again.
+    """
+
+    ui_color = "#f0e4ff"
+    records_outcome = False
+
+    def __init__(
+        self,
+        *,
+        alert_emails: Sequence[str],
+        smtp_conn_id: str = "smtp_default",
+        from_email: str = "airflow-backup@localhost",
+        mail_on_success: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", MAIL_TASK_ID)
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.alert_emails = list(alert_emails)
+        self.smtp_conn_id = smtp_conn_id
+        self.from_email = from_email
+        self.mail_on_success = mail_on_success
+
+    def execute(self, context: Any) -> str:
+        _, summary = self.run_summary(context)
+        subject, body, _ = render_summary(context["ti"].dag_id, context["run_id"], summary)
+        if not self.alert_emails:
+            return "not sent: no alert_emails"
+        if not (summary["failed"] or self.mail_on_success):
+            return "not sent: nothing failed and mail_on_success is off"
+        try:
+            send_report_mail(
+                self.alert_emails, subject=subject, html_body=body, from_email=self.from_email, smtp_conn_id=self.smtp_conn_id
+            )
+        except MAIL_ERRORS as exc:
+            text = mail_failure_text(exc, what="report mail", to=self.alert_emails, smtp_conn_id=self.smtp_conn_id)
+            self.log.error("%s", text)
+            context["ti"].xcom_push(key=MAIL_ERROR_KEY, value=text)  # for the report's log
+            raise AirflowException(text) from exc
+        self.log.info("report mailed to %s: %s", ", ".join(self.alert_emails), subject)
+        return f"sent: {subject}"
+
+
+class BackupReportOperator(_RunSummaryMixin, BaseOperator):
+    """Summarize the run and fail when any backup task failed (the mail task's state aside)."""
+
+    ui_color = "#f0e4ff"
+
+    def __init__(self, *, mail_task_id: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("task_id", REPORT_TASK_ID)
+        kwargs.setdefault("trigger_rule", "all_done")
+        # The report judges the run; retrying it cannot change the verdict.
+        kwargs.setdefault("retries", 0)
+        # Its own failure is the verdict, mailed by mail_report: no second alert from the task callback.
+        kwargs.setdefault("on_failure_callback", None)
+        super().__init__(**kwargs)
+        self.mail_task_id = mail_task_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        states, summary = self.run_summary(context)
+        _, _, text = render_summary(context["ti"].dag_id, context["run_id"], summary)
+        self.log.info("%s", text)
+        result: dict[str, Any] = {key: len(rows) for key, rows in summary.items()}
+        if self.mail_task_id:
+            result["mail"] = self._mail_state(context["ti"], states.get(self.mail_task_id))
+        if summary["failed"]:
+            names = ", ".join(row["task"] for row in summary["failed"])
+            raise AirflowException(f"{len(summary['failed'])} task(s) failed in this run: {names}")
+        return result
+
+    def _mail_state(self, ti: Any, state: str | None) -> str:
+        """The mail's fate, in the report's log: a mail that failed does not fail a good backup."""
+        if state == "success":
+            return str(ti.xcom_pull(task_ids=self.mail_task_id) or "sent")
+        error = ti.xcom_pull(task_ids=self.mail_task_id, key=MAIL_ERROR_KEY) if state in FAILED_STATES else None
+        text = f"the report mail was not sent ({self.mail_task_id}: {state}): {error or 'see its log'}"
+        self.log.warning("%s", text)
+        return text

@@ -18,6 +18,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_backup_provider.connections import check_connections
+
 # The gate's states, in another run, that mean "that run is past it, or deciding right now".
 HOLDING_STATES = frozenset({"running", "success"})
 # The last task's states that mean the run is over (it runs `all_done`, so it always ends).
@@ -48,15 +50,25 @@ class OneRunAtATimeSensor(BaseSensorOperator):
     ``exponential_backoff`` so that runs waiting together do not keep looking at the same moment.
 
     :param last_task_id: the DAG's last task (``all_done``); a run whose last task finished is over.
+    :param connections: ``{conn id: argument naming it}`` the DAG's tasks use; as the first task
+        of every DAG, the gate fails at once (no retry) on the first one that does not exist,
+        before any node is touched.
     """
 
     ui_color = "#d8d8f0"
 
-    def __init__(self, *, last_task_id: str = "report", **kwargs: Any) -> None:
+    def __init__(
+        self, *, last_task_id: str = "report", connections: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("exponential_backoff", True)
         super().__init__(**kwargs)
         self.last_task_id = last_task_id
+        self.connections = dict(connections or {})
+
+    def execute(self, context: Any) -> Any:
+        check_connections(self.connections)
+        return super().execute(context)
 
     def poke(self, context: Any) -> bool:
         ti = context["ti"]

@@ -1,9 +1,12 @@
 """Test-only airflow DAG file: the house DAG shape (new_dag + finish_dag) with tasks that succeed
-or fail on demand (PROBE_FAIL=1), to test alerting and the report independently of any kind."""
+or fail on demand (PROBE_FAIL=1), to test alerting and the report independently of any kind.
+
+`ebs_probe_mapped` has per-node tasks mapped over node dicts, the way the cassandra (operator,
+`map_index_template`) and devicedb (a `label` in the node dict) builders give them."""
 
 import os
 
-from airflow.sdk import TaskGroup, task
+from airflow.sdk import BaseOperator, TaskGroup, task
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import parse_clusters
@@ -57,3 +60,32 @@ with probe:
     a >> already_done()
 
 finish_dag(probe, entry)
+
+
+mapped = new_dag(entry, suffix="_mapped", summary="Per-node mapped tasks that fail on one node.")
+
+
+class ProbeNodeOperator(BaseOperator):
+    def __init__(self, *, node: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.node = node
+
+    def execute(self, context):
+        if self.node["host"] == "10.0.0.2":
+            raise RuntimeError("nodetool snapshot: connection refused")
+        record_outcome(context, status="done", node=self.node["host"], produced=[{"id": "snap", "size": 1}])
+
+
+with mapped:
+
+    @task(task_id="upload")
+    def upload(node: dict, **context):
+        if node["label"] == "devicedb-b:9090":
+            raise RuntimeError("upload: tar truncated")
+
+    ProbeNodeOperator.partial(task_id="snapshot", map_index_template="{{ task.node['host'] }}").expand(
+        node=[{"host": "10.0.0.1", "port": 22}, {"host": "10.0.0.2", "port": 22}]
+    )
+    upload.expand(node=[{"label": "devicedb-a:9090"}, {"label": "devicedb-b:9090"}])
+
+finish_dag(mapped, entry)

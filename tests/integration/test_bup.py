@@ -90,7 +90,7 @@ def modify(entry: dict) -> None:
 def test_backup_two_versions_restore_each_byte_identical(site, sandbox, tmp_path):
     host = sandbox.nodes[0]
     states = run(tmp_path, site, date="2026-11-20")
-    assert states == {"wait_for_other_runs": "success", "dumps": "success", "save": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "dumps": "success", "save": "success", "mail_report": "success", "report": "success"}, states
     staged = Path(site["staging_dir"]) / "app.sql"
     assert staged.read_text().startswith("PRAGMA foreign_keys=OFF;") and "customer-49" in staged.read_text()
     v1 = snapshot(site, tmp_path / "v1")
@@ -136,7 +136,7 @@ def test_failing_dump_fails_the_run_and_leaves_no_partial_file(site, sandbox, tm
     dumps = [*site["dumps"], {"name": "broken", "argv": ["sh", "-c", "echo half; echo boom >&2; exit 3"], "output": "broken.sql"}]
     before = saves(sandbox, site)
     states = run(tmp_path, site, date="2026-11-24", dumps=dumps)
-    assert states == {"wait_for_other_runs": "success", "dumps": "failed", "save": "upstream_failed", "report": "failed"}, states
+    assert states == {"wait_for_other_runs": "success", "dumps": "failed", "save": "upstream_failed", "mail_report": "success", "report": "failed"}, states
     staging = Path(site["staging_dir"])
     assert not (staging / "broken.sql").exists() and not (staging / "broken.sql.partial").exists()
     assert saves(sandbox, site) == before
@@ -274,7 +274,7 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     assert run(tmp_path, site, date="2026-11-27")["save"] == "success"
     calls = count_puts(monkeypatch)
     states = run(tmp_path, site, "_s3_sync", date="2026-11-28")
-    assert states == {"wait_for_other_runs": "success", "fsck": "success", "s3_sync": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "fsck": "success", "s3_sync": "success", "mail_report": "success", "report": "success"}, states
     assert list(repo.rglob("*.par2")), "fsck with par2 installed writes recovery blocks"
     first = scan_folder(repo)
     assert len([c for c in calls if c.startswith("PutObject")]) >= len(first)
@@ -307,7 +307,7 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
     rebuilt = tmp_path / "rebuilt-repo"
     rebuilt.mkdir()
     states = run(tmp_path, site, "_s3_sync", date="2026-11-30", conf={"direction": "download", "local_dir": str(rebuilt)})
-    assert states == {"wait_for_other_runs": "success", "fsck": "skipped", "s3_sync": "success", "report": "success"}, states
+    assert states == {"wait_for_other_runs": "success", "fsck": "skipped", "s3_sync": "success", "mail_report": "success", "report": "success"}, states
     assert scan_folder(rebuilt).keys() == scan_folder(repo).keys()
     env = {**os.environ, "TZ": "UTC"}
     check = subprocess.run(["bup", "-d", str(rebuilt), "fsck", "--quick"], capture_output=True, text=True, env=env)

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,7 +294,7 @@ class Sandbox:
 
         wait_until(up, timeout=30, what="moto server")
 
-    def _start_smtp(self) -> None:
+    def _start_smtp(self, port: int = 0) -> None:
         from aiosmtpd.controller import Controller
 
         mails = self.mails
@@ -315,9 +316,20 @@ class Sandbox:
                 (mail_dir / f"{len(mails):05d}.json").write_text(json.dumps(record))
                 return "250 Message accepted for delivery"
 
-        self.smtp_port = free_port()
+        self.smtp_port = port or free_port()
         self._smtp = Controller(Recorder(), hostname="127.0.0.1", port=self.smtp_port)
         self._smtp.start()
+
+    @contextmanager
+    def smtp_stopped(self):
+        """SMTP down (fault injection): nothing listens on the port; started again on it afterwards."""
+        if self._smtp is not None:
+            self._smtp.stop()
+            self._smtp = None
+        try:
+            yield
+        finally:
+            self._start_smtp(port=self.smtp_port)
 
     def reset_mails(self) -> None:
         self.mails.clear()
