@@ -6,6 +6,8 @@ node) -> retention -> report. Restore run: plan -> restore (mapped per host) -> 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import posixpath
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,6 +34,23 @@ def backup_time(context: Any) -> datetime:
 def run_tag_and_day(context: Any) -> tuple[str, str]:
     moment = backup_time(context)
     return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
+
+
+def partial_name(final: str) -> str:
+    """Where a restored file is written before it is checked: hidden, and clearly unfinished."""
+    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
+
+
+def final_name(partial: str) -> str:
+    return posixpath.join(posixpath.dirname(partial), posixpath.basename(partial)[1 : -len(".part")])
+
+
+def write_failed(host: str, folder: str, path: str, exc: OSError) -> AirflowException:
+    # SFTP reports ENOSPC only as "Failure": say what it most likely is
+    reason = str(exc) or type(exc).__name__
+    return AirflowException(
+        f"{host}: writing {path} into restore folder {folder} failed: {reason} (disk full, or no permission?)"
+    )
 
 
 def is_dry_run(context: Any) -> bool:
@@ -457,28 +476,64 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         with self.node_hook(target) as remote:
             real_folder = remote.realpath(folder)
             store.check_outside(real_folder, remote.realpath(data_dir))
-            remote.makedirs(folder)
-            for table_folder in sorted({posixpath.dirname(posixpath.join(folder, e.path)) for e in entries}):
-                remote.makedirs(table_folder)
+            try:
+                remote.makedirs(folder)
+                for table_folder in sorted({posixpath.dirname(posixpath.join(folder, e.path)) for e in entries}):
+                    remote.makedirs(table_folder)
+            except OSError as exc:
+                raise write_failed(host, folder, "its folders", exc) from exc
 
-            def restore(entry: store.ManifestEntry) -> int:
-                final = posixpath.join(folder, entry.path)
-                partial = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
-                result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
-                if result.sha256 != entry.sha256 or result.size != entry.size:
-                    remote.remove(partial)
-                    raise ChecksumMismatch(
-                        f"{host}: {entry.key} decompressed to {result.size} bytes sha256 {result.sha256}, "
-                        f"manifest says {entry.size} bytes sha256 {entry.sha256}"
+            def fetch(entry: store.ManifestEntry) -> int:
+                partial = partial_name(posixpath.join(folder, entry.path))
+                try:
+                    result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
+                    if result.sha256 != entry.sha256 or result.size != entry.size:
+                        raise ChecksumMismatch(
+                            f"{host}: {entry.key} decompressed to {result.size} bytes sha256 {result.sha256}, "
+                            f"manifest says {entry.size} bytes sha256 {entry.sha256}"
+                        )
+                    written = remote.file_size(partial)
+                except OSError as exc:
+                    raise write_failed(host, folder, entry.path, exc) from exc
+                if written != entry.size:
+                    raise AirflowException(
+                        f"{host}: restore folder {folder}: {entry.path} has {written} bytes on disk, "
+                        f"{entry.size} were written (disk full?)"
                     )
-                remote.replace(partial, final)
                 return entry.size
 
-            sizes = remote.parallel(entries, restore, self.restore_threads)
-            if manifest.schema_key:
-                schema = s3.get_bytes(self.bucket, manifest.schema_key)
-                with remote.open_for_write(posixpath.join(folder, "schema.cql")) as handle:
-                    handle.write(schema)
+            # Every file lands under a hidden `.part` name and gets its real name only once its
+            # bytes on the node's disk have the manifest's size and SHA-256: a failed write
+            # (full disk, no permission) fails the restore and leaves no complete-looking file.
+            partials = {partial_name(posixpath.join(folder, e.path)): e for e in entries}
+            try:
+                sizes = remote.parallel(entries, fetch, self.restore_threads)
+                schema_partial = None
+                if manifest.schema_key:
+                    schema = s3.get_bytes(self.bucket, manifest.schema_key)
+                    schema_partial = partial_name(posixpath.join(folder, "schema.cql"))
+                    try:
+                        with remote.open_for_write(schema_partial) as handle:
+                            handle.write(schema)
+                    except OSError as exc:
+                        raise write_failed(host, folder, "schema.cql", exc) from exc
+                expected = {p: e.sha256 for p, e in partials.items()}
+                if schema_partial:
+                    expected[schema_partial] = hashlib.sha256(schema).hexdigest()
+                on_disk = remote.sha256_files(sorted(expected))
+                wrong = sorted(p for p, digest in expected.items() if on_disk.get(p) != digest)
+                if wrong:
+                    raise AirflowException(
+                        f"{host}: restore folder {folder}: {len(wrong)} files differ on disk from what was "
+                        f"written (SHA-256), e.g. {wrong[:3]}"
+                    )
+                for partial in expected:
+                    remote.replace(partial, final_name(partial))
+            except BaseException:
+                for partial in [*partials, partial_name(posixpath.join(folder, "schema.cql"))]:
+                    with contextlib.suppress(Exception):
+                        remote.remove(partial)
+                raise
         tables = sorted({f"{e.keyspace}/{e.path.split('/')[1]}" for e in entries})
         record_outcome(
             context,

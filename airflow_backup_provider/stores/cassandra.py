@@ -170,6 +170,24 @@ def status_argv(nodetool: str = "nodetool") -> list[str]:
     return [nodetool, "status"]
 
 
+def sha256sum_argv(paths: Sequence[str]) -> list[str]:
+    """`sha256sum -- PATH...` (coreutils, on every Linux node) for paths this module built."""
+    return ["sha256sum", "--", *(validate_abs_path(p, "file") for p in paths)]
+
+
+_SHA256SUM_RE = re.compile(r"^(?P<digest>[0-9a-f]{64}) [ *](?P<path>/.*)$")
+
+
+def parse_sha256sum(text: str) -> dict[str, str]:
+    """path -> digest from `sha256sum` output (lines `<64 hex>  <path>`; others ignored)."""
+    digests = {}
+    for line in text.splitlines():
+        match = _SHA256SUM_RE.match(line)
+        if match:
+            digests[match.group("path")] = match.group("digest")
+    return digests
+
+
 # ------------------------------------------------------------------------------------------------
 # nodetool parsers
 

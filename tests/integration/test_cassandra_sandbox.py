@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -452,3 +454,53 @@ def test_a_failed_snapshot_stops_every_upload_and_alerts(sandbox, airflow_db, pr
             assert not list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
     finally:
         sim.set_failure(nodes[1], "snapshot")
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "256k"):
+    """A real full disk: a tmpfs of `size` at `folder` (the sandbox runs as root), unmounted after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_fails_the_restore_naming_node_and_folder_and_leaves_no_complete_looking_file(
+    sandbox, airflow_db, proxy, s3, tmp_path, mails
+):
+    from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+
+    node = sandbox.nodes[0]
+    with small_disk(tmp_path / "tiny") as tiny:
+        # the cause: paramiko's pipelined writes reported nothing when the disk was full
+        with CassandraNodeHook(ssh_conn_id="backup_ssh", host=node.address) as remote:
+            with pytest.raises(OSError):
+                with remote.open_for_write(str(tiny / "big")) as handle:
+                    handle.write(os.urandom(400_000))
+        (tiny / "big").unlink()
+
+        fresh_bucket(s3, BUCKET)
+        nodes = sim.setup_cluster(sandbox, LAYOUT, rows=80_000)
+        entry = entry_for(sandbox, tmp_path, "tiny")
+        entry["entries"][0]["restore_folder"] = str(tiny / "{host}")
+        with clusters_file(tmp_path, entry):
+            states = run_dag(load_dag("cassandra_tiny"), "2026-11-29T01:00:00")
+            assert states["report"] == "success", states
+            (manifest,) = [m for m in manifests_in(s3, f"backups/tiny/20261129/{nodes[0].address}/")]
+            assert sum(f["size"] for f in manifest["files"]) > 256 * 1024  # more than the disk holds
+            states = run_dag(
+                load_dag("cassandra_tiny_restore"), "2026-11-30T00:00:00", conf={"hosts": [nodes[0].address]}
+            )
+        assert states["restore[0]"] == "failed" and states["report"] == "failed", states
+        alert = [m for m in mails if "cassandra_tiny_restore" in m["subject"] and "restore" in m["body"]]
+        text = " ".join(m["body"] for m in alert)
+        assert f"{nodes[0].address}: writing " in text and f"into restore folder {tiny}/{nodes[0].address}" in text, text
+        expected = {f["path"]: f["sha256"] for f in manifest["files"]}
+        left = [p for p in (tiny / nodes[0].address).rglob("*") if p.is_file()]
+        for path in left:
+            relative = str(path.relative_to(tiny / nodes[0].address))
+            # what stays has its real name only when complete and right; no `.part` is left behind
+            assert not path.name.endswith(".part"), relative
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == expected[relative], relative

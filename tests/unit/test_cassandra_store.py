@@ -333,3 +333,11 @@ def test_next_steps_name_the_node_restart_method():
     text = store.next_steps("/tmp/cassandra_restore", "/var/lib/cassandra/data", ["h1"], ["shop/orders-x"], "/var/lib/cassandra/commitlog")
     assert "node restart method" in text
     assert "/var/lib/cassandra/commitlog/*" in text and "nodetool repair" in text
+
+
+def test_sha256sum_command_and_output():
+    assert store.sha256sum_argv(["/r/shop/t/.nb-1-big-Data.db.part"]) == ["sha256sum", "--", "/r/shop/t/.nb-1-big-Data.db.part"]
+    with pytest.raises(store.CassandraNameError):
+        store.sha256sum_argv(["/r/x; reboot"])
+    text = f"{'a' * 64}  /r/shop/t/.f.part\n{'b' * 64} */r/x\nsha256sum: /r/y: No such file or directory\n"
+    assert store.parse_sha256sum(text) == {"/r/shop/t/.f.part": "a" * 64, "/r/x": "b" * 64}
