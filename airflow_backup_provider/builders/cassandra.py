@@ -40,7 +40,15 @@ def _common(entry: CassandraCluster) -> dict[str, Any]:
 
 
 def _nodes(entry: CassandraCluster) -> list[dict[str, Any]]:
-    return [{"host": n.host, "port": n.port, "data_dir": entry.node_data_dir(n)} for n in entry.nodes]
+    return [
+        {
+            "host": n.host,
+            "port": n.port,
+            "data_dir": entry.node_data_dir(n),
+            "commitlog_dir": n.commitlog_dir or entry.commitlog_dir,
+        }
+        for n in entry.nodes
+    ]
 
 
 def backup_dag(entry: CassandraCluster) -> DAG:

@@ -542,7 +542,16 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             produced=[{"id": f"{host}:{folder}", "size": sum(sizes)}],
             detail=f"{len(entries)} files, SHA-256 checked, from {manifest.tag}: {', '.join(tables)}",
         )
-        return {"host": host, "folder": folder, "files": len(entries), "bytes": sum(sizes), "tables": tables, "tag": manifest.tag}
+        return {
+            "host": host,
+            "folder": folder,
+            "data_dir": data_dir,
+            "commitlog_dir": target.get("commitlog_dir") or "",
+            "files": len(entries),
+            "bytes": sum(sizes),
+            "tables": tables,
+            "tag": manifest.tag,
+        }
 
 
 class CassandraRestorePlanOperator(CassandraBaseOperator):
@@ -656,11 +665,18 @@ class CassandraRestoreReportOperator(BaseOperator):
             return detail
         if not results:
             raise AirflowException("nothing was restored")
-        folders = sorted({r["folder"] for r in results})
         tables = sorted({t for r in results for t in r.get("tables", [])})
-        text = store.next_steps(
-            ", ".join(folders), self.data_dir, [r["host"] for r in results], tables, self.commitlog_dir
-        )
+        # each node's own folders (a node may have its own data_dir / commitlog_dir)
+        nodes = [
+            store.RestoredNode(
+                host=r["host"],
+                folder=r["folder"],
+                data_dir=r.get("data_dir") or self.data_dir,
+                commitlog_dir=r.get("commitlog_dir") or self.commitlog_dir,
+            )
+            for r in results
+        ]
+        text = store.next_steps(nodes, tables)
         self.log.info("%s", text)
         # one status row per line: the report mail shows them as a table, in order
         record_outcome(

@@ -873,23 +873,45 @@ def check_outside(folder: str, data_dir: str, field_name: str = "restore_folder"
     return folder
 
 
-def next_steps(restore_folder: str, data_dir: str, hosts: Sequence[str], tables: Sequence[str], commitlog_dir: str) -> str:
-    """What the operator does after the files are in the restore folder (the node restart method)."""
+@dataclass(frozen=True)
+class RestoredNode:
+    """Where one node's restore went, and that node's own live folders (nodes may differ)."""
+
+    host: str
+    folder: str
+    data_dir: str
+    commitlog_dir: str
+
+
+def next_steps(nodes: Sequence[RestoredNode], tables: Sequence[str]) -> str:
+    """What the operator does after the files are in the restore folders (the node restart method).
+    Each node's folders are named; a step names a path itself when every node has the same one."""
+
+    def shared(values: Iterable[str], otherwise: str) -> str:
+        distinct = set(values)
+        return distinct.pop() if len(distinct) == 1 else otherwise
+
+    data = shared((n.data_dir for n in nodes), "<its data folder>")
+    restore = shared((n.folder for n in nodes), "<its restore folder>")
+    commitlog = shared((n.commitlog_dir for n in nodes), "<its commit log folder>")
     table_list = ", ".join(tables) or "(none)"
     return "\n".join(
         [
-            f"Restored into {restore_folder} on {', '.join(hosts)}; the live data in {data_dir} was not touched.",
+            f"Restored on {', '.join(n.host for n in nodes)}; the live data folders were not touched.",
+            "Folders per node (restore folder -> data folder, commit log folder):",
+            *(f"  {n.host}: {n.folder} -> {n.data_dir}, {n.commitlog_dir}" for n in nodes),
             f"Tables: {table_list}",
             "Next steps (the node restart method):",
-            f"1. On every node, check that {data_dir}/<keyspace>/ and {restore_folder}/<keyspace>/ list the same "
+            f"1. On every node, check that {data}/<keyspace>/ and {restore}/<keyspace>/ list the same "
             "table folders: the id suffix must match `SELECT id FROM system_schema.tables WHERE keyspace_name=...`. "
-            f"If a table was dropped and recreated, create it again from {restore_folder}/schema.cql and move the "
+            f"If a table was dropped and recreated, create it again from {restore}/schema.cql and move the "
             "files into the new id's folder.",
             "2. Check the sizes of the restored files against the manifest (the restore already verified each SHA-256).",
             "3. Stop Cassandra on ALL nodes (nodetool drain first).",
-            f"4. On each node, one by one: remove {commitlog_dir}/*, then for every restored table move the files "
-            f"from {restore_folder}/<keyspace>/<table dir>/ into {data_dir}/<keyspace>/<table dir>/ "
-            "(e.g. `find . -maxdepth 1 -type f -exec mv -t DEST {} +`), keeping owner and permissions (cassandra:cassandra).",
+            f"4. On each node, one by one: remove {commitlog}/*, then for every restored table copy the files, "
+            f"secondary-index folders `.<index>/` included, from {restore}/<keyspace>/<table dir>/ into "
+            f"{data}/<keyspace>/<table dir>/ (e.g. `cp -a {restore}/<keyspace>/<table dir>/. {data}/<keyspace>/<table dir>/`), "
+            "then give them to the cassandra user (`chown -R cassandra:cassandra`).",
             "5. Start the nodes one at a time; wait for UN in `nodetool status` before the next.",
             "6. Run `nodetool repair` on each node, then sanity-check the data.",
             "Alternative without a full restart: copy the files into the live table folder and run "

@@ -145,6 +145,10 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
             assert tree_digest(sim.data_dir(node)) == live_before[node.address], node.address
         steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
         assert "node restart method" in steps and "nodetool repair" in steps
+        # each node's own data folder (the entry's nodes have their own), not the cluster default
+        for node in nodes:
+            assert f"{node.address}: {tmp_path / 'restore' / node.address} -> {sim.data_dir(node)}, " in steps, steps
+        assert "/var/lib/cassandra/data" not in steps, steps
         # the report mail carries the next steps, and the backup mail each node's upload
         restore_mail = [m for m in mails if "cassandra_full_restore" in m["subject"]][-1]
         assert "node restart method" in restore_mail["body"] and "succeeded" in restore_mail["subject"]

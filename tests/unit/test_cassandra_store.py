@@ -330,14 +330,20 @@ def test_restore_folder_rules():
 
 
 def test_next_steps_name_the_node_restart_method():
-    text = store.next_steps("/tmp/cassandra_restore", "/var/lib/cassandra/data", ["h1"], ["shop/orders-x"], "/var/lib/cassandra/commitlog")
+    node = store.RestoredNode("h1", "/tmp/cassandra_restore", "/var/lib/cassandra/data", "/var/lib/cassandra/commitlog")
+    text = store.next_steps([node], ["shop/orders-x"])
     assert "node restart method" in text
     assert "/var/lib/cassandra/commitlog/*" in text and "nodetool repair" in text
+    assert "check that /var/lib/cassandra/data/<keyspace>/ and /tmp/cassandra_restore/<keyspace>/" in text
 
 
-def test_sha256sum_command_and_output():
-    assert store.sha256sum_argv(["/r/shop/t/.nb-1-big-Data.db.part"]) == ["sha256sum", "--", "/r/shop/t/.nb-1-big-Data.db.part"]
-    with pytest.raises(store.CassandraNameError):
-        store.sha256sum_argv(["/r/x; reboot"])
-    text = f"{'a' * 64}  /r/shop/t/.f.part\n{'b' * 64} */r/x\nsha256sum: /r/y: No such file or directory\n"
-    assert store.parse_sha256sum(text) == {"/r/shop/t/.f.part": "a" * 64, "/r/x": "b" * 64}
+def test_next_steps_name_each_nodes_own_folders():
+    nodes = [
+        store.RestoredNode("h1", "/r/h1", "/var/lib/cassandra/data", "/var/lib/cassandra/commitlog"),
+        store.RestoredNode("h2", "/r/h2", "/data2/cassandra", "/data2/commitlog"),
+    ]
+    text = store.next_steps(nodes, ["shop/orders-x"])
+    assert "  h1: /r/h1 -> /var/lib/cassandra/data, /var/lib/cassandra/commitlog" in text
+    assert "  h2: /r/h2 -> /data2/cassandra, /data2/commitlog" in text
+    # no step names one node's folder as if it were every node's
+    assert "remove <its commit log folder>/*" in text and "check that <its data folder>/<keyspace>/" in text
