@@ -192,7 +192,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
         earlier = [self.load_manifest(s3, r.key) for r in refs]
         with self.node_hook(self.node) as remote:
             walk = remote.walk(data_dir, tag, scope)
-            if not any(f.source == "snapshot" for f in walk.files) and not walk.schemas:
+            if not walk.snapshot_tables:
                 raise AirflowException(
                     f"{host}: no snapshot {tag} under {data_dir} (cleared by someone, or wrong data_dir?)"
                 )
@@ -234,6 +234,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
             status_key=status_key,
             data_dir=data_dir,
             cluster_hosts=self.cluster_hosts,
+            tables=walk.snapshot_tables,
         )
         # Objects taken from earlier manifests must still be there before a new manifest names them.
         reused = [e for e in manifest.files if e.uploaded_in != tag]
@@ -462,13 +463,17 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         folder = store.restore_folder_for(target["restore_folder"], host)
         data_dir = target["data_dir"]
         store.check_outside(folder, data_dir)
-        scope = store.Scope(keyspaces=tuple(target.get("keyspaces") or ()), tables=tuple(target.get("tables") or ()))
+        scope = store.Scope(
+            keyspaces=tuple(target.get("keyspaces") or ()),
+            tables=tuple(target.get("tables") or ()),
+        )
         s3 = self.s3_hook()
         manifest = self.load_manifest(s3, target["manifest"])
         if manifest.host != host:
             raise AirflowException(f"{target['manifest']} belongs to {manifest.host}, not {host}")
         entries = store.select_restore_entries(manifest, scope)
-        if not entries:
+        table_folders = store.select_restore_tables(manifest, scope)
+        if not table_folders:
             raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")
         if is_dry_run(context):
             record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
@@ -478,7 +483,11 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             store.check_outside(real_folder, remote.realpath(data_dir))
             try:
                 remote.makedirs(folder)
-                for table_folder in sorted({posixpath.dirname(posixpath.join(folder, e.path)) for e in entries}):
+                # every table folder, an empty table's too; then index sub-folders
+                for table_folder in sorted(
+                    {*(posixpath.join(folder, t) for t in table_folders),
+                     *(posixpath.dirname(posixpath.join(folder, e.path)) for e in entries)}
+                ):
                     remote.makedirs(table_folder)
             except OSError as exc:
                 raise write_failed(host, folder, "its folders", exc) from exc
@@ -534,7 +543,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
                     with contextlib.suppress(Exception):
                         remote.remove(partial)
                 raise
-        tables = sorted({f"{e.keyspace}/{e.path.split('/')[1]}" for e in entries})
+        tables = table_folders
         record_outcome(
             context,
             status="done",

@@ -461,6 +461,9 @@ class WalkResult:
     files: list[NodeFile] = field(default_factory=list)
     schemas: list[str] = field(default_factory=list)  # remote paths of the snapshot's schema.cql files
     tables: list[tuple[str, str]] = field(default_factory=list)  # (keyspace, table dir) walked
+    # `<keyspace>/<table dir>` of every table the snapshot has, an empty one (no SSTable, only
+    # the snapshot's manifest.json) included: a restore makes each of these folders
+    snapshot_tables: list[str] = field(default_factory=list)
 
 
 Lister = Callable[[str], list[DirEntry]]
@@ -496,13 +499,17 @@ def walk_data_dir(
             if include_backups:
                 sources.append(("backups", posixpath.join(table_path, BACKUPS_DIR)))
             for source, folder in sources:
+                seen = False
                 for name, size in _walk_files(folder, listdir):
+                    seen = True
                     remote = posixpath.join(folder, name)
                     if source == "snapshot" and name in SNAPSHOT_META_FILES:
                         if name == "schema.cql":
                             result.schemas.append(remote)
                         continue
                     result.files.append(NodeFile(keyspace, table_entry.name, source, remote, name, size))
+                if source == "snapshot" and seen:
+                    result.snapshot_tables.append(f"{keyspace}/{table_entry.name}")
     return result
 
 
@@ -630,6 +637,8 @@ class Manifest:
     status_key: str = ""
     data_dir: str = ""
     cluster_hosts: tuple[str, ...] = ()  # every node of the cluster when the run started
+    # `<keyspace>/<table dir>` of every table in the snapshot, also those without a file (empty)
+    tables: tuple[str, ...] = ()
     compression: str = "zstd"
     format: int = MANIFEST_FORMAT
 
@@ -658,6 +667,7 @@ def parse_manifest(text: str | bytes) -> Manifest:
             raise ManifestError(f"manifest format {data.get('format')!r} is not {MANIFEST_FORMAT}")
         files = tuple(ManifestEntry(**f) for f in data.pop("files"))
         data["cluster_hosts"] = tuple(data.get("cluster_hosts") or ())
+        data["tables"] = tuple(data.get("tables") or ())
         manifest = Manifest(files=files, **data)
     except ManifestError:
         raise
@@ -665,6 +675,10 @@ def parse_manifest(text: str | bytes) -> Manifest:
         raise ManifestError(f"not a backup manifest: {exc}") from exc
     for entry in manifest.files:
         _check_relative_path(entry.path)
+    for table in manifest.tables:
+        keyspace, _, table_dir = table.partition("/")
+        validate_keyspace(keyspace, "manifest table")
+        split_table_dir(table_dir)
     return manifest
 
 
@@ -745,6 +759,7 @@ def build_manifest(
     status_key: str,
     data_dir: str,
     cluster_hosts: Sequence[str] = (),
+    tables: Sequence[str] = (),
 ) -> Manifest:
     """The manifest of one node's run. `uploaded` maps each planned key to the upload's result
     (`size`, `sha256`, `compressed_size`); a planned file without a result is an error, so a
@@ -790,6 +805,7 @@ def build_manifest(
         status_key=status_key,
         data_dir=data_dir,
         cluster_hosts=tuple(cluster_hosts) or (host,),
+        tables=tuple(sorted({*tables, *(table_folder_of(e.path) for e in entries)})),
     )
 
 
@@ -852,6 +868,20 @@ def latest_manifest(refs: Iterable[ManifestRef], day: str, host: str, tag: str |
 
 def select_restore_entries(manifest: Manifest, scope: Scope) -> list[ManifestEntry]:
     return [e for e in manifest.files if scope.includes(e.keyspace, e.table)]
+
+
+def table_folder_of(path: str) -> str:
+    """`shop/orders-<id>/.idx/nb-1-big-Data.db` -> `shop/orders-<id>`."""
+    return "/".join(path.split("/")[:2])
+
+
+def select_restore_tables(manifest: Manifest, scope: Scope) -> list[str]:
+    """Every table folder (`<keyspace>/<table dir>`) the restore makes, empty tables included, so
+    that the restore folder lists the same table folders as the data folder."""
+    folders = {*manifest.tables, *(table_folder_of(e.path) for e in manifest.files)}
+    return sorted(
+        f for f in folders if scope.includes(f.split("/")[0], split_table_dir(f.split("/")[1])[0])
+    )
 
 
 def restore_folder_for(template: str, host: str) -> str:

@@ -103,10 +103,14 @@ def snapshot_files(node, tag: str) -> dict[str, str]:
         for source in (table_dir / "snapshots" / tag, table_dir / "backups"):
             if not source.is_dir():
                 continue
-            for path in sorted(source.iterdir()):
-                if path.is_file() and path.name not in ("manifest.json", "schema.cql"):
-                    result[f"{table_dir.parent.name}/{table_dir.name}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(source.rglob("*")):  # secondary indexes: `.<index>/` sub-folders
+                name = str(path.relative_to(source))
+                if path.is_file() and name not in ("manifest.json", "schema.cql"):
+                    result[f"{table_dir.parent.name}/{table_dir.name}/{name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return result
+
+
+INDEX = "orders_by_customer_idx"
 
 
 def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, proxy, s3, tmp_path, mails):
@@ -115,6 +119,10 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
     # keep the snapshot on the nodes to compare with what comes back: fail cleanup's clearsnapshot
     for node in nodes:
         sim.set_failure(node, "clearsnapshot", "kept for the test")
+        # a secondary index: its SSTables in `orders-<id>/.<index>/`, from the snapshot's flush on
+        sim.add_index(node, "shop", "orders", INDEX)
+        sim.write(node, "shop", "orders", 5_000, seed=f"{node.name}-indexed")
+        sim.sim(node, "create", "shop", "returns")  # an empty table: no SSTable at all
     with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "full", verify_checksums=True)):
         dag = load_dag("cassandra_full")
         states = run_dag(dag, "2026-11-20T01:00:00")
@@ -130,6 +138,14 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
         (tag,) = tags
         expected = {node.address: snapshot_files(node, tag) for node in nodes}
         assert all(len(files) >= len(LAYOUT) * 8 for files in expected.values())
+        # the index files: in the snapshot and backups/, in every manifest, verified (checksums on)
+        for node in nodes:
+            index_paths = {p for p in expected[node.address] if f"/.{INDEX}/" in p}
+            assert len(index_paths) == 8, index_paths
+            manifest = next(m for m in manifests_in(s3, "backups/full/20261120/") if m["host"] == node.address)
+            listed = {f["path"]: f for f in manifest["files"]}
+            assert index_paths <= set(listed)
+            assert {listed[p]["source"] for p in index_paths} == {"snapshot,backups"}
 
         restore = load_dag("cassandra_full_restore")
         shutil.rmtree(tmp_path / "restore", ignore_errors=True)
@@ -141,6 +157,12 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
             restored = tree_digest(tmp_path / "restore" / node.address)
             assert restored.pop("schema.cql")
             assert restored == expected[node.address], node.address
+            # the restore lists the same table folders as the data folder, the empty table's too
+            for keyspace in LAYOUT:
+                restored_tables = sorted(p.name for p in (tmp_path / "restore" / node.address / keyspace).iterdir())
+                assert restored_tables == sorted(p.name for p in (sim.data_dir(node) / keyspace).iterdir()), keyspace
+            # in place: `<restore>/shop/orders-<id>/.<index>/nb-...`
+            assert (tmp_path / "restore" / node.address / "shop" / f"orders-{sim_table_id('shop', 'orders')}" / f".{INDEX}" / "nb-1-big-Data.db").is_file()
             # never a byte into the live data folder
             assert tree_digest(sim.data_dir(node)) == live_before[node.address], node.address
         steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
@@ -149,6 +171,7 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
         for node in nodes:
             assert f"{node.address}: {tmp_path / 'restore' / node.address} -> {sim.data_dir(node)}, " in steps, steps
         assert "/var/lib/cassandra/data" not in steps, steps
+        assert f"shop/returns-{sim_table_id('shop', 'returns')}" in steps
         # the report mail carries the next steps, and the backup mail each node's upload
         restore_mail = [m for m in mails if "cassandra_full_restore" in m["subject"]][-1]
         assert "node restart method" in restore_mail["body"] and "succeeded" in restore_mail["subject"]

@@ -223,6 +223,56 @@ def test_walker_scope_and_sources(node):
     assert all(key.startswith("p/c/20261120/10.0.0.1/") and key.endswith(".zst") for _, key in plan.upload)
 
 
+def test_secondary_index_sstables_live_in_dot_folders_and_the_walker_takes_them(node):
+    run_tool(node, "cassandra_sim", "index", "shop", "orders", "orders_by_customer_idx")
+    run_tool(node, "cassandra_sim", "write", "shop", "orders", "3000", "3")
+    run_tool(node, "nodetool", "flush")
+    table = next((node / "data" / "shop").glob("orders-*"))
+    index = table / ".orders_by_customer_idx"
+    assert sorted(p.name for p in index.iterdir()) == sorted(f"nb-1-big-{c}" for c in COMPONENTS)
+    assert (table / "backups" / ".orders_by_customer_idx" / "nb-1-big-Data.db").stat().st_ino == (index / "nb-1-big-Data.db").stat().st_ino
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    snap = table / "snapshots" / "abp-1"
+    assert (snap / ".orders_by_customer_idx" / "nb-1-big-Data.db").stat().st_ino == (index / "nb-1-big-Data.db").stat().st_ino
+    assert not (snap / ".orders_by_customer_idx" / "manifest.json").exists()
+    result = store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(tables=("shop.orders",)), os_lister)
+    index_files = {(f.source, f.name) for f in result.files if f.name.startswith(".")}
+    assert index_files == {(source, f".orders_by_customer_idx/nb-1-big-{c}") for c in COMPONENTS for source in ("snapshot", "backups")}
+    plan = store.plan_upload(result.files, [], prefix="p", cluster="c", day="20261120", host="10.0.0.1", tag="abp-1")
+    keys = {f.path: key for f, key in plan.upload}
+    path = f"shop/{table.name}/.orders_by_customer_idx/nb-1-big-Data.db"
+    assert keys[path] == f"p/c/20261120/10.0.0.1/{path}.zst"
+    assert next(f for f, _ in plan.upload if f.path == path).source == "snapshot,backups"
+    # a manifest may name an index file, and a restore puts it back in its index folder
+    assert store._check_relative_path(path) == path
+
+
+def test_an_empty_table_is_in_the_manifest_and_gets_its_restore_folder(node):
+    run_tool(node, "cassandra_sim", "create", "shop", "returns")  # never written: no SSTable
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    result = store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(), os_lister)
+    empty = f"shop/returns-{next((node / 'data' / 'shop').glob('returns-*')).name.split('-')[1]}"
+    assert empty in result.snapshot_tables and not any(f.path.startswith(empty + "/") for f in result.files)
+    assert len(result.snapshot_tables) == 4
+    plan = store.plan_upload(result.files, [], prefix="p", cluster="c", day="20261120", host="h", tag="abp-1")
+    manifest = store.build_manifest(
+        cluster="c", host="h", day="20261120", tag="abp-1", run_id="r", created_at=datetime.now(UTC), plan=plan,
+        uploaded={k: {"size": f.size, "sha256": "0", "compressed_size": 1} for f, k in plan.upload},
+        schema_key="", status_key="", data_dir="/d", tables=result.snapshot_tables,
+    )
+    parsed = store.parse_manifest(manifest.to_json())
+    assert empty in parsed.tables
+    assert empty in store.select_restore_tables(parsed, store.Scope(keyspaces=("shop",)))
+    assert store.select_restore_tables(parsed, store.Scope(tables=("shop.returns",))) == [empty]
+    assert store.select_restore_entries(parsed, store.Scope(tables=("shop.returns",))) == []
+    # a manifest written before `tables` existed still gives the folders of its files
+    old = store.parse_manifest(json.dumps({k: v for k, v in json.loads(manifest.to_json()).items() if k != "tables"}))
+    assert store.select_restore_tables(old, store.Scope()) == sorted(set(result.snapshot_tables) - {empty})
+
+
+COMPONENTS = ("CompressionInfo.db", "Data.db", "Digest.crc32", "Filter.db", "Index.db", "Statistics.db", "Summary.db", "TOC.txt")
+
+
 def test_walker_refuses_hostile_folder_names(node):
     run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
     (node / "data" / "x;reboot").mkdir()

@@ -64,6 +64,11 @@ def reset_node(node, layout: dict[str, list[str]], *, version: str = "4.1", peer
     return folder
 
 
+def add_index(node, keyspace: str, table: str, index: str) -> None:
+    """A secondary index on the table: its SSTables go to `<table dir>/.<index>/` from the next flush."""
+    sim(node, "index", keyspace, table, index)
+
+
 def write(node, keyspace: str, table: str, size: int, seed: str | int | None = None) -> None:
     """Rows into the memtable: they become an SSTable (and backups/ links) at the next flush."""
     sim(node, "write", keyspace, table, str(size), *([str(seed)] if seed is not None else []))
