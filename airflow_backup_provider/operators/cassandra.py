@@ -466,6 +466,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         scope = store.Scope(
             keyspaces=tuple(target.get("keyspaces") or ()),
             tables=tuple(target.get("tables") or ()),
+            exclude_keyspaces=tuple(target.get("exclude_keyspaces") or ()),
         )
         s3 = self.s3_hook()
         manifest = self.load_manifest(s3, target["manifest"])
@@ -569,7 +570,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
     Returns one target per host for the mapped restore task. Bad params fail at once (no retry),
     naming the param and its value."""
 
-    template_fields: Sequence[str] = ("date", "hosts", "keyspaces", "tables", "restore_folder", "tag")
+    template_fields: Sequence[str] = ("date", "hosts", "keyspaces", "tables", "restore_folder", "tag", "system_keyspaces")
 
     def __init__(
         self,
@@ -581,9 +582,11 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
         tables: Any = (),
         restore_folder: Any = "/tmp/cassandra_restore",
         tag: Any = "",
+        system_keyspaces: Any = store.DEFAULT_SYSTEM_KEYSPACES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.system_keyspaces = system_keyspaces
         self.nodes = [dict(n) for n in nodes]
         self.date = date
         self.hosts = hosts
@@ -614,6 +617,9 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             # native rendering turns 20261121 into an int: names and dates are text here
             tag = store.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
             day = store.validate_day(str(self.date), "param 'date'") if self.date else None
+            excluded = store.excluded_system_keyspaces(
+                str(self.system_keyspaces or store.DEFAULT_SYSTEM_KEYSPACES), keyspaces, tables
+            )
         except store.CassandraNameError as exc:
             raise AirflowFailException(str(exc)) from exc
         known = {n["host"]: n for n in self.nodes}
@@ -630,26 +636,36 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             if day is None:
                 raise AirflowFailException(f"no day in s3://{self.bucket}/{self.prefix}/{self.cluster}/ has a manifest for {hosts}")
         refs = self.day_manifests(s3, day)
-        targets = []
-        missing = []
-        for host in hosts:
-            ref = store.latest_manifest(refs, day, host, tag)
-            if ref is None:
-                missing.append(host)
-                continue
-            targets.append(
-                {
-                    **known[host],
-                    "manifest": ref.key,
-                    "keyspaces": keyspaces,
-                    "tables": tables,
-                    "restore_folder": folder_template,
-                }
-            )
+        chosen = {host: store.latest_manifest(refs, day, host, tag) for host in hosts}
+        missing = [host for host, ref in chosen.items() if ref is None]
         if missing:
             raise AirflowFailException(
                 f"param 'date': {day} has no manifest{' for tag ' + tag if tag else ''} for hosts {missing}"
             )
+        manifests = {host: self.load_manifest(s3, ref.key) for host, ref in chosen.items()}
+        # a wrong name (or its case) fails here, once, not on every host
+        scope = store.Scope(keyspaces=tuple(keyspaces), tables=tuple(tables), exclude_keyspaces=excluded)
+        try:
+            store.check_restore_names(keyspaces, tables, manifests.values(), f"the backup of {day}")
+        except store.CassandraNameError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        empty = [host for host, manifest in manifests.items() if not store.select_restore_tables(manifest, scope)]
+        if empty:
+            raise AirflowFailException(
+                f"params 'keyspaces'/'tables'/'system_keyspaces': nothing of the backup of {day} on {empty} matches "
+                f"keyspaces {keyspaces or 'all'}, tables {tables or 'all'}, system keyspaces left out {list(excluded)}"
+            )
+        targets = [
+            {
+                **known[host],
+                "manifest": ref.key,
+                "keyspaces": keyspaces,
+                "tables": tables,
+                "exclude_keyspaces": list(excluded),
+                "restore_folder": folder_template,
+            }
+            for host, ref in chosen.items()
+        ]
         self.log.info("restoring day %s: %s", day, [(t["host"], t["manifest"]) for t in targets])
         return targets
 

@@ -17,6 +17,7 @@ Layout in S3 (one folder per day, one per host)::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import posixpath
@@ -882,6 +883,69 @@ def select_restore_tables(manifest: Manifest, scope: Scope) -> list[str]:
     return sorted(
         f for f in folders if scope.includes(f.split("/")[0], split_table_dir(f.split("/")[1])[0])
     )
+
+
+# Cassandra's keyspaces of its own (beside the user keyspaces in every data folder). `system` is
+# this node's own state: its tokens and host id (`local`), what it knows of the others (`peers`),
+# and in-flight work (batchlog, paxos, hints' metadata, repairs, compaction history). The others
+# are cluster-wide: the schema (`system_schema`: table ids, columns), roles and permissions
+# (`system_auth`), repair history and view status (`system_distributed`), traces.
+NODE_LOCAL_SYSTEM_KEYSPACES = ("system",)
+CLUSTER_SYSTEM_KEYSPACES = ("system_schema", "system_auth", "system_distributed", "system_traces")
+SYSTEM_KEYSPACES = (*NODE_LOCAL_SYSTEM_KEYSPACES, *CLUSTER_SYSTEM_KEYSPACES)
+# which system keyspaces a restore takes (the restore form's `system_keyspaces`)
+SYSTEM_KEYSPACE_CHOICES = {
+    "none": (),
+    "cluster": CLUSTER_SYSTEM_KEYSPACES,
+    "all": SYSTEM_KEYSPACES,
+}
+DEFAULT_SYSTEM_KEYSPACES = "cluster"
+
+
+def excluded_system_keyspaces(choice: str, keyspaces: Sequence[str] = (), tables: Sequence[str] = ()) -> tuple[str, ...]:
+    """The system keyspaces a restore leaves out for `choice`; one named in `keyspaces` or as
+    `keyspace.table` in `tables` is always taken (asked for by name)."""
+    if choice not in SYSTEM_KEYSPACE_CHOICES:
+        raise CassandraNameError(
+            f"param 'system_keyspaces': value {choice!r} is not one of {sorted(SYSTEM_KEYSPACE_CHOICES)}"
+        )
+    named = {*keyspaces, *(t.partition(".")[0] for t in tables if "." in t)}
+    taken = set(SYSTEM_KEYSPACE_CHOICES[choice]) | named
+    return tuple(k for k in SYSTEM_KEYSPACES if k not in taken)
+
+
+def _did_you_mean(value: str, candidates: Iterable[str]) -> str:
+    candidates = sorted(set(candidates))
+    same_but_case = [c for c in candidates if c.lower() == value.lower()]
+    if same_but_case:
+        return f"; did you mean {same_but_case[0]!r}? (names are case-sensitive)"
+    close = difflib.get_close_matches(value, candidates, n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (it has: {', '.join(candidates[:20]) or 'nothing'})"
+
+
+def check_restore_names(keyspaces: Sequence[str], tables: Sequence[str], manifests: Iterable[Manifest], what: str) -> None:
+    """Every keyspace and table asked for must be in the backup, exactly (Cassandra's names are
+    case-sensitive on disk): else one error naming the param, the value and the close match."""
+    folders = {f for m in manifests for f in select_restore_tables(m, Scope())}
+    known_tables = {(f.split("/")[0], split_table_dir(f.split("/")[1])[0]) for f in folders}
+    known_keyspaces = {k for k, _ in known_tables}
+    for keyspace in keyspaces:
+        if keyspace not in known_keyspaces:
+            raise CassandraNameError(
+                f"param 'keyspaces': value {keyspace!r} is not in {what}{_did_you_mean(keyspace, known_keyspaces)}"
+            )
+    for table in tables:
+        if "." in table:
+            keyspace, _, name = table.partition(".")
+            found = (keyspace, name) in known_tables
+            candidates = [f"{k}.{t}" for k, t in known_tables]
+        else:
+            found = any(t == table for _, t in known_tables)
+            candidates = [t for _, t in known_tables]
+        if not found:
+            raise CassandraNameError(f"param 'tables': value {table!r} is not in {what}{_did_you_mean(table, candidates)}")
 
 
 def restore_folder_for(template: str, host: str) -> str:

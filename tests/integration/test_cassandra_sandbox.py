@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -156,7 +157,10 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
         for node in nodes:
             restored = tree_digest(tmp_path / "restore" / node.address)
             assert restored.pop("schema.cql")
-            assert restored == expected[node.address], node.address
+            # system keyspaces are backed up; the restore's default takes all but `system` (node-local)
+            assert any(p.startswith("system/local-") for p in expected[node.address])
+            assert any(p.startswith("system_schema/tables-") for p in restored)
+            assert restored == {p: d for p, d in expected[node.address].items() if not p.startswith("system/")}, node.address
             # the restore lists the same table folders as the data folder, the empty table's too
             for keyspace in LAYOUT:
                 restored_tables = sorted(p.name for p in (tmp_path / "restore" / node.address / keyspace).iterdir())
@@ -422,7 +426,12 @@ def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp
             assert states["report"] == "success", (dag_id, states)
     restored = Path(prepared["restore_folder"].replace("{host}", sandbox.nodes[0].address))
     assert (restored / "schema.cql").exists()
-    assert {p.name for p in restored.iterdir() if p.is_dir()} == {"shop", "metrics", "audit"}
+    # user keyspaces and, by default, the cluster-wide system keyspaces (but system_traces, which
+    # the example entry leaves out of its backups); never the node-local `system`
+    assert entry["exclude_keyspaces"] == ["system_traces"]
+    assert {p.name for p in restored.iterdir() if p.is_dir()} == {
+        "shop", "metrics", "audit", "system_schema", "system_auth", "system_distributed"
+    }
 
 
 def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
@@ -531,3 +540,55 @@ def test_a_full_disk_fails_the_restore_naming_node_and_folder_and_leaves_no_comp
             # what stays has its real name only when complete and right; no `.part` is left behind
             assert not path.name.endswith(".part"), relative
             assert hashlib.sha256(path.read_bytes()).hexdigest() == expected[relative], relative
+
+
+def test_restore_names_are_checked_in_the_plan_and_the_form_chooses_the_system_keyspaces(
+    sandbox, airflow_db, proxy, s3, tmp_path, mails
+):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"Shop_EU": ["Orders"], "audit": ["events"]})
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "names")):
+        states = run_dag(load_dag("cassandra_names"), "2026-12-01T01:00:00")
+        assert states["report"] == "success", states
+        # backed up by default: every keyspace, Cassandra's own included
+        manifest = manifests_in(s3, f"backups/names/20261201/{nodes[0].address}/")[0]
+        assert {f["path"].split("/")[0] for f in manifest["files"]} == {"Shop_EU", "audit", *sim.SYSTEM_LAYOUT}
+        restore = load_dag("cassandra_names_restore")
+        # every param given each run: dag.test() keeps a param of the run before otherwise
+        form = {"date": "2026-12-01", "hosts": [], "keyspaces": [], "tables": [], "system_keyspaces": "cluster"}
+
+        def restored_keyspaces(node) -> set[str]:
+            folder = tmp_path / "restore" / node.address
+            return {p.name for p in folder.iterdir() if p.is_dir()} if folder.exists() else set()
+
+        # the wrong case fails in the plan, at once, naming the close match; no host starts
+        for logical, conf, needle in (
+            ("2026-12-02T01:00:00", {"keyspaces": ["shop_eu"]}, "param 'keyspaces': value 'shop_eu' is not in the backup of 20261201; did you mean 'Shop_EU'? (names are case-sensitive)"),
+            ("2026-12-02T02:00:00", {"tables": ["Shop_EU.orders"]}, "param 'tables': value 'Shop_EU.orders' is not in the backup of 20261201; did you mean 'Shop_EU.Orders'?"),
+        ):
+            mails.clear()
+            states = run_dag(restore, logical, conf={**form, **conf})
+            assert states["plan"] == "failed" and states["report"] == "failed", (conf, states)
+            assert "restore[0]" not in states or states["restore[0]"] != "failed", states
+            assert any(needle in html.unescape(m["body"]) for m in mails), (needle, [m["subject"] for m in mails])
+        assert not (tmp_path / "restore").exists()
+
+        users = {"Shop_EU", "audit"}
+        for choice, expected in (
+            (None, users | {"system_schema", "system_auth", "system_distributed", "system_traces"}),
+            ("none", users),
+            ("all", users | set(sim.SYSTEM_LAYOUT)),
+        ):
+            shutil.rmtree(tmp_path / "restore", ignore_errors=True)
+            conf = {**form, "hosts": [nodes[0].address], "system_keyspaces": choice or "cluster"}
+            states = run_dag(restore, "2026-12-02T00:00:00", conf=conf)
+            assert states["report"] == "success", (choice, states)
+            assert restored_keyspaces(nodes[0]) == expected, choice
+        # a system keyspace asked for by name comes whatever the choice
+        shutil.rmtree(tmp_path / "restore", ignore_errors=True)
+        states = run_dag(
+            restore, "2026-12-02T00:00:00",
+            conf={**form, "hosts": [nodes[0].address], "keyspaces": ["system"], "system_keyspaces": "none"},
+        )
+        assert states["report"] == "success", states
+        assert restored_keyspaces(nodes[0]) == {"system"}

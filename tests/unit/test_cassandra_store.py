@@ -397,3 +397,30 @@ def test_next_steps_name_each_nodes_own_folders():
     assert "  h2: /r/h2 -> /data2/cassandra, /data2/commitlog" in text
     # no step names one node's folder as if it were every node's
     assert "remove <its commit log folder>/*" in text and "check that <its data folder>/<keyspace>/" in text
+
+
+def test_system_keyspaces_a_restore_leaves_out():
+    assert store.excluded_system_keyspaces("cluster") == ("system",)
+    assert store.excluded_system_keyspaces("none") == store.SYSTEM_KEYSPACES
+    assert store.excluded_system_keyspaces("all") == ()
+    # named in keyspaces, or as keyspace.table: taken whatever the choice
+    assert "system_auth" not in store.excluded_system_keyspaces("none", ["system_auth"])
+    assert "system" not in store.excluded_system_keyspaces("cluster", [], ["system.local"])
+    with pytest.raises(store.CassandraNameError, match=r"param 'system_keyspaces': value 'some' is not one of \['all', 'cluster', 'none'\]"):
+        store.excluded_system_keyspaces("some")
+
+
+def test_restore_names_must_match_the_backup_exactly():
+    manifest = store.Manifest(
+        cluster="c", host="h", day="20261120", tag="t", run_id="r", created_at="x", mode="full", files=(),
+        tables=(f"Shop_EU/Orders-{'a' * 32}", f"audit/events-{'b' * 32}"),
+    )
+    store.check_restore_names(["Shop_EU"], ["Shop_EU.Orders", "events"], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"param 'keyspaces': value 'shop_eu' is not in the backup of 20261120; did you mean 'Shop_EU'\? \(names are case-sensitive\)"):
+        store.check_restore_names(["shop_eu"], [], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"param 'tables': value 'orders' .*did you mean 'Orders'\?"):
+        store.check_restore_names([], ["orders"], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"value 'audit.event' .*did you mean 'audit.events'\?"):
+        store.check_restore_names([], ["audit.event"], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"value 'metrics' is not in the backup of 20261120 \(it has: Shop_EU, audit\)"):
+        store.check_restore_names(["metrics"], [], [manifest], "the backup of 20261120")

@@ -21,6 +21,7 @@ import sys
 import zlib
 from datetime import UTC, datetime
 
+SYSTEM_KEYSPACES = ("system", "system_schema", "system_auth", "system_distributed", "system_traces")
 COMPONENTS = ("Data.db", "Index.db", "Summary.db", "Filter.db", "Statistics.db", "CompressionInfo.db", "Digest.crc32", "TOC.txt")
 
 
@@ -249,6 +250,8 @@ def cmd_snapshot(config, args):
         with open(os.path.join(folder, "manifest.json"), "w") as f:
             json.dump(manifest, f)
         table = tdir.rsplit("-", 1)[0]
+        if ks in SYSTEM_KEYSPACES:
+            continue  # Cassandra writes no schema.cql for its own keyspaces
         with open(os.path.join(folder, "schema.cql"), "w") as f:
             f.write(
                 f"CREATE TABLE IF NOT EXISTS {ks}.{table} (\n    id uuid PRIMARY KEY,\n    value blob\n)"
