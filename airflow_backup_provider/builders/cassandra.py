@@ -19,6 +19,7 @@ from airflow_backup_provider.operators.cassandra import (
     CassandraUploadOperator,
     CassandraVerifyOperator,
 )
+from airflow_backup_provider.stores.cassandra import DEFAULT_SYSTEM_KEYSPACES, SYSTEM_KEYSPACE_CHOICES
 
 NODE_LABEL = "{{ task.node['host'] }}"
 
@@ -40,7 +41,15 @@ def _common(entry: CassandraCluster) -> dict[str, Any]:
 
 
 def _nodes(entry: CassandraCluster) -> list[dict[str, Any]]:
-    return [{"host": n.host, "port": n.port, "data_dir": entry.node_data_dir(n)} for n in entry.nodes]
+    return [
+        {
+            "host": n.host,
+            "port": n.port,
+            "data_dir": entry.node_data_dir(n),
+            "commitlog_dir": n.commitlog_dir or entry.commitlog_dir,
+        }
+        for n in entry.nodes
+    ]
 
 
 def backup_dag(entry: CassandraCluster) -> DAG:
@@ -152,6 +161,19 @@ def restore_dag(entry: CassandraCluster) -> DAG:
             "tag": Param(
                 "", type="string", title="Run tag", description="One run of that day (empty: the day's latest run)."
             ),
+            "system_keyspaces": Param(
+                DEFAULT_SYSTEM_KEYSPACES,
+                type="string",
+                enum=sorted(SYSTEM_KEYSPACE_CHOICES),
+                title="System keyspaces",
+                description=(
+                    "Which of Cassandra's own keyspaces to restore beside the user keyspaces: `cluster` "
+                    "(default): system_schema, system_auth, system_distributed, system_traces (the schema, "
+                    "roles, repair history of that day); `none`: user keyspaces only; `all`: also `system`, "
+                    "the node's own identity and state (tokens, host id, peers, batchlog): only to rebuild a "
+                    "node as it was. A system keyspace named in Keyspaces is restored anyway."
+                ),
+            ),
         },
         extra_tags=["restore"],
     )
@@ -165,6 +187,7 @@ def restore_dag(entry: CassandraCluster) -> DAG:
             tables="{{ params.tables }}",
             restore_folder="{{ params.restore_folder }}",
             tag="{{ params.tag }}",
+            system_keyspaces="{{ params.system_keyspaces }}",
             retries=0,
             **common,
         )

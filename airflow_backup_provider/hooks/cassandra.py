@@ -27,6 +27,20 @@ R = TypeVar("R")
 SFTP_PREFETCH_LIMIT = 64  # outstanding read requests per file
 
 
+def collect_write_acks(handle: paramiko.SFTPFile) -> None:
+    """Wait for the server's answer to every pipelined write of `handle`, raising on the first
+    failed one (an IOError, e.g. "Failure" for a full disk).
+
+    paramiko's close() does not do this: pipelined writes are registered without a file object,
+    so close() neither waits for their answers nor reports them, and it swallows an error of the
+    close itself; a write that hit a full disk went unnoticed (checked against paramiko 5.x).
+    """
+    handle.flush()  # the buffered tail goes out as writes first
+    pending = handle._reqs
+    while pending:
+        handle.sftp._read_response(pending.popleft())  # raises IOError on an error status
+
+
 class CassandraNodeHook(RemoteCommandHook):
     """
     Run nodetool on one node and read or write its files.
@@ -176,12 +190,29 @@ class CassandraNodeHook(RemoteCommandHook):
 
     @contextlib.contextmanager
     def open_for_write(self, path: str) -> Iterator[paramiko.SFTPFile]:
+        """A remote file written with many writes in flight; every write's answer is checked
+        before the file counts as written, so a full disk or a refused write raises here."""
         handle = self.thread_sftp().open(path, "wb", bufsize=1024 * 1024)
         handle.set_pipelined(True)
         try:
             yield handle
+            collect_write_acks(handle)
         finally:
             handle.close()
+
+    def file_size(self, path: str) -> int:
+        return int(self.thread_sftp().stat(path).st_size or 0)
+
+    def sha256_files(self, paths: Sequence[str], batch: int = 200) -> dict[str, str]:
+        """SHA-256 of files as they are on the node's disk (`sha256sum`, run on the node: the
+        bytes are read there, not sent back)."""
+        digests: dict[str, str] = {}
+        for start in range(0, len(paths), batch):
+            result = self.run(store.sha256sum_argv(paths[start : start + batch]), timeout=self.nodetool_timeout)
+            digests.update(store.parse_sha256sum(result.stdout))
+            if not result.ok:
+                raise RemoteCommandError(result, f"sha256sum ({result.stderr.strip()[:300]})")
+        return digests
 
     def replace(self, source: str, target: str) -> None:
         self.thread_sftp().posix_rename(source, target)

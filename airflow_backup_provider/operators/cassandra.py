@@ -6,6 +6,8 @@ node) -> retention -> report. Restore run: plan -> restore (mapped per host) -> 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import posixpath
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,6 +34,23 @@ def backup_time(context: Any) -> datetime:
 def run_tag_and_day(context: Any) -> tuple[str, str]:
     moment = backup_time(context)
     return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
+
+
+def partial_name(final: str) -> str:
+    """Where a restored file is written before it is checked: hidden, and clearly unfinished."""
+    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
+
+
+def final_name(partial: str) -> str:
+    return posixpath.join(posixpath.dirname(partial), posixpath.basename(partial)[1 : -len(".part")])
+
+
+def write_failed(host: str, folder: str, path: str, exc: OSError) -> AirflowException:
+    # SFTP reports ENOSPC only as "Failure": say what it most likely is
+    reason = str(exc) or type(exc).__name__
+    return AirflowException(
+        f"{host}: writing {path} into restore folder {folder} failed: {reason} (disk full, or no permission?)"
+    )
 
 
 def is_dry_run(context: Any) -> bool:
@@ -173,7 +192,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
         earlier = [self.load_manifest(s3, r.key) for r in refs]
         with self.node_hook(self.node) as remote:
             walk = remote.walk(data_dir, tag, scope)
-            if not any(f.source == "snapshot" for f in walk.files) and not walk.schemas:
+            if not walk.snapshot_tables:
                 raise AirflowException(
                     f"{host}: no snapshot {tag} under {data_dir} (cleared by someone, or wrong data_dir?)"
                 )
@@ -215,6 +234,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
             status_key=status_key,
             data_dir=data_dir,
             cluster_hosts=self.cluster_hosts,
+            tables=walk.snapshot_tables,
         )
         # Objects taken from earlier manifests must still be there before a new manifest names them.
         reused = [e for e in manifest.files if e.uploaded_in != tag]
@@ -459,14 +479,19 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         folder = store.restore_folder_for(target["restore_folder"], host)
         data_dir = target["data_dir"]
         store.check_outside(folder, data_dir)
-        scope = store.Scope(keyspaces=tuple(target.get("keyspaces") or ()), tables=tuple(target.get("tables") or ()))
+        scope = store.Scope(
+            keyspaces=tuple(target.get("keyspaces") or ()),
+            tables=tuple(target.get("tables") or ()),
+            exclude_keyspaces=tuple(target.get("exclude_keyspaces") or ()),
+        )
         s3 = self.s3_hook()
         manifest = self.load_manifest(s3, target["manifest"])
         if manifest.host != host:
             raise AirflowException(f"{target['manifest']} belongs to {manifest.host}, not {host}")
         self.log.info("%s: restoring day %s (run %s), taken at %s", host, manifest.day, manifest.run_id, manifest.created_at)
         entries = store.select_restore_entries(manifest, scope)
-        if not entries:
+        table_folders = store.select_restore_tables(manifest, scope)
+        if not table_folders:
             raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")
         if is_dry_run(context):
             record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
@@ -474,29 +499,69 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         with self.node_hook(target) as remote:
             real_folder = remote.realpath(folder)
             store.check_outside(real_folder, remote.realpath(data_dir))
-            remote.makedirs(folder)
-            for table_folder in sorted({posixpath.dirname(posixpath.join(folder, e.path)) for e in entries}):
-                remote.makedirs(table_folder)
+            try:
+                remote.makedirs(folder)
+                # every table folder, an empty table's too; then index sub-folders
+                for table_folder in sorted(
+                    {*(posixpath.join(folder, t) for t in table_folders),
+                     *(posixpath.dirname(posixpath.join(folder, e.path)) for e in entries)}
+                ):
+                    remote.makedirs(table_folder)
+            except OSError as exc:
+                raise write_failed(host, folder, "its folders", exc) from exc
 
-            def restore(entry: store.ManifestEntry) -> int:
-                final = posixpath.join(folder, entry.path)
-                partial = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
-                result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
-                if result.sha256 != entry.sha256 or result.size != entry.size:
-                    remote.remove(partial)
-                    raise ChecksumMismatch(
-                        f"{host}: {entry.key} decompressed to {result.size} bytes sha256 {result.sha256}, "
-                        f"manifest says {entry.size} bytes sha256 {entry.sha256}"
+            def fetch(entry: store.ManifestEntry) -> int:
+                partial = partial_name(posixpath.join(folder, entry.path))
+                try:
+                    result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
+                    if result.sha256 != entry.sha256 or result.size != entry.size:
+                        raise ChecksumMismatch(
+                            f"{host}: {entry.key} decompressed to {result.size} bytes sha256 {result.sha256}, "
+                            f"manifest says {entry.size} bytes sha256 {entry.sha256}"
+                        )
+                    written = remote.file_size(partial)
+                except OSError as exc:
+                    raise write_failed(host, folder, entry.path, exc) from exc
+                if written != entry.size:
+                    raise AirflowException(
+                        f"{host}: restore folder {folder}: {entry.path} has {written} bytes on disk, "
+                        f"{entry.size} were written (disk full?)"
                     )
-                remote.replace(partial, final)
                 return entry.size
 
-            sizes = remote.parallel(entries, restore, self.restore_threads)
-            if manifest.schema_key:
-                schema = s3.get_bytes(self.bucket, manifest.schema_key)
-                with remote.open_for_write(posixpath.join(folder, "schema.cql")) as handle:
-                    handle.write(schema)
-        tables = sorted({f"{e.keyspace}/{e.path.split('/')[1]}" for e in entries})
+            # Every file lands under a hidden `.part` name and gets its real name only once its
+            # bytes on the node's disk have the manifest's size and SHA-256: a failed write
+            # (full disk, no permission) fails the restore and leaves no complete-looking file.
+            partials = {partial_name(posixpath.join(folder, e.path)): e for e in entries}
+            try:
+                sizes = remote.parallel(entries, fetch, self.restore_threads)
+                schema_partial = None
+                if manifest.schema_key:
+                    schema = s3.get_bytes(self.bucket, manifest.schema_key)
+                    schema_partial = partial_name(posixpath.join(folder, "schema.cql"))
+                    try:
+                        with remote.open_for_write(schema_partial) as handle:
+                            handle.write(schema)
+                    except OSError as exc:
+                        raise write_failed(host, folder, "schema.cql", exc) from exc
+                expected = {p: e.sha256 for p, e in partials.items()}
+                if schema_partial:
+                    expected[schema_partial] = hashlib.sha256(schema).hexdigest()
+                on_disk = remote.sha256_files(sorted(expected))
+                wrong = sorted(p for p, digest in expected.items() if on_disk.get(p) != digest)
+                if wrong:
+                    raise AirflowException(
+                        f"{host}: restore folder {folder}: {len(wrong)} files differ on disk from what was "
+                        f"written (SHA-256), e.g. {wrong[:3]}"
+                    )
+                for partial in expected:
+                    remote.replace(partial, final_name(partial))
+            except BaseException:
+                for partial in [*partials, partial_name(posixpath.join(folder, "schema.cql"))]:
+                    with contextlib.suppress(Exception):
+                        remote.remove(partial)
+                raise
+        tables = table_folders
         record_outcome(
             context,
             status="done",
@@ -504,7 +569,16 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             produced=[{"id": f"{host}:{folder}", "size": sum(sizes)}],
             detail=f"{len(entries)} files, SHA-256 checked, from {manifest.tag}: {', '.join(tables)}",
         )
-        return {"host": host, "folder": folder, "files": len(entries), "bytes": sum(sizes), "tables": tables, "tag": manifest.tag}
+        return {
+            "host": host,
+            "folder": folder,
+            "data_dir": data_dir,
+            "commitlog_dir": target.get("commitlog_dir") or "",
+            "files": len(entries),
+            "bytes": sum(sizes),
+            "tables": tables,
+            "tag": manifest.tag,
+        }
 
 
 class CassandraRestorePlanOperator(CassandraBaseOperator):
@@ -513,7 +587,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
     Returns one target per host for the mapped restore task. Bad params fail at once (no retry),
     naming the param and its value."""
 
-    template_fields: Sequence[str] = ("date", "hosts", "keyspaces", "tables", "restore_folder", "tag")
+    template_fields: Sequence[str] = ("date", "hosts", "keyspaces", "tables", "restore_folder", "tag", "system_keyspaces")
 
     def __init__(
         self,
@@ -525,9 +599,11 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
         tables: Any = (),
         restore_folder: Any = "/tmp/cassandra_restore",
         tag: Any = "",
+        system_keyspaces: Any = store.DEFAULT_SYSTEM_KEYSPACES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.system_keyspaces = system_keyspaces
         self.nodes = [dict(n) for n in nodes]
         self.date = date
         self.hosts = hosts
@@ -558,6 +634,9 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             # native rendering turns 20261121 into an int: names and dates are text here
             tag = store.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
             day = store.validate_day(str(self.date), "param 'date'") if self.date else None
+            excluded = store.excluded_system_keyspaces(
+                str(self.system_keyspaces or store.DEFAULT_SYSTEM_KEYSPACES), keyspaces, tables
+            )
         except store.CassandraNameError as exc:
             raise AirflowFailException(str(exc)) from exc
         known = {n["host"]: n for n in self.nodes}
@@ -574,26 +653,36 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             if day is None:
                 raise AirflowFailException(f"no day in s3://{self.bucket}/{self.prefix}/{self.cluster}/ has a manifest for {hosts}")
         refs = self.day_manifests(s3, day)
-        targets = []
-        missing = []
-        for host in hosts:
-            ref = store.latest_manifest(refs, day, host, tag)
-            if ref is None:
-                missing.append(host)
-                continue
-            targets.append(
-                {
-                    **known[host],
-                    "manifest": ref.key,
-                    "keyspaces": keyspaces,
-                    "tables": tables,
-                    "restore_folder": folder_template,
-                }
-            )
+        chosen = {host: store.latest_manifest(refs, day, host, tag) for host in hosts}
+        missing = [host for host, ref in chosen.items() if ref is None]
         if missing:
             raise AirflowFailException(
                 f"param 'date': {day} has no manifest{' for tag ' + tag if tag else ''} for hosts {missing}"
             )
+        manifests = {host: self.load_manifest(s3, ref.key) for host, ref in chosen.items()}
+        # a wrong name (or its case) fails here, once, not on every host
+        scope = store.Scope(keyspaces=tuple(keyspaces), tables=tuple(tables), exclude_keyspaces=excluded)
+        try:
+            store.check_restore_names(keyspaces, tables, manifests.values(), f"the backup of {day}")
+        except store.CassandraNameError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        empty = [host for host, manifest in manifests.items() if not store.select_restore_tables(manifest, scope)]
+        if empty:
+            raise AirflowFailException(
+                f"params 'keyspaces'/'tables'/'system_keyspaces': nothing of the backup of {day} on {empty} matches "
+                f"keyspaces {keyspaces or 'all'}, tables {tables or 'all'}, system keyspaces left out {list(excluded)}"
+            )
+        targets = [
+            {
+                **known[host],
+                "manifest": ref.key,
+                "keyspaces": keyspaces,
+                "tables": tables,
+                "exclude_keyspaces": list(excluded),
+                "restore_folder": folder_template,
+            }
+            for host, ref in chosen.items()
+        ]
         self.log.info("restoring day %s: %s", day, [(t["host"], t["manifest"]) for t in targets])
         return targets
 
@@ -618,11 +707,18 @@ class CassandraRestoreReportOperator(BaseOperator):
             return detail
         if not results:
             raise AirflowException("nothing was restored")
-        folders = sorted({r["folder"] for r in results})
         tables = sorted({t for r in results for t in r.get("tables", [])})
-        text = store.next_steps(
-            ", ".join(folders), self.data_dir, [r["host"] for r in results], tables, self.commitlog_dir
-        )
+        # each node's own folders (a node may have its own data_dir / commitlog_dir)
+        nodes = [
+            store.RestoredNode(
+                host=r["host"],
+                folder=r["folder"],
+                data_dir=r.get("data_dir") or self.data_dir,
+                commitlog_dir=r.get("commitlog_dir") or self.commitlog_dir,
+            )
+            for r in results
+        ]
+        text = store.next_steps(nodes, tables)
         self.log.info("%s", text)
         # one status row per line: the report mail shows them as a table, in order
         record_outcome(

@@ -17,6 +17,7 @@ Layout in S3 (one folder per day, one per host)::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import posixpath
@@ -168,6 +169,24 @@ def clearsnapshot_argv(tag: str, keyspaces: Sequence[str] = (), nodetool: str = 
 
 def status_argv(nodetool: str = "nodetool") -> list[str]:
     return [nodetool, "status"]
+
+
+def sha256sum_argv(paths: Sequence[str]) -> list[str]:
+    """`sha256sum -- PATH...` (coreutils, on every Linux node) for paths this module built."""
+    return ["sha256sum", "--", *(validate_abs_path(p, "file") for p in paths)]
+
+
+_SHA256SUM_RE = re.compile(r"^(?P<digest>[0-9a-f]{64}) [ *](?P<path>/.*)$")
+
+
+def parse_sha256sum(text: str) -> dict[str, str]:
+    """path -> digest from `sha256sum` output (lines `<64 hex>  <path>`; others ignored)."""
+    digests = {}
+    for line in text.splitlines():
+        match = _SHA256SUM_RE.match(line)
+        if match:
+            digests[match.group("path")] = match.group("digest")
+    return digests
 
 
 # ------------------------------------------------------------------------------------------------
@@ -443,6 +462,9 @@ class WalkResult:
     files: list[NodeFile] = field(default_factory=list)
     schemas: list[str] = field(default_factory=list)  # remote paths of the snapshot's schema.cql files
     tables: list[tuple[str, str]] = field(default_factory=list)  # (keyspace, table dir) walked
+    # `<keyspace>/<table dir>` of every table the snapshot has, an empty one (no SSTable, only
+    # the snapshot's manifest.json) included: a restore makes each of these folders
+    snapshot_tables: list[str] = field(default_factory=list)
 
 
 Lister = Callable[[str], list[DirEntry]]
@@ -478,13 +500,17 @@ def walk_data_dir(
             if include_backups:
                 sources.append(("backups", posixpath.join(table_path, BACKUPS_DIR)))
             for source, folder in sources:
+                seen = False
                 for name, size in _walk_files(folder, listdir):
+                    seen = True
                     remote = posixpath.join(folder, name)
                     if source == "snapshot" and name in SNAPSHOT_META_FILES:
                         if name == "schema.cql":
                             result.schemas.append(remote)
                         continue
                     result.files.append(NodeFile(keyspace, table_entry.name, source, remote, name, size))
+                if source == "snapshot" and seen:
+                    result.snapshot_tables.append(f"{keyspace}/{table_entry.name}")
     return result
 
 
@@ -612,6 +638,8 @@ class Manifest:
     status_key: str = ""
     data_dir: str = ""
     cluster_hosts: tuple[str, ...] = ()  # every node of the cluster when the run started
+    # `<keyspace>/<table dir>` of every table in the snapshot, also those without a file (empty)
+    tables: tuple[str, ...] = ()
     compression: str = "zstd"
     format: int = MANIFEST_FORMAT
 
@@ -640,6 +668,7 @@ def parse_manifest(text: str | bytes) -> Manifest:
             raise ManifestError(f"manifest format {data.get('format')!r} is not {MANIFEST_FORMAT}")
         files = tuple(ManifestEntry(**f) for f in data.pop("files"))
         data["cluster_hosts"] = tuple(data.get("cluster_hosts") or ())
+        data["tables"] = tuple(data.get("tables") or ())
         manifest = Manifest(files=files, **data)
     except ManifestError:
         raise
@@ -647,6 +676,10 @@ def parse_manifest(text: str | bytes) -> Manifest:
         raise ManifestError(f"not a backup manifest: {exc}") from exc
     for entry in manifest.files:
         _check_relative_path(entry.path)
+    for table in manifest.tables:
+        keyspace, _, table_dir = table.partition("/")
+        validate_keyspace(keyspace, "manifest table")
+        split_table_dir(table_dir)
     return manifest
 
 
@@ -727,6 +760,7 @@ def build_manifest(
     status_key: str,
     data_dir: str,
     cluster_hosts: Sequence[str] = (),
+    tables: Sequence[str] = (),
 ) -> Manifest:
     """The manifest of one node's run. `uploaded` maps each planned key to the upload's result
     (`size`, `sha256`, `compressed_size`); a planned file without a result is an error, so a
@@ -772,6 +806,7 @@ def build_manifest(
         status_key=status_key,
         data_dir=data_dir,
         cluster_hosts=tuple(cluster_hosts) or (host,),
+        tables=tuple(sorted({*tables, *(table_folder_of(e.path) for e in entries)})),
     )
 
 
@@ -836,6 +871,83 @@ def select_restore_entries(manifest: Manifest, scope: Scope) -> list[ManifestEnt
     return [e for e in manifest.files if scope.includes(e.keyspace, e.table)]
 
 
+def table_folder_of(path: str) -> str:
+    """`shop/orders-<id>/.idx/nb-1-big-Data.db` -> `shop/orders-<id>`."""
+    return "/".join(path.split("/")[:2])
+
+
+def select_restore_tables(manifest: Manifest, scope: Scope) -> list[str]:
+    """Every table folder (`<keyspace>/<table dir>`) the restore makes, empty tables included, so
+    that the restore folder lists the same table folders as the data folder."""
+    folders = {*manifest.tables, *(table_folder_of(e.path) for e in manifest.files)}
+    return sorted(
+        f for f in folders if scope.includes(f.split("/")[0], split_table_dir(f.split("/")[1])[0])
+    )
+
+
+# Cassandra's keyspaces of its own (beside the user keyspaces in every data folder). `system` is
+# this node's own state: its tokens and host id (`local`), what it knows of the others (`peers`),
+# and in-flight work (batchlog, paxos, hints' metadata, repairs, compaction history). The others
+# are cluster-wide: the schema (`system_schema`: table ids, columns), roles and permissions
+# (`system_auth`), repair history and view status (`system_distributed`), traces.
+NODE_LOCAL_SYSTEM_KEYSPACES = ("system",)
+CLUSTER_SYSTEM_KEYSPACES = ("system_schema", "system_auth", "system_distributed", "system_traces")
+SYSTEM_KEYSPACES = (*NODE_LOCAL_SYSTEM_KEYSPACES, *CLUSTER_SYSTEM_KEYSPACES)
+# which system keyspaces a restore takes (the restore form's `system_keyspaces`)
+SYSTEM_KEYSPACE_CHOICES = {
+    "none": (),
+    "cluster": CLUSTER_SYSTEM_KEYSPACES,
+    "all": SYSTEM_KEYSPACES,
+}
+DEFAULT_SYSTEM_KEYSPACES = "cluster"
+
+
+def excluded_system_keyspaces(choice: str, keyspaces: Sequence[str] = (), tables: Sequence[str] = ()) -> tuple[str, ...]:
+    """The system keyspaces a restore leaves out for `choice`; one named in `keyspaces` or as
+    `keyspace.table` in `tables` is always taken (asked for by name)."""
+    if choice not in SYSTEM_KEYSPACE_CHOICES:
+        raise CassandraNameError(
+            f"param 'system_keyspaces': value {choice!r} is not one of {sorted(SYSTEM_KEYSPACE_CHOICES)}"
+        )
+    named = {*keyspaces, *(t.partition(".")[0] for t in tables if "." in t)}
+    taken = set(SYSTEM_KEYSPACE_CHOICES[choice]) | named
+    return tuple(k for k in SYSTEM_KEYSPACES if k not in taken)
+
+
+def _did_you_mean(value: str, candidates: Iterable[str]) -> str:
+    candidates = sorted(set(candidates))
+    same_but_case = [c for c in candidates if c.lower() == value.lower()]
+    if same_but_case:
+        return f"; did you mean {same_but_case[0]!r}? (names are case-sensitive)"
+    close = difflib.get_close_matches(value, candidates, n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (it has: {', '.join(candidates[:20]) or 'nothing'})"
+
+
+def check_restore_names(keyspaces: Sequence[str], tables: Sequence[str], manifests: Iterable[Manifest], what: str) -> None:
+    """Every keyspace and table asked for must be in the backup, exactly (Cassandra's names are
+    case-sensitive on disk): else one error naming the param, the value and the close match."""
+    folders = {f for m in manifests for f in select_restore_tables(m, Scope())}
+    known_tables = {(f.split("/")[0], split_table_dir(f.split("/")[1])[0]) for f in folders}
+    known_keyspaces = {k for k, _ in known_tables}
+    for keyspace in keyspaces:
+        if keyspace not in known_keyspaces:
+            raise CassandraNameError(
+                f"param 'keyspaces': value {keyspace!r} is not in {what}{_did_you_mean(keyspace, known_keyspaces)}"
+            )
+    for table in tables:
+        if "." in table:
+            keyspace, _, name = table.partition(".")
+            found = (keyspace, name) in known_tables
+            candidates = [f"{k}.{t}" for k, t in known_tables]
+        else:
+            found = any(t == table for _, t in known_tables)
+            candidates = [t for _, t in known_tables]
+        if not found:
+            raise CassandraNameError(f"param 'tables': value {table!r} is not in {what}{_did_you_mean(table, candidates)}")
+
+
 def restore_folder_for(template: str, host: str) -> str:
     """`{host}` in the restore folder becomes the node's host (several nodes on one filesystem)."""
     folder = validate_abs_path(template.replace("{host}", validate_host(host)), "restore_folder")
@@ -855,23 +967,45 @@ def check_outside(folder: str, data_dir: str, field_name: str = "restore_folder"
     return folder
 
 
-def next_steps(restore_folder: str, data_dir: str, hosts: Sequence[str], tables: Sequence[str], commitlog_dir: str) -> str:
-    """What the operator does after the files are in the restore folder (the node restart method)."""
+@dataclass(frozen=True)
+class RestoredNode:
+    """Where one node's restore went, and that node's own live folders (nodes may differ)."""
+
+    host: str
+    folder: str
+    data_dir: str
+    commitlog_dir: str
+
+
+def next_steps(nodes: Sequence[RestoredNode], tables: Sequence[str]) -> str:
+    """What the operator does after the files are in the restore folders (the node restart method).
+    Each node's folders are named; a step names a path itself when every node has the same one."""
+
+    def shared(values: Iterable[str], otherwise: str) -> str:
+        distinct = set(values)
+        return distinct.pop() if len(distinct) == 1 else otherwise
+
+    data = shared((n.data_dir for n in nodes), "<its data folder>")
+    restore = shared((n.folder for n in nodes), "<its restore folder>")
+    commitlog = shared((n.commitlog_dir for n in nodes), "<its commit log folder>")
     table_list = ", ".join(tables) or "(none)"
     return "\n".join(
         [
-            f"Restored into {restore_folder} on {', '.join(hosts)}; the live data in {data_dir} was not touched.",
+            f"Restored on {', '.join(n.host for n in nodes)}; the live data folders were not touched.",
+            "Folders per node (restore folder -> data folder, commit log folder):",
+            *(f"  {n.host}: {n.folder} -> {n.data_dir}, {n.commitlog_dir}" for n in nodes),
             f"Tables: {table_list}",
             "Next steps (the node restart method):",
-            f"1. On every node, check that {data_dir}/<keyspace>/ and {restore_folder}/<keyspace>/ list the same "
+            f"1. On every node, check that {data}/<keyspace>/ and {restore}/<keyspace>/ list the same "
             "table folders: the id suffix must match `SELECT id FROM system_schema.tables WHERE keyspace_name=...`. "
-            f"If a table was dropped and recreated, create it again from {restore_folder}/schema.cql and move the "
+            f"If a table was dropped and recreated, create it again from {restore}/schema.cql and move the "
             "files into the new id's folder.",
             "2. Check the sizes of the restored files against the manifest (the restore already verified each SHA-256).",
             "3. Stop Cassandra on ALL nodes (nodetool drain first).",
-            f"4. On each node, one by one: remove {commitlog_dir}/*, then for every restored table move the files "
-            f"from {restore_folder}/<keyspace>/<table dir>/ into {data_dir}/<keyspace>/<table dir>/ "
-            "(e.g. `find . -maxdepth 1 -type f -exec mv -t DEST {} +`), keeping owner and permissions (cassandra:cassandra).",
+            f"4. On each node, one by one: remove {commitlog}/*, then for every restored table copy the files, "
+            f"secondary-index folders `.<index>/` included, from {restore}/<keyspace>/<table dir>/ into "
+            f"{data}/<keyspace>/<table dir>/ (e.g. `cp -a {restore}/<keyspace>/<table dir>/. {data}/<keyspace>/<table dir>/`), "
+            "then give them to the cassandra user (`chown -R cassandra:cassandra`).",
             "5. Start the nodes one at a time; wait for UN in `nodetool status` before the next.",
             "6. Run `nodetool repair` on each node, then sanity-check the data.",
             "Alternative without a full restart: copy the files into the live table folder and run "

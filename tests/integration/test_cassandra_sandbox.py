@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import html
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,10 +104,14 @@ def snapshot_files(node, tag: str) -> dict[str, str]:
         for source in (table_dir / "snapshots" / tag, table_dir / "backups"):
             if not source.is_dir():
                 continue
-            for path in sorted(source.iterdir()):
-                if path.is_file() and path.name not in ("manifest.json", "schema.cql"):
-                    result[f"{table_dir.parent.name}/{table_dir.name}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(source.rglob("*")):  # secondary indexes: `.<index>/` sub-folders
+                name = str(path.relative_to(source))
+                if path.is_file() and name not in ("manifest.json", "schema.cql"):
+                    result[f"{table_dir.parent.name}/{table_dir.name}/{name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return result
+
+
+INDEX = "orders_by_customer_idx"
 
 
 def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, proxy, s3, tmp_path, mails):
@@ -113,6 +120,10 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
     # keep the snapshot on the nodes to compare with what comes back: fail cleanup's clearsnapshot
     for node in nodes:
         sim.set_failure(node, "clearsnapshot", "kept for the test")
+        # a secondary index: its SSTables in `orders-<id>/.<index>/`, from the snapshot's flush on
+        sim.add_index(node, "shop", "orders", INDEX)
+        sim.write(node, "shop", "orders", 5_000, seed=f"{node.name}-indexed")
+        sim.sim(node, "create", "shop", "returns")  # an empty table: no SSTable at all
     with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "full", verify_checksums=True)):
         dag = load_dag("cassandra_full")
         states = run_dag(dag, "2026-11-20T01:00:00")
@@ -128,6 +139,14 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
         (tag,) = tags
         expected = {node.address: snapshot_files(node, tag) for node in nodes}
         assert all(len(files) >= len(LAYOUT) * 8 for files in expected.values())
+        # the index files: in the snapshot and backups/, in every manifest, verified (checksums on)
+        for node in nodes:
+            index_paths = {p for p in expected[node.address] if f"/.{INDEX}/" in p}
+            assert len(index_paths) == 8, index_paths
+            manifest = next(m for m in manifests_in(s3, "backups/full/20261120/") if m["host"] == node.address)
+            listed = {f["path"]: f for f in manifest["files"]}
+            assert index_paths <= set(listed)
+            assert {listed[p]["source"] for p in index_paths} == {"snapshot,backups"}
 
         restore = load_dag("cassandra_full_restore")
         shutil.rmtree(tmp_path / "restore", ignore_errors=True)
@@ -138,11 +157,25 @@ def test_full_cycle_backup_verify_restore_byte_identical(sandbox, airflow_db, pr
         for node in nodes:
             restored = tree_digest(tmp_path / "restore" / node.address)
             assert restored.pop("schema.cql")
-            assert restored == expected[node.address], node.address
+            # system keyspaces are backed up; the restore's default takes all but `system` (node-local)
+            assert any(p.startswith("system/local-") for p in expected[node.address])
+            assert any(p.startswith("system_schema/tables-") for p in restored)
+            assert restored == {p: d for p, d in expected[node.address].items() if not p.startswith("system/")}, node.address
+            # the restore lists the same table folders as the data folder, the empty table's too
+            for keyspace in LAYOUT:
+                restored_tables = sorted(p.name for p in (tmp_path / "restore" / node.address / keyspace).iterdir())
+                assert restored_tables == sorted(p.name for p in (sim.data_dir(node) / keyspace).iterdir()), keyspace
+            # in place: `<restore>/shop/orders-<id>/.<index>/nb-...`
+            assert (tmp_path / "restore" / node.address / "shop" / f"orders-{sim_table_id('shop', 'orders')}" / f".{INDEX}" / "nb-1-big-Data.db").is_file()
             # never a byte into the live data folder
             assert tree_digest(sim.data_dir(node)) == live_before[node.address], node.address
         steps = xcom("cassandra_full_restore", run_id_of(restore), "next_steps")
         assert "node restart method" in steps and "nodetool repair" in steps
+        # each node's own data folder (the entry's nodes have their own), not the cluster default
+        for node in nodes:
+            assert f"{node.address}: {tmp_path / 'restore' / node.address} -> {sim.data_dir(node)}, " in steps, steps
+        assert "/var/lib/cassandra/data" not in steps, steps
+        assert f"shop/returns-{sim_table_id('shop', 'returns')}" in steps
         # the report mail carries the next steps, and the backup mail each node's upload
         restore_mail = [m for m in mails if "cassandra_full_restore" in m["subject"]][-1]
         assert "node restart method" in restore_mail["body"] and "succeeded" in restore_mail["subject"]
@@ -393,7 +426,12 @@ def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp
             assert states["report"] == "success", (dag_id, states)
     restored = Path(prepared["restore_folder"].replace("{host}", sandbox.nodes[0].address))
     assert (restored / "schema.cql").exists()
-    assert {p.name for p in restored.iterdir() if p.is_dir()} == {"shop", "metrics", "audit"}
+    # user keyspaces and, by default, the cluster-wide system keyspaces (but system_traces, which
+    # the example entry leaves out of its backups); never the node-local `system`
+    assert entry["exclude_keyspaces"] == ["system_traces"]
+    assert {p.name for p in restored.iterdir() if p.is_dir()} == {
+        "shop", "metrics", "audit", "system_schema", "system_auth", "system_distributed"
+    }
 
 
 def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
@@ -452,3 +490,105 @@ def test_a_failed_snapshot_stops_every_upload_and_alerts(sandbox, airflow_db, pr
             assert not list(sim.data_dir(nodes[0]).glob("*/*/snapshots/abp-*"))
     finally:
         sim.set_failure(nodes[1], "snapshot")
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "256k"):
+    """A real full disk: a tmpfs of `size` at `folder` (the sandbox runs as root), unmounted after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_fails_the_restore_naming_node_and_folder_and_leaves_no_complete_looking_file(
+    sandbox, airflow_db, proxy, s3, tmp_path, mails
+):
+    from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+
+    node = sandbox.nodes[0]
+    with small_disk(tmp_path / "tiny") as tiny:
+        # the cause: paramiko's pipelined writes reported nothing when the disk was full
+        with CassandraNodeHook(ssh_conn_id="backup_ssh", host=node.address) as remote:
+            with pytest.raises(OSError):
+                with remote.open_for_write(str(tiny / "big")) as handle:
+                    handle.write(os.urandom(400_000))
+        (tiny / "big").unlink()
+
+        fresh_bucket(s3, BUCKET)
+        nodes = sim.setup_cluster(sandbox, LAYOUT, rows=80_000)
+        entry = entry_for(sandbox, tmp_path, "tiny")
+        entry["entries"][0]["restore_folder"] = str(tiny / "{host}")
+        with clusters_file(tmp_path, entry):
+            states = run_dag(load_dag("cassandra_tiny"), "2026-11-29T01:00:00")
+            assert states["report"] == "success", states
+            (manifest,) = [m for m in manifests_in(s3, f"backups/tiny/20261129/{nodes[0].address}/")]
+            assert sum(f["size"] for f in manifest["files"]) > 256 * 1024  # more than the disk holds
+            states = run_dag(
+                load_dag("cassandra_tiny_restore"), "2026-11-30T00:00:00", conf={"hosts": [nodes[0].address]}
+            )
+        assert states["restore[0]"] == "failed" and states["report"] == "failed", states
+        alert = [m for m in mails if "cassandra_tiny_restore" in m["subject"] and "restore" in m["body"]]
+        text = " ".join(m["body"] for m in alert)
+        assert f"{nodes[0].address}: writing " in text and f"into restore folder {tiny}/{nodes[0].address}" in text, text
+        expected = {f["path"]: f["sha256"] for f in manifest["files"]}
+        left = [p for p in (tiny / nodes[0].address).rglob("*") if p.is_file()]
+        for path in left:
+            relative = str(path.relative_to(tiny / nodes[0].address))
+            # what stays has its real name only when complete and right; no `.part` is left behind
+            assert not path.name.endswith(".part"), relative
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == expected[relative], relative
+
+
+def test_restore_names_are_checked_in_the_plan_and_the_form_chooses_the_system_keyspaces(
+    sandbox, airflow_db, proxy, s3, tmp_path, mails
+):
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"Shop_EU": ["Orders"], "audit": ["events"]})
+    with clusters_file(tmp_path, entry_for(sandbox, tmp_path, "names")):
+        states = run_dag(load_dag("cassandra_names"), "2026-12-01T01:00:00")
+        assert states["report"] == "success", states
+        # backed up by default: every keyspace, Cassandra's own included
+        manifest = manifests_in(s3, f"backups/names/20261201/{nodes[0].address}/")[0]
+        assert {f["path"].split("/")[0] for f in manifest["files"]} == {"Shop_EU", "audit", *sim.SYSTEM_LAYOUT}
+        restore = load_dag("cassandra_names_restore")
+        # every param given each run: dag.test() keeps a param of the run before otherwise
+        form = {"date": "2026-12-01", "hosts": [], "keyspaces": [], "tables": [], "system_keyspaces": "cluster"}
+
+        def restored_keyspaces(node) -> set[str]:
+            folder = tmp_path / "restore" / node.address
+            return {p.name for p in folder.iterdir() if p.is_dir()} if folder.exists() else set()
+
+        # the wrong case fails in the plan, at once, naming the close match; no host starts
+        for logical, conf, needle in (
+            ("2026-12-02T01:00:00", {"keyspaces": ["shop_eu"]}, "param 'keyspaces': value 'shop_eu' is not in the backup of 20261201; did you mean 'Shop_EU'? (names are case-sensitive)"),
+            ("2026-12-02T02:00:00", {"tables": ["Shop_EU.orders"]}, "param 'tables': value 'Shop_EU.orders' is not in the backup of 20261201; did you mean 'Shop_EU.Orders'?"),
+        ):
+            mails.clear()
+            states = run_dag(restore, logical, conf={**form, **conf})
+            assert states["plan"] == "failed" and states["report"] == "failed", (conf, states)
+            assert "restore[0]" not in states or states["restore[0]"] != "failed", states
+            assert any(needle in html.unescape(m["body"]) for m in mails), (needle, [m["subject"] for m in mails])
+        assert not (tmp_path / "restore").exists()
+
+        users = {"Shop_EU", "audit"}
+        for choice, expected in (
+            (None, users | {"system_schema", "system_auth", "system_distributed", "system_traces"}),
+            ("none", users),
+            ("all", users | set(sim.SYSTEM_LAYOUT)),
+        ):
+            shutil.rmtree(tmp_path / "restore", ignore_errors=True)
+            conf = {**form, "hosts": [nodes[0].address], "system_keyspaces": choice or "cluster"}
+            states = run_dag(restore, "2026-12-02T00:00:00", conf=conf)
+            assert states["report"] == "success", (choice, states)
+            assert restored_keyspaces(nodes[0]) == expected, choice
+        # a system keyspace asked for by name comes whatever the choice
+        shutil.rmtree(tmp_path / "restore", ignore_errors=True)
+        states = run_dag(
+            restore, "2026-12-02T00:00:00",
+            conf={**form, "hosts": [nodes[0].address], "keyspaces": ["system"], "system_keyspaces": "none"},
+        )
+        assert states["report"] == "success", states
+        assert restored_keyspaces(nodes[0]) == {"system"}

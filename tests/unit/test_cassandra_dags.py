@@ -40,6 +40,10 @@ def test_restore_dag_params(bag):
     assert params["restore_folder"] == "/tmp/cassandra_restore"
     assert params["keyspaces"] == [] and params["tables"] == [] and params["hosts"] == []
     assert {"date", "tag", "dry_run"} <= set(params)
+    # the form chooses the system keyspaces; by default all but the node-local `system`
+    assert params["system_keyspaces"] == "cluster"
+    assert params.get_param("system_keyspaces").schema["enum"] == ["all", "cluster", "none"]
+    assert dag.get_task("plan").system_keyspaces == "{{ params.system_keyspaces }}"
     assert dag.get_task("next_steps").upstream_task_ids == {"restore"}
 
 

@@ -223,6 +223,56 @@ def test_walker_scope_and_sources(node):
     assert all(key.startswith("p/c/20261120/10.0.0.1/") and key.endswith(".zst") for _, key in plan.upload)
 
 
+def test_secondary_index_sstables_live_in_dot_folders_and_the_walker_takes_them(node):
+    run_tool(node, "cassandra_sim", "index", "shop", "orders", "orders_by_customer_idx")
+    run_tool(node, "cassandra_sim", "write", "shop", "orders", "3000", "3")
+    run_tool(node, "nodetool", "flush")
+    table = next((node / "data" / "shop").glob("orders-*"))
+    index = table / ".orders_by_customer_idx"
+    assert sorted(p.name for p in index.iterdir()) == sorted(f"nb-1-big-{c}" for c in COMPONENTS)
+    assert (table / "backups" / ".orders_by_customer_idx" / "nb-1-big-Data.db").stat().st_ino == (index / "nb-1-big-Data.db").stat().st_ino
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    snap = table / "snapshots" / "abp-1"
+    assert (snap / ".orders_by_customer_idx" / "nb-1-big-Data.db").stat().st_ino == (index / "nb-1-big-Data.db").stat().st_ino
+    assert not (snap / ".orders_by_customer_idx" / "manifest.json").exists()
+    result = store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(tables=("shop.orders",)), os_lister)
+    index_files = {(f.source, f.name) for f in result.files if f.name.startswith(".")}
+    assert index_files == {(source, f".orders_by_customer_idx/nb-1-big-{c}") for c in COMPONENTS for source in ("snapshot", "backups")}
+    plan = store.plan_upload(result.files, [], prefix="p", cluster="c", day="20261120", host="10.0.0.1", tag="abp-1")
+    keys = {f.path: key for f, key in plan.upload}
+    path = f"shop/{table.name}/.orders_by_customer_idx/nb-1-big-Data.db"
+    assert keys[path] == f"p/c/20261120/10.0.0.1/{path}.zst"
+    assert next(f for f, _ in plan.upload if f.path == path).source == "snapshot,backups"
+    # a manifest may name an index file, and a restore puts it back in its index folder
+    assert store._check_relative_path(path) == path
+
+
+def test_an_empty_table_is_in_the_manifest_and_gets_its_restore_folder(node):
+    run_tool(node, "cassandra_sim", "create", "shop", "returns")  # never written: no SSTable
+    run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
+    result = store.walk_data_dir(str(node / "data"), "abp-1", store.Scope(), os_lister)
+    empty = f"shop/returns-{next((node / 'data' / 'shop').glob('returns-*')).name.split('-')[1]}"
+    assert empty in result.snapshot_tables and not any(f.path.startswith(empty + "/") for f in result.files)
+    assert len(result.snapshot_tables) == 4
+    plan = store.plan_upload(result.files, [], prefix="p", cluster="c", day="20261120", host="h", tag="abp-1")
+    manifest = store.build_manifest(
+        cluster="c", host="h", day="20261120", tag="abp-1", run_id="r", created_at=datetime.now(UTC), plan=plan,
+        uploaded={k: {"size": f.size, "sha256": "0", "compressed_size": 1} for f, k in plan.upload},
+        schema_key="", status_key="", data_dir="/d", tables=result.snapshot_tables,
+    )
+    parsed = store.parse_manifest(manifest.to_json())
+    assert empty in parsed.tables
+    assert empty in store.select_restore_tables(parsed, store.Scope(keyspaces=("shop",)))
+    assert store.select_restore_tables(parsed, store.Scope(tables=("shop.returns",))) == [empty]
+    assert store.select_restore_entries(parsed, store.Scope(tables=("shop.returns",))) == []
+    # a manifest written before `tables` existed still gives the folders of its files
+    old = store.parse_manifest(json.dumps({k: v for k, v in json.loads(manifest.to_json()).items() if k != "tables"}))
+    assert store.select_restore_tables(old, store.Scope()) == sorted(set(result.snapshot_tables) - {empty})
+
+
+COMPONENTS = ("CompressionInfo.db", "Data.db", "Digest.crc32", "Filter.db", "Index.db", "Statistics.db", "Summary.db", "TOC.txt")
+
+
 def test_walker_refuses_hostile_folder_names(node):
     run_tool(node, "nodetool", "snapshot", "-t", "abp-1")
     (node / "data" / "x;reboot").mkdir()
@@ -330,6 +380,47 @@ def test_restore_folder_rules():
 
 
 def test_next_steps_name_the_node_restart_method():
-    text = store.next_steps("/tmp/cassandra_restore", "/var/lib/cassandra/data", ["h1"], ["shop/orders-x"], "/var/lib/cassandra/commitlog")
+    node = store.RestoredNode("h1", "/tmp/cassandra_restore", "/var/lib/cassandra/data", "/var/lib/cassandra/commitlog")
+    text = store.next_steps([node], ["shop/orders-x"])
     assert "node restart method" in text
     assert "/var/lib/cassandra/commitlog/*" in text and "nodetool repair" in text
+    assert "check that /var/lib/cassandra/data/<keyspace>/ and /tmp/cassandra_restore/<keyspace>/" in text
+
+
+def test_next_steps_name_each_nodes_own_folders():
+    nodes = [
+        store.RestoredNode("h1", "/r/h1", "/var/lib/cassandra/data", "/var/lib/cassandra/commitlog"),
+        store.RestoredNode("h2", "/r/h2", "/data2/cassandra", "/data2/commitlog"),
+    ]
+    text = store.next_steps(nodes, ["shop/orders-x"])
+    assert "  h1: /r/h1 -> /var/lib/cassandra/data, /var/lib/cassandra/commitlog" in text
+    assert "  h2: /r/h2 -> /data2/cassandra, /data2/commitlog" in text
+    # no step names one node's folder as if it were every node's
+    assert "remove <its commit log folder>/*" in text and "check that <its data folder>/<keyspace>/" in text
+
+
+def test_system_keyspaces_a_restore_leaves_out():
+    assert store.excluded_system_keyspaces("cluster") == ("system",)
+    assert store.excluded_system_keyspaces("none") == store.SYSTEM_KEYSPACES
+    assert store.excluded_system_keyspaces("all") == ()
+    # named in keyspaces, or as keyspace.table: taken whatever the choice
+    assert "system_auth" not in store.excluded_system_keyspaces("none", ["system_auth"])
+    assert "system" not in store.excluded_system_keyspaces("cluster", [], ["system.local"])
+    with pytest.raises(store.CassandraNameError, match=r"param 'system_keyspaces': value 'some' is not one of \['all', 'cluster', 'none'\]"):
+        store.excluded_system_keyspaces("some")
+
+
+def test_restore_names_must_match_the_backup_exactly():
+    manifest = store.Manifest(
+        cluster="c", host="h", day="20261120", tag="t", run_id="r", created_at="x", mode="full", files=(),
+        tables=(f"Shop_EU/Orders-{'a' * 32}", f"audit/events-{'b' * 32}"),
+    )
+    store.check_restore_names(["Shop_EU"], ["Shop_EU.Orders", "events"], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"param 'keyspaces': value 'shop_eu' is not in the backup of 20261120; did you mean 'Shop_EU'\? \(names are case-sensitive\)"):
+        store.check_restore_names(["shop_eu"], [], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"param 'tables': value 'orders' .*did you mean 'Orders'\?"):
+        store.check_restore_names([], ["orders"], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"value 'audit.event' .*did you mean 'audit.events'\?"):
+        store.check_restore_names([], ["audit.event"], [manifest], "the backup of 20261120")
+    with pytest.raises(store.CassandraNameError, match=r"value 'metrics' is not in the backup of 20261120 \(it has: Shop_EU, audit\)"):
+        store.check_restore_names(["metrics"], [], [manifest], "the backup of 20261120")

@@ -16,6 +16,15 @@ DEFAULT_LAYOUT: dict[str, list[str]] = {
     "audit": ["events"],
 }
 
+# Cassandra's own keyspaces, beside the user keyspaces in every data folder (a few of their tables)
+SYSTEM_LAYOUT: dict[str, list[str]] = {
+    "system": ["local", "peers_v2", "batches"],
+    "system_schema": ["keyspaces", "tables", "columns"],
+    "system_auth": ["roles"],
+    "system_distributed": ["repair_history"],
+    "system_traces": ["sessions"],
+}
+
 
 def sim(node, *args: str) -> str:
     """Run the simulated node's `cassandra_sim` (setup, create, write, fail) on `node`."""
@@ -64,6 +73,11 @@ def reset_node(node, layout: dict[str, list[str]], *, version: str = "4.1", peer
     return folder
 
 
+def add_index(node, keyspace: str, table: str, index: str) -> None:
+    """A secondary index on the table: its SSTables go to `<table dir>/.<index>/` from the next flush."""
+    sim(node, "index", keyspace, table, index)
+
+
 def write(node, keyspace: str, table: str, size: int, seed: str | int | None = None) -> None:
     """Rows into the memtable: they become an SSTable (and backups/ links) at the next flush."""
     sim(node, "write", keyspace, table, str(size), *([str(seed)] if seed is not None else []))
@@ -88,13 +102,17 @@ def create_bucket(sandbox, bucket: str) -> None:
 
 
 def setup_cluster(sandbox, layout: dict[str, list[str]] = DEFAULT_LAYOUT, *, rows: int = 20_000,
-                  count: int | None = None) -> list:
+                  count: int | None = None, system_keyspaces: bool = True) -> list:
     """Every sandbox node a Cassandra node with `layout`, each table with one flushed SSTable
-    (node-specific bytes) and some unflushed writes (the snapshot's flush writes them out)."""
+    (node-specific bytes) and some unflushed writes (the snapshot's flush writes them out); with
+    `system_keyspaces`, Cassandra's own keyspaces too (SYSTEM_LAYOUT, a little data in each)."""
     nodes = sandbox.nodes[: count or len(sandbox.nodes)]
     peers = [n.address for n in nodes]
     for node in nodes:
-        reset_node(node, layout, peers=peers)
+        reset_node(node, {**(SYSTEM_LAYOUT if system_keyspaces else {}), **layout}, peers=peers)
+        for keyspace, tables in (SYSTEM_LAYOUT if system_keyspaces else {}).items():
+            for table in tables:
+                write(node, keyspace, table, 2_000, seed=f"{node.name}-{keyspace}-{table}")
         for keyspace, tables in layout.items():
             for table in tables:
                 write(node, keyspace, table, rows, seed=f"{node.name}-{keyspace}-{table}-1")

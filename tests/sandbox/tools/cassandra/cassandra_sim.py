@@ -4,6 +4,7 @@ write data (it becomes SSTables at the next `nodetool flush`), set failure knobs
 
     cassandra_sim setup '{"data_dir": "...", "version": "4.1", "incremental_backups": true, "peers": [...]}'
     cassandra_sim create KEYSPACE TABLE [TABLE...]
+    cassandra_sim index KEYSPACE TABLE INDEX   (a secondary index: SSTables in <table dir>/.<index>/)
     cassandra_sim write KEYSPACE TABLE BYTES [SEED]
     cassandra_sim fail COMMAND MESSAGE      (empty MESSAGE clears the knob)
 """
@@ -57,6 +58,18 @@ def main(argv):
                 os.path.join(config["data_dir"], keyspace, f"{table}-{nodetool.table_id(keyspace, table)}"),
                 exist_ok=True,
             )
+    elif command == "index":
+        # a built-in secondary index: its SSTables live in `<table dir>/.<index>/`
+        keyspace, table, index = args[0], args[1], args[2]
+        table_path = os.path.join(config["data_dir"], keyspace, f"{table}-{nodetool.table_id(keyspace, table)}")
+        if not os.path.isdir(table_path):
+            print(f"unconfigured table {table}", file=sys.stderr)
+            return 2
+        indexes = dict(config.get("indexes") or {})
+        indexes[f"{keyspace}.{table}"] = sorted({*indexes.get(f"{keyspace}.{table}", []), index})
+        config["indexes"] = indexes
+        nodetool.save_config(config)
+        os.makedirs(os.path.join(table_path, "." + index), exist_ok=True)
     elif command == "write":
         keyspace, table, size = args[0], args[1], int(args[2])
         seed = args[3] if len(args) > 3 else hashlib.sha256(os.urandom(8)).hexdigest()

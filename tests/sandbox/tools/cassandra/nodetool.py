@@ -3,9 +3,11 @@
 status), printing the texts of reference/cassandra.md.
 
 State (all on disk, so that SSH sessions and tests see the same node):
-    $SANDBOX_NODE_ROOT/state/cassandra/config.json   data_dir, version, incremental_backups, peers, fail
+    $SANDBOX_NODE_ROOT/state/cassandra/config.json   data_dir, version, incremental_backups, peers,
+                                                     indexes ({"ks.table": [index, ...]}), fail
     $SANDBOX_NODE_ROOT/state/cassandra/memtable/<keyspace>/<table>.bin   unflushed writes
-    <data_dir>/<keyspace>/<table>-<id>/...           SSTables, snapshots/<tag>/, backups/
+    <data_dir>/<keyspace>/<table>-<id>/...           SSTables, .<index>/ (2i SSTables),
+                                                     snapshots/<tag>/[.<index>/], backups/[.<index>/]
 
 Knob: config "fail": {"<command>": "<message>"} makes that command fail like nodetool does
 (`connect` as message: the JMX connection error). `cassandra_sim` (same folder) writes the state.
@@ -19,6 +21,7 @@ import sys
 import zlib
 from datetime import UTC, datetime
 
+SYSTEM_KEYSPACES = ("system", "system_schema", "system_auth", "system_distributed", "system_traces")
 COMPONENTS = ("Data.db", "Index.db", "Summary.db", "Filter.db", "Statistics.db", "CompressionInfo.db", "Digest.crc32", "TOC.txt")
 
 
@@ -98,9 +101,9 @@ def error(message, code=2):
     sys.exit(code)
 
 
-def generation_numbers(table_path):
+def generation_numbers(table_path, subfolder=""):
     gens = set()
-    for folder in (table_path, os.path.join(table_path, "backups")):
+    for folder in (os.path.join(table_path, subfolder), os.path.join(table_path, "backups", subfolder)):
         if os.path.isdir(folder):
             for name in os.listdir(folder):
                 parts = name.split("-")
@@ -109,9 +112,29 @@ def generation_numbers(table_path):
     return gens
 
 
+def index_names(config, keyspace, table_dir_name):
+    """The table's secondary indexes (`cassandra_sim index`): each keeps its SSTables in the
+    hidden sub-folder `<table dir>/.<index>/`, as Cassandra's built-in 2i does."""
+    table = table_dir_name.rsplit("-", 1)[0]
+    return sorted((config.get("indexes") or {}).get(f"{keyspace}.{table}", []))
+
+
 def write_sstable(config, keyspace, table_dir_name, data):
+    names = write_sstable_in(config, keyspace, table_dir_name, "", data)
+    for index in index_names(config, keyspace, table_dir_name):
+        # an index SSTable holds the indexed values of the same rows: smaller, derived from them
+        index_data = b"".join(hashlib.sha256(data[i : i + 64]).digest()[:8] for i in range(0, len(data), 64))
+        names += write_sstable_in(config, keyspace, table_dir_name, "." + index, index_data)
+    return names
+
+
+def write_sstable_in(config, keyspace, table_dir_name, subfolder, data):
+    """One SSTable (every component) in the table folder or its index sub-folder `subfolder`,
+    hard-linked into `backups/<subfolder>/` when incremental backups are on."""
     table_path = os.path.join(config["data_dir"], keyspace, table_dir_name)
-    generation = max(generation_numbers(table_path), default=0) + 1
+    if subfolder:
+        os.makedirs(os.path.join(table_path, subfolder), exist_ok=True)
+    generation = max(generation_numbers(table_path, subfolder), default=0) + 1
     prefix = f"{sstable_prefix(config)}-{generation}-big-"
     contents = {
         "Data.db": data,
@@ -125,16 +148,17 @@ def write_sstable(config, keyspace, table_dir_name, data):
     }
     names = []
     for component, content in contents.items():
-        path = os.path.join(table_path, prefix + component)
+        name = os.path.join(subfolder, prefix + component) if subfolder else prefix + component
+        path = os.path.join(table_path, name)
         with open(path + ".tmp", "wb") as f:
             f.write(content)
         os.replace(path + ".tmp", path)
-        names.append(prefix + component)
+        names.append(name)
     if config.get("incremental_backups"):
-        backups = os.path.join(table_path, "backups")
+        backups = os.path.join(table_path, "backups", subfolder) if subfolder else os.path.join(table_path, "backups")
         os.makedirs(backups, exist_ok=True)
         for name in names:
-            os.link(os.path.join(table_path, name), os.path.join(backups, name))
+            os.link(os.path.join(table_path, name), os.path.join(table_path, "backups", name))
     return names
 
 
@@ -213,12 +237,21 @@ def cmd_snapshot(config, args):
                 os.link(source, os.path.join(folder, name))
                 if name.endswith("-Data.db"):
                     data_files.append(name)
+        # each index's SSTables go to `snapshots/<tag>/.<index>/` (no manifest or schema of their own)
+        for index in index_names(config, ks, tdir):
+            index_path = os.path.join(table_path, "." + index)
+            os.makedirs(os.path.join(folder, "." + index))
+            for name in sorted(os.listdir(index_path)) if os.path.isdir(index_path) else []:
+                if os.path.isfile(os.path.join(index_path, name)):
+                    os.link(os.path.join(index_path, name), os.path.join(folder, "." + index, name))
         manifest = {"files": data_files}
         if not str(config["version"]).startswith("3"):
             manifest.update({"created_at": created, "expires_at": None})
         with open(os.path.join(folder, "manifest.json"), "w") as f:
             json.dump(manifest, f)
         table = tdir.rsplit("-", 1)[0]
+        if ks in SYSTEM_KEYSPACES:
+            continue  # Cassandra writes no schema.cql for its own keyspaces
         with open(os.path.join(folder, "schema.cql"), "w") as f:
             f.write(
                 f"CREATE TABLE IF NOT EXISTS {ks}.{table} (\n    id uuid PRIMARY KEY,\n    value blob\n)"
