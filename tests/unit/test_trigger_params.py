@@ -1,0 +1,163 @@
+"""Hostile trigger params on every DAG of the example clusters file, the way Airflow passes them.
+
+A trigger (UI form, REST API ``POST /dags/{id}/dagRuns``, ``airflow dags trigger``, a backfill)
+goes through ``SerializedDAG.create_dagrun``: ``dag.params.deep_merge(conf).validate()`` on the
+server's copy of the DAG, which refuses a value naming the param. The task runner validates the
+same params again (``process_params``) and renders ``{{ params.x }}`` natively
+(``render_template_as_native_obj=True``). What gets past both must be refused by the DAG's first
+tasks, with one error naming the param and the value, before anything is changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from airflow.sdk.definitions.param import process_params
+
+from airflow_backup_provider.flags import as_bool
+from airflow_backup_provider.sensors.exclusive import UnknownParamError, check_conf_keys
+from tests.harness import REPO, clusters_file, load_dagbag
+
+MEGABYTE = "a" * 1_000_000
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    doc = yaml.safe_load((REPO / "dags" / "clusters.yaml").read_text())
+    # a bup host without an S3 sync gets the weekly fsck DAG of its own
+    web2 = {**next(e for e in doc["entries"] if e["kind"] == "bup"), "name": "web2", "fsck_schedule": "0 3 * * 6"}
+    web2.pop("s3_sync")
+    doc["entries"].append(web2)
+    with clusters_file(Path(tmp_path_factory.mktemp("clusters")), doc):
+        bag = load_dagbag()
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+@pytest.fixture(scope="module")
+def served(bag):
+    """The DAGs as the API server holds them (serialized, then read back)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return {dag_id: DagSerialization.from_dict(DagSerialization.to_dict(dag)) for dag_id, dag in bag.dags.items()}
+
+
+def trigger(served, dag_id: str, conf: dict) -> dict:
+    """What the trigger endpoint does with a conf (SerializedDAG.create_dagrun)."""
+    return served[dag_id].params.deep_merge(conf).validate()
+
+
+def task_params(bag, dag_id: str, task_id: str, conf: dict) -> dict:
+    """What the task runner gives the task as ``params`` (copies: a resolved Param keeps its value)."""
+    dag = bag.dags[dag_id]
+    task = dag.get_task(task_id)
+    return process_params(
+        SimpleNamespace(params=copy.deepcopy(dag.params)), SimpleNamespace(params=copy.deepcopy(task.params)),
+        conf, suppress_exception=False,
+    )
+
+
+def refused(served, dag_id: str, conf: dict) -> str:
+    from airflow.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError) as raised:
+        trigger(served, dag_id, conf)
+    return str(raised.value)
+
+
+ALL_DAGS = {
+    "riak_prod", "ebs_app-data", "cassandra_events", "cassandra_events_restore", "devicedb_edge",
+    "devicedb_edge_restore", "bup_web1", "bup_web1_restore", "bup_web1_s3_sync", "bup_web2", "bup_web2_restore",
+    "bup_web2_fsck",
+}
+
+
+def test_every_kind_of_dag_is_under_test(bag):
+    assert set(bag.dags) == ALL_DAGS
+
+
+# ---- dry_run: only a real boolean passes; nothing ambiguous becomes a real run ------------------
+
+NOT_BOOLEANS = ["true", "True", "false", "False", "0", "1", "yes", "no", "", 0, 1, None, [], [True], {}, {"value": True}]
+
+
+@pytest.mark.parametrize("value", NOT_BOOLEANS, ids=repr)
+def test_dry_run_takes_only_a_boolean_on_every_dag(served, value):
+    for dag_id in ALL_DAGS:
+        assert "param dry_run" in refused(served, dag_id, {"dry_run": value}), dag_id
+
+
+def test_a_dry_run_stays_a_dry_run_through_native_rendering_in_every_task(bag, served):
+    from airflow.sdk.definitions.context import render_template_as_native
+
+    for dag_id, dag in bag.dags.items():
+        for flag in (True, False):
+            assert trigger(served, dag_id, {"dry_run": flag})["dry_run"] is flag
+            params = task_params(bag, dag_id, dag.tasks[0].task_id, {"dry_run": flag})
+            assert as_bool(params["dry_run"]) is flag
+            for task in dag.tasks:
+                value = getattr(task, "dry_run", None) if "dry_run" in task.template_fields else None
+                if isinstance(value, str):  # "{{ params.dry_run }}"
+                    template = task.get_template_env().from_string(value)
+                    assert as_bool(render_template_as_native(template, {"params": params})) is flag, (dag_id, task)
+
+
+# ---- a conf key that is no param: Airflow keeps it silently; the first task refuses it ----------
+
+MISSPELT_DRY_RUN = ["dry-run", "Dry_run", "DRY_RUN", "dryrun", "dry_run ", "params"]
+
+
+@pytest.mark.parametrize("key", MISSPELT_DRY_RUN)
+def test_a_misspelt_dry_run_is_refused_by_the_first_task_of_every_dag(bag, served, key):
+    conf = {key: {"dry_run": True} if key == "params" else True}
+    for dag_id, dag in bag.dags.items():
+        # Airflow lets it through: without the gate's check this is a real run
+        assert trigger(served, dag_id, conf)["dry_run"] is False
+        gate = dag.get_task("wait_for_other_runs")
+        context = {"dag_run": SimpleNamespace(conf=conf), "params": task_params(bag, dag_id, gate.task_id, conf)}
+        # refused before the connections are even looked at (none exists here)
+        with pytest.raises(UnknownParamError) as raised:
+            gate.execute(context)
+        text = str(raised.value)
+        assert f"trigger conf: {key!r}" in text and "nothing was run" in text, text
+        if key != "params":
+            assert "did you mean 'dry_run'?" in text, text
+
+
+def test_a_misspelt_nodes_is_refused_naming_the_param_it_meant(bag):
+    with pytest.raises(UnknownParamError, match=r"'Nodes' \(did you mean 'nodes'\?\)"):
+        check_conf_keys({"Nodes": ["10.0.1.11"]}, bag.dags["riak_prod"].params)
+
+
+def test_unknown_keys_are_quoted_bounded():
+    with pytest.raises(UnknownParamError) as raised:
+        check_conf_keys({MEGABYTE: 1, **{f"k{i}": i for i in range(10)}}, ["dry_run"])
+    assert len(str(raised.value)) < 1000 and "and 6 more" in str(raised.value)
+
+
+def test_the_declared_params_pass_the_gate(bag):
+    for dag in bag.dags.values():
+        check_conf_keys({name: dag.params[name] for name in dag.params}, dag.params)
+        check_conf_keys({}, dag.params)
+        check_conf_keys(None, dag.params)
+
+
+# ---- riak nodes: exactly the names the clusters file gives ---------------------------------------
+
+def test_riak_nodes_accept_exactly_the_clusters_file_names(bag, served):
+    from airflow_backup_provider.operators.service import node_selected
+
+    names = {"10.0.1.11", "10.0.1.12", "10.0.1.13", "riak@10.0.1.11", "riak@10.0.1.12", "riak@10.0.1.13"}
+    assert set(served["riak_prod"].params.get_param("nodes").schema["items"]["enum"]) == names
+    for name in names:
+        assert trigger(served, "riak_prod", {"nodes": [name]})["nodes"] == [name]
+    stop = bag.dags["riak_prod"].get_task("node1_10_0_1_11.stop")
+    assert node_selected(["riak@10.0.1.11"], stop.node, stop.host) and not node_selected(["10.0.1.12"], stop.node, stop.host)
+    assert trigger(served, "riak_prod", {"nodes": []})["nodes"] == []  # every node
+    for value in (["RIAK@10.0.1.11"], ["10.0.1.11 "], ["10.0.1.11\n"], ["10.0.1.9"], ["10.0.1.11;reboot"], [None],
+                  [["10.0.1.11"]], "10.0.1.11", "", None, {"node": "10.0.1.11"}, [MEGABYTE]):
+        assert "param nodes" in refused(served, "riak_prod", {"nodes": value}), value
