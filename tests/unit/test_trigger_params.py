@@ -161,3 +161,86 @@ def test_riak_nodes_accept_exactly_the_clusters_file_names(bag, served):
     for value in (["RIAK@10.0.1.11"], ["10.0.1.11 "], ["10.0.1.11\n"], ["10.0.1.9"], ["10.0.1.11;reboot"], [None],
                   [["10.0.1.11"]], "10.0.1.11", "", None, {"node": "10.0.1.11"}, [MEGABYTE]):
         assert "param nodes" in refused(served, "riak_prod", {"nodes": value}), value
+
+
+# ---- bup: paths, save, where, direction -----------------------------------------------------------
+
+HOSTILE_PATHS = [
+    "..", "relative/path", "/etc/../..", "/tmp/..", "/tmp/x;reboot", "/tmp/$(id)", "/tmp/`id`", "/tmp/x\n", "/tmp/a\nb",
+    "/tmp/\x00x", "/" + MEGABYTE, "/tmp/\u2215etc", "/tmp/caf\u00e9", 20261120, None, True, ["/tmp"], {"a": 1},
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_PATHS, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize(
+    ("dag_id", "param"),
+    [("bup_web1_restore", "path"), ("bup_web1_restore", "target_dir"), ("bup_web1_s3_sync", "local_dir")],
+)
+def test_bup_path_params_refuse_hostile_values(served, dag_id, param, value):
+    text = refused(served, dag_id, {param: value})
+    assert f"param {param}" in text
+
+
+@pytest.mark.parametrize("value", ["/", "//", "/.", "/./", "/./."])
+@pytest.mark.parametrize(("dag_id", "param"), [("bup_web1_restore", "target_dir"), ("bup_web1_s3_sync", "local_dir")])
+def test_bup_folders_refuse_the_root_in_the_form(served, dag_id, param, value):
+    # local_dir: the sync DAG's fsck would run (and write par2 blocks) before the sync refused "/"
+    assert f"param {param}" in refused(served, dag_id, {param: value})
+
+
+def test_bup_path_params_accept_plain_paths(served):
+    for value in ("/var/tmp/restore-1", "/srv/restore/web1.2026-11-20", "/srv/a@b+c_d", "/tmp/...", "/tmp/./x"):
+        assert trigger(served, "bup_web1_restore", {"target_dir": value})["target_dir"] == value
+        assert trigger(served, "bup_web1_s3_sync", {"local_dir": value})["local_dir"] == value
+    assert trigger(served, "bup_web1_restore", {"target_dir": ""})["target_dir"] == ""  # a fresh folder per run
+    for value in ("/", "/etc", "/var/www/site one"):
+        assert trigger(served, "bup_web1_restore", {"path": value})["path"] == value
+    assert trigger(served, "bup_web1_restore", {"path": "/a" * 2047})  # 4094 characters: a long real path
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["latest\n", "Latest", "LATEST", "\uff2c\uff21\uff34\uff25\uff33\uff34", "yesterday", "2026-13-45", "2026-11-32",
+     "2026-1-5", "20261120", 20261120, "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0660", "2026-11-20; reboot",
+     "2026-11-20\n", "2026-11-20-1010", "", None, ["latest"]],
+    ids=repr,
+)
+def test_bup_save_refuses_what_is_no_save(served, value):
+    assert "param save" in refused(served, "bup_web1_restore", {"save": value})
+
+
+def test_bup_save_accepts_its_three_forms(served):
+    for value in ("latest", "2026-11-20", "2026-11-20-101010", "2026-11-20-101010-1"):
+        assert trigger(served, "bup_web1_restore", {"save": value})["save"] == value
+
+
+def test_bup_choices_are_exact(served):
+    for value in ("Host", "host ", "server\n", "", None, ["host"]):
+        assert "param where" in refused(served, "bup_web1_restore", {"where": value})
+    for value in ("Upload", "download ", "both", "", None, ["upload"]):
+        assert "param direction" in refused(served, "bup_web1_s3_sync", {"direction": value})
+
+
+def restore_operator(**overrides):
+    from airflow_backup_provider.operators.bup import BupRestoreOperator
+
+    args = {"task_id": "r", "branch": "web1", "path": "/etc", "save": "latest", "target_dir": "/var/tmp/r",
+            "host": "h", "bup_dir": "/b", **overrides}
+    return BupRestoreOperator(**args)
+
+
+@pytest.mark.parametrize("field", ["path", "target_dir"])
+def test_bup_restore_refuses_a_trailing_newline_itself(field):
+    from airflow_backup_provider.operators.bup import BupError
+
+    with pytest.raises(BupError, match=rf"param '{field}': value '/var/tmp/x\\n'"):
+        restore_operator(**{field: "/var/tmp/x\n"})._validate()
+
+
+@pytest.mark.parametrize("field", ["path", "target_dir"])
+def test_bup_restore_refuses_a_huge_path_in_a_bounded_error(field):
+    from airflow_backup_provider.operators.bup import BupError
+
+    with pytest.raises(BupError, match=rf"param '{field}'.*longer than 4095") as raised:
+        restore_operator(**{field: "/" + MEGABYTE})._validate()
+    assert len(str(raised.value)) < 500
