@@ -11,12 +11,14 @@ tasks, with one error naming the param and the value, before anything is changed
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 from airflow.sdk.definitions.param import process_params
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.sensors.exclusive import UnknownParamError, check_conf_keys
@@ -244,3 +246,50 @@ def test_bup_restore_refuses_a_huge_path_in_a_bounded_error(field):
     with pytest.raises(BupError, match=rf"param '{field}'.*longer than 4095") as raised:
         restore_operator(**{field: "/" + MEGABYTE})._validate()
     assert len(str(raised.value)) < 500
+
+
+# ---- devicedb restore: snapshot and confirm -------------------------------------------------------
+
+UUID = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
+
+
+def test_devicedb_snapshot_accepts_a_uuid_or_a_day(served):
+    for value in ("", UUID, UUID.upper(), "2026-11-20"):
+        assert trigger(served, "devicedb_edge_restore", {"snapshot": value})["snapshot"] == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["latest", "yesterday", "2026-13-45", "2026-1-5", "20261120", 20261120, UUID + "\n", UUID + "0", UUID[:-1],
+     "/etc/../..", "$(reboot)", "`id`", "x;reboot", "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0660", MEGABYTE,
+     None, [UUID], {"uuid": UUID}],
+    ids=lambda v: repr(v)[:40],
+)
+def test_devicedb_snapshot_refuses_what_is_neither(served, value):
+    assert "param snapshot" in refused(served, "devicedb_edge_restore", {"snapshot": value})
+
+
+def test_devicedb_confirm_is_bounded_in_the_form(served):
+    assert "param confirm" in refused(served, "devicedb_edge_restore", {"confirm": MEGABYTE})
+    for value in (None, 1, ["edge"]):
+        assert "param confirm" in refused(served, "devicedb_edge_restore", {"confirm": value})
+
+
+@pytest.mark.parametrize("confirm", ["", "EDGE", "edge ", " edge", "edge\n", "\u0435dge", "edg"])
+def test_devicedb_restore_runs_only_with_the_exact_cluster_name(bag, confirm):
+    resolve = bag.dags["devicedb_edge_restore"].get_task("resolve_snapshot")
+    params = task_params(bag, "devicedb_edge_restore", "resolve_snapshot", {"snapshot": UUID, "confirm": confirm})
+    # refused before anything is read, let alone a node stopped
+    with pytest.raises(AirflowFailException, match=re.escape(f"param 'confirm': value {confirm!r} must be the cluster name 'edge'")):
+        resolve.execute({"params": params})
+
+
+@pytest.mark.parametrize("value", ["maybe", "", 2])
+def test_devicedb_trigger_reads_dry_run_as_a_flag(bag, value):
+    """Read as a flag (flags.as_bool), not by truthiness: an unclear value is refused, not guessed."""
+    import pendulum
+
+    trigger_task = bag.dags["devicedb_edge"].get_task("trigger_snapshot")
+    context = {"params": {"dry_run": value}, "logical_date": pendulum.datetime(2026, 11, 20, tz="UTC")}
+    with pytest.raises(AirflowFailException, match="field 'dry_run'"):
+        trigger_task.execute(context)
