@@ -9,6 +9,7 @@ from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import BupHost
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.bup import (
+    PATH_MAX,
     BupDumpOperator,
     BupFsckOperator,
     BupPruneOperator,
@@ -63,8 +64,14 @@ def live_paths(entry: BupHost) -> list[tuple[str, str]]:
     return found
 
 
-# an absolute path of safe characters without a '..' part (the forms refuse it before a run exists)
-FORM_PATH = r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+-]*$"
+# The very end of the value: jsonschema's `pattern` is Python's re.search, where `$` also matches
+# before a trailing newline ("/etc\n" would pass); this works the same in JavaScript.
+END = r"(?![\s\S])"
+# an absolute path of safe characters without a '..' part, and not the root folder ("/", "/./")
+# (the forms refuse it before a run exists)
+FORM_PATH = r"^(?!.*/\.\.(/|$))(?!(?:/\.?)+" + END + r")/[A-Za-z0-9_./@+-]*" + END
+# a day YYYY-MM-DD in ASCII digits (`\d` is any Unicode digit) with a month and day that exist
+FORM_DAY = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 
 
 def s3_prefix(entry: BupHost) -> str:
@@ -156,7 +163,7 @@ def build_s3_sync(entry: BupHost):
                 description="upload: repository -> S3. download: S3 -> local_dir (the backup server is gone).",
             ),
             "local_dir": Param(
-                entry.server.repo_dir, type="string", pattern=FORM_PATH, title="Local folder",
+                entry.server.repo_dir, type="string", pattern=FORM_PATH, maxLength=PATH_MAX, title="Local folder",
                 description="upload: the repository folder (or a folder inside it). download: an empty or new "
                 "folder outside the repository and the backed-up paths.",
             ),
@@ -226,15 +233,16 @@ def build_restore(entry: BupHost):
         schedule=None,
         params={
             "save": Param(
-                "latest", type="string", pattern=r"^(latest|\d{4}-\d\d-\d\d(-\d{6}(-\d+)?)?)$", title="Save",
+                "latest", type="string", pattern=r"^(latest|" + FORM_DAY + r"(-[0-9]{6}(-[0-9]{1,6})?)?)" + END, title="Save",
                 description="latest, a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
             ),
             "path": Param(
-                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*$", title="Path",
+                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*" + END,
+                maxLength=PATH_MAX, title="Path",
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),
             "target_dir": Param(
-                "", type="string", pattern=r"^$|" + FORM_PATH, title="Target folder",
+                "", type="string", pattern=r"^" + END + "|" + FORM_PATH, maxLength=PATH_MAX, title="Target folder",
                 description="An empty (or new) folder to restore into, outside the backed-up paths, the staging "
                 "folder, the bup dir and the repository (symlinks resolved); empty: a new folder "
                 f"/var/tmp/bup-restore/{entry.backup_set}/<run id> on the chosen machine.",

@@ -28,6 +28,15 @@ from airflow_backup_provider.operators.devicedb_restore import (
 from airflow_backup_provider.sensors.devicedb import DevicedbNodesUpSensor, DevicedbSnapshotSensor
 from airflow_backup_provider.stores.devicedb import node_labels
 
+# The restore form's snapshot: empty (refused by the restore's first task, which says what to
+# type), a UUID, or a day YYYY-MM-DD in ASCII digits with a month and day that exist. The end is
+# `(?![\s\S])`, not `$`: jsonschema's pattern is Python's re.search, where `$` lets a trailing
+# newline through.
+SNAPSHOT_FORM = (
+    r"^(|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))(?![\s\S])"
+)
+
 
 def node_specs(entry: DevicedbCluster) -> list[dict[str, Any]]:
     labels = node_labels([(n.host, n.http_port) for n in entry.nodes])
@@ -167,12 +176,14 @@ def build_restore(entry: DevicedbCluster) -> DAG:
             "snapshot": Param(
                 "",
                 type="string",
+                pattern=SNAPSHOT_FORM,
                 title="Snapshot",
                 description="The snapshot UUID, or a date YYYY-MM-DD meaning the newest complete snapshot of that logical date.",
             ),
             "confirm": Param(
                 "",
                 type="string",
+                maxLength=200,  # far more than a cluster name: an error quoting it stays readable
                 title="Confirm",
                 description=f"Type the cluster name ({entry.name}) to confirm: every node is stopped and every store replaced.",
             ),

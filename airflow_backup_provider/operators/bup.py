@@ -281,7 +281,14 @@ def choose_save(saves: Sequence[store.Save], which: str) -> store.Save:
     raise BupError(f"param 'save': {which!r} must be 'latest', YYYY-MM-DD or YYYY-MM-DD-HHMMSS")
 
 
-_SAFE_RESTORE_PATH = re.compile(r"^/[A-Za-z0-9_./@+ -]*$")
+_SAFE_RESTORE_PATH = re.compile(r"/[A-Za-z0-9_./@+ -]*")
+PATH_MAX = 4095  # a longer path is no path (Linux PATH_MAX, its NUL excluded)
+
+
+def _clipped(value: Any, limit: int = 200) -> str:
+    """repr() of a param value, at most `limit` characters: a 1 MB value stays a readable error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class BupRestoreOperator(_BupNodeOperator):
@@ -354,8 +361,11 @@ class BupRestoreOperator(_BupNodeOperator):
 
     def _validate(self) -> None:
         for name, value in (("path", self.path), ("target_dir", self.target_dir)):
-            if not isinstance(value, str) or not _SAFE_RESTORE_PATH.match(value) or "/../" in f"{value}/":
-                raise BupError(f"param {name!r}: value {value!r} must be an absolute path without '..'")
+            # fullmatch: `$` would let a trailing newline through
+            if not isinstance(value, str) or not _SAFE_RESTORE_PATH.fullmatch(value) or "/../" in f"{value}/":
+                raise BupError(f"param {name!r}: value {_clipped(value)} must be an absolute path without '..'")
+            if len(value) > PATH_MAX:
+                raise BupError(f"param {name!r}: value {_clipped(value)} is longer than {PATH_MAX} characters")
         if self.target_dir.rstrip("/") in ("", "/"):
             raise BupError(f"param 'target_dir': value {self.target_dir!r} cannot be the root folder")
 

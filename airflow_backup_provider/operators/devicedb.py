@@ -167,7 +167,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         logical_date = run_date(context)
         record_key = ddb.run_record_key(self.prefix, self.cluster, logical_date)
         s3 = self.s3()
-        if context["params"].get("dry_run"):
+        if as_bool(context["params"].get("dry_run")):
             detail = f"dry run: would take a cluster snapshot through {self.nodes[0]['label']} and record it at s3://{self.bucket}/{record_key}"
             self.log.info(detail)
             record_outcome(context, status="dry_run", node=self.nodes[0]["label"], detail=detail)

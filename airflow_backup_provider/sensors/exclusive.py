@@ -13,10 +13,12 @@ the earlier one. So at most one run is ever past it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_backup_provider.connections import check_connections
 
@@ -42,6 +44,35 @@ def runs_holding_the_turn(
     )
 
 
+class UnknownParamError(AirflowFailException):
+    """A trigger conf key that names no param of the DAG (a retry cannot help: fail at once)."""
+
+
+def check_conf_keys(conf: Mapping[str, Any] | None, params: Iterable[str]) -> None:
+    """Refuse conf keys that are not params of the DAG, naming the key and the closest param.
+
+    Airflow's trigger validation checks the values of the params a DAG declares and keeps any
+    other key silently: ``{"dry-run": true}`` or ``{"Dry_run": true}`` would be a real run, and a
+    misspelt ``nodes`` would back up every node.
+    """
+    known = sorted(params)
+    unknown = sorted(str(key) for key in (conf or {}) if key not in known)
+    if not unknown:
+        return
+    by_lower = {name.lower(): name for name in known}
+
+    def described(key: str) -> str:
+        quoted = repr(key[:80]) + ("…" if len(key) > 80 else "")
+        close = difflib.get_close_matches(key.lower().replace("-", "_"), list(by_lower), n=1, cutoff=0.6)
+        return quoted + (f" (did you mean {by_lower[close[0]]!r}?)" if close else "")
+
+    listed = ", ".join(described(key) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    raise UnknownParamError(
+        f"trigger conf: {listed} {'is not a param' if len(unknown) == 1 else 'are not params'} of this DAG "
+        f"(its params: {', '.join(known)}); nothing was run"
+    )
+
+
 class OneRunAtATimeSensor(BaseSensorOperator):
     """
     Wait until no other run of this DAG is past this task and still running.
@@ -53,6 +84,8 @@ class OneRunAtATimeSensor(BaseSensorOperator):
     :param connections: ``{conn id: argument naming it}`` the DAG's tasks use; as the first task
         of every DAG, the gate fails at once (no retry) on the first one that does not exist,
         before any node is touched.
+
+    It also fails at once on a trigger conf key that is no param of the DAG (:func:`check_conf_keys`).
     """
 
     ui_color = "#d8d8f0"
@@ -67,6 +100,9 @@ class OneRunAtATimeSensor(BaseSensorOperator):
         self.connections = dict(connections or {})
 
     def execute(self, context: Any) -> Any:
+        # the declared params: the context's also hold every conf key
+        declared = {*(self.dag.params if self.has_dag() else ()), *(self.params or ())}
+        check_conf_keys(getattr(context.get("dag_run"), "conf", None), declared)
         check_connections(self.connections)
         return super().execute(context)
 

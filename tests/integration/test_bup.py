@@ -219,11 +219,13 @@ def test_s3_sync_refuses_folders_other_than_the_repository(site, sandbox, tmp_pa
 
     repo = Path(site["server"]["repo_dir"])
     keys_before = all_keys(sandbox, BUCKET)
-    # the form refuses '..' before a run exists
-    with pytest.raises(ParamValidationError, match="local_dir"):
-        run(tmp_path, site, "_s3_sync", date="2026-12-02", conf={"direction": "upload", "local_dir": "/tmp/../etc"})
-    # '/' (and the operator's own check of '..', whoever calls it): the task fails before it reads a file
-    for value in ("/", str(repo.parent)):
+    # the form refuses '..' and '/' before a run exists
+    for value in ("/tmp/../etc", "/"):
+        with pytest.raises(ParamValidationError, match="local_dir"):
+            run(tmp_path, site, "_s3_sync", date="2026-12-02", conf={"direction": "upload", "local_dir": value})
+    # a folder outside the repository (and the operator's own checks, whoever calls it): the task
+    # fails before it reads a file
+    for value in (str(repo.parent),):
         mails.clear()
         states = run(tmp_path, site, "_s3_sync", date="2026-12-03", conf={"direction": "upload", "local_dir": value})
         assert states["s3_sync"] == "failed", (value, states)
@@ -237,6 +239,9 @@ def test_s3_sync_refuses_folders_other_than_the_repository(site, sandbox, tmp_pa
         upload_root=str(repo),
     )
     with pytest.raises(ValueError, match=r"local_dir: value '/tmp/\.\./etc' must not contain '\.\.'"):
+        op.execute({"params": {"dry_run": False}})
+    op.local_dir = "/"
+    with pytest.raises(ValueError, match=r"local_dir: value '/' is the root folder: refused"):
         op.execute({"params": {"dry_run": False}})
     assert all_keys(sandbox, BUCKET) == keys_before
 
