@@ -39,18 +39,18 @@ from pydantic import (
 CLUSTERS_FILE_ENV = "BACKUP_CLUSTERS_FILE"
 DEFAULT_CLUSTERS_FILE = Path(__file__).resolve().parent.parent / "dags" / "clusters.yaml"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 # A hostname (RFC 1123 labels), an IPv4 address or a bracket-free IPv6 address. Nothing else
 # (spaces, quotes, `;`, `$`, `/`) can ever reach a command line or a URL.
 _HOST_RE = re.compile(
-    r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-    r"|^[0-9A-Fa-f:]{2,39}$"
+    r"^(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+    r"|^[0-9A-Fa-f:]{2,39}\Z"
 )
-_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
-_DURATION_RE = re.compile(r"^\s*(\d{1,20})\s*(s|m|h|d|w)\s*$")
+_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\Z")
+_DURATION_RE = re.compile(r"^\s*(\d{1,20})\s*(s|m|h|d|w)\s*\Z")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
-_IDENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,127}$")
+_SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*\Z")
+_IDENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,127}\Z")
 
 
 class ClustersFileError(ValueError):
@@ -218,8 +218,8 @@ Identifier = Annotated[str, AfterValidator(_check_identifier)]
 
 # a key id, alias/NAME, or the ARN of either
 _KMS_KEY_RE = re.compile(
-    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})$"
-    r"|^[A-Za-z0-9-]{1,128}$"
+    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})\Z"
+    r"|^[A-Za-z0-9-]{1,128}\Z"
 )
 
 
@@ -349,7 +349,7 @@ class RiakNode(Node):
     @field_validator("node_name")
     @classmethod
     def _erlang_name(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.:-]+$", value):
+        if value is not None and not re.match(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.:-]+\Z", value):
             raise ValueError("is not an Erlang node name like 'riak@10.0.0.1'")
         return value
 
@@ -381,8 +381,8 @@ class RiakCluster(EntryBase):
         return self
 
 
-_VOLUME_ID_RE = re.compile(r"^vol-[0-9a-f]{8,17}$")
-_INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
+_VOLUME_ID_RE = re.compile(r"^vol-[0-9a-f]{8,17}\Z")
+_INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}\Z")
 
 
 def _check_volume_id(value: str) -> str:
@@ -437,8 +437,8 @@ class EbsPolicy(EntryBase):
         return self
 
 
-_CASSANDRA_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
-_NODETOOL_RE = re.compile(r"^(?:[A-Za-z0-9_.+-]+|/[A-Za-z0-9_./@+-]+)$")
+_CASSANDRA_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
+_NODETOOL_RE = re.compile(r"^(?:[A-Za-z0-9_.+-]+|/[A-Za-z0-9_./@+-]+)\Z")
 
 
 def _check_keyspace(value: str) -> str:
@@ -530,7 +530,7 @@ class DevicedbNode(Node):
     )
 
 
-_SERVICE_WORD_RE = re.compile(r"^[A-Za-z0-9_./@%+=:,-]+$")
+_SERVICE_WORD_RE = re.compile(r"^[A-Za-z0-9_./@%+=:,-]+\Z")
 
 
 def _check_service_argv(value: list[str]) -> list[str]:
@@ -620,9 +620,9 @@ class DevicedbCluster(EntryBase):
         return node.snapshot_dir or self.snapshot_dir
 
 
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
-_CONN_FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(login|password|host|port|schema|extra\.[A-Za-z0-9_-]+)$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z")
+_CONN_FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(login|password|host|port|schema|extra\.[A-Za-z0-9_-]+)\Z")
 _PASSWORD_ARG_RE = re.compile(
     r"(?i)^--?[a-z_-]*(password|passwd|passwort|pwd|pass|secret|token)=."  # --password=, --db-pass=, -pwd=
     r"|^[a-z][a-z0-9+.-]*://[^/@:\s]+:[^/@\s]+@"  # scheme://user:secret@host
@@ -632,7 +632,7 @@ _PASSWORD_ARG_RE = re.compile(
 _PASSWORD_FLAG_RE = re.compile(r"(?i)^--?[a-z_-]*(password|passwd|pwd|pass|secret|token)$")
 # MySQL's clients take the password glued to -p (-pSECRET); -p alone prompts
 _MYSQL_TOOLS = frozenset({"mysql", "mysqldump", "mysqlpump", "mysqlsh", "mariadb", "mariadb-dump", "mydumper"})
-_BUP_PERIOD_RE = re.compile(r"^(?:\d+(?:s|min|h|d|w|m|y)|forever)$")
+_BUP_PERIOD_RE = re.compile(r"^(?:\d+(?:s|min|h|d|w|m|y)|forever)\Z")
 
 
 def _check_plain_arg(value: str) -> str:
@@ -760,7 +760,7 @@ class BupS3Sync(StrictModel):
     @classmethod
     def _prefix(cls, value: str) -> str:
         value = value.strip("/")
-        if not re.match(r"^[A-Za-z0-9_.=+-]+(?:/[A-Za-z0-9_.=+-]+)*$", value) or ".." in value.split("/"):
+        if not re.match(r"^[A-Za-z0-9_.=+-]+(?:/[A-Za-z0-9_.=+-]+)*\Z", value) or ".." in value.split("/"):
             raise ValueError("must be an S3 key prefix of letters, digits and _ . = + - separated by '/'")
         return value
 

@@ -30,21 +30,21 @@ from typing import Any
 # ------------------------------------------------------------------------------------------------
 # names
 
-_KEYSPACE_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
-_TABLE_RE = re.compile(r"^[A-Za-z0-9_]{1,48}$")
-_TABLE_DIR_RE = re.compile(r"^(?P<table>[A-Za-z0-9_]{1,48})-(?P<id>[0-9a-f]{32})$")
+_KEYSPACE_RE = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
+_TABLE_DIR_RE = re.compile(r"^(?P<table>[A-Za-z0-9_]{1,48})-(?P<id>[0-9a-f]{32})\Z")
 # Cassandra 3.0+ lets the table dir go without the id when the table was created without one
-_TABLE_DIR_NO_ID_RE = re.compile(r"^(?P<table>[A-Za-z0-9_]{1,48})$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_TABLE_DIR_NO_ID_RE = re.compile(r"^(?P<table>[A-Za-z0-9_]{1,48})\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 # SSTable component files and anything Cassandra writes beside them (TOC.txt, *.crc32, *.db,
 # secondary index subfolders start with a dot).
-_FILE_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.+-]{0,254}$")
-_DAY_RE = re.compile(r"^\d{8}$")
+_FILE_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.+-]{0,254}\Z")
+_DAY_RE = re.compile(r"^\d{8}\Z")
 _HOST_RE = re.compile(
-    r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-    r"|^[0-9A-Fa-f:]{2,39}$"
+    r"^(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+    r"|^[0-9A-Fa-f:]{2,39}\Z"
 )
-_SAFE_ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+_SAFE_ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*\Z")
 
 SNAPSHOTS_DIR = "snapshots"
 BACKUPS_DIR = "backups"

@@ -67,6 +67,36 @@ def test_hostile_entry_names_are_refused(name):
     assert "'name'" in str(error) and repr(name) in str(error)
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("host", "web1\n"),
+        ("name", "web1\n"),
+        ("paths", ["/etc\n"]),
+        ("bup_dir", "/var/backup/bup\n"),
+    ],
+)
+def test_a_trailing_newline_is_no_part_of_a_valid_value(field, value):
+    """`$` in a pattern lets one trailing newline through (re.match); every check ends at the very end."""
+    valid = {"kind": "bup", "name": "h", "host": "web1", "paths": ["/etc"],
+             "server": {"host": "backup.internal", "repo_dir": "/srv/bup/h"}}
+    assert parse_clusters({"entries": [valid]}).errors == []
+    (error,) = parse_clusters({"entries": [{**valid, field: value}]}).errors
+    assert f"field '{field}" in str(error) and "is required" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "check, value",
+    [("validate_host", "node1\n"), ("validate_keyspace", "shop\n"), ("validate_table", "orders\n"),
+     ("validate_tag", "t1\n"), ("validate_day", "20261120\n"), ("validate_abs_path", "/tmp/x\n")],
+)
+def test_cassandra_names_refuse_a_trailing_newline(check, value):
+    from airflow_backup_provider.stores import cassandra
+
+    with pytest.raises(cassandra.CassandraNameError):
+        getattr(cassandra, check)(value)
+
+
 def test_paths_must_be_absolute_and_plain():
     (error,) = parse_clusters(
         {"entries": [{"kind": "bup", "name": "h", "host": "db1", "paths": ["/srv/../etc", "/ok"]}]}
