@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from airflow_backup_provider.builders.common import finish_dag, new_dag
+from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
 from airflow_backup_provider.config import BupHost
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.bup import (
@@ -64,14 +64,7 @@ def live_paths(entry: BupHost) -> list[tuple[str, str]]:
     return found
 
 
-# The very end of the value: jsonschema's `pattern` is Python's re.search, where `$` also matches
-# before a trailing newline ("/etc\n" would pass); this works the same in JavaScript.
-END = r"(?![\s\S])"
-# an absolute path of safe characters without a '..' part, and not the root folder ("/", "/./")
-# (the forms refuse it before a run exists)
-FORM_PATH = r"^(?!.*/\.\.(/|$))(?!(?:/\.?)+" + END + r")/[A-Za-z0-9_./@+-]*" + END
-# a day YYYY-MM-DD in ASCII digits (`\d` is any Unicode digit) with a month and day that exist
-FORM_DAY = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+
 
 
 def s3_prefix(entry: BupHost) -> str:
@@ -233,16 +226,16 @@ def build_restore(entry: BupHost):
         schedule=None,
         params={
             "save": Param(
-                "latest", type="string", pattern=r"^(latest|" + FORM_DAY + r"(-[0-9]{6}(-[0-9]{1,6})?)?)" + END, title="Save",
+                "latest", type="string", pattern=r"^(latest|" + FORM_DAY + r"(-[0-9]{6}(-[0-9]{1,6})?)?)" + FORM_END, title="Save",
                 description="latest, a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
             ),
             "path": Param(
-                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*" + END,
+                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*" + FORM_END,
                 maxLength=PATH_MAX, title="Path",
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),
             "target_dir": Param(
-                "", type="string", pattern=r"^" + END + "|" + FORM_PATH, maxLength=PATH_MAX, title="Target folder",
+                "", type="string", pattern=r"^" + FORM_END + "|" + FORM_PATH, maxLength=PATH_MAX, title="Target folder",
                 description="An empty (or new) folder to restore into, outside the backed-up paths, the staging "
                 "folder, the bup dir and the repository (symlinks resolved); empty: a new folder "
                 f"/var/tmp/bup-restore/{entry.backup_set}/<run id> on the chosen machine.",

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_backup_provider.builders.common import finish_dag, new_dag
+from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
 from airflow_backup_provider.config import CassandraCluster
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.cassandra import (
@@ -19,7 +19,13 @@ from airflow_backup_provider.operators.cassandra import (
     CassandraUploadOperator,
     CassandraVerifyOperator,
 )
-from airflow_backup_provider.stores.cassandra import DEFAULT_SYSTEM_KEYSPACES, SYSTEM_KEYSPACE_CHOICES
+from airflow_backup_provider.stores.cassandra import (
+    DEFAULT_SYSTEM_KEYSPACES,
+    SYSTEM_KEYSPACE_CHOICES,
+    TAG_PREFIX,
+)
+
+NAME_FORM = r"^[A-Za-z0-9_]{1,48}" + FORM_END  # a keyspace or table name, as stores.cassandra checks it
 
 NODE_LABEL = "{{ task.node['host'] }}"
 
@@ -139,27 +145,41 @@ def restore_dag(entry: CassandraCluster) -> DAG:
         ),
         nodes=hosts,
         params={
+            # Every pattern refuses what native rendering would turn into another value ("0",
+            # "None", "[]" become a falsy value: the latest day, silently) and bounds the length.
             "date": Param(
                 "",
                 type="string",
+                pattern=r"^(|[0-9]{8}|" + FORM_DAY + ")" + FORM_END,
+                maxLength=10,
                 title="Date",
                 description="The day to restore, YYYY-MM-DD or YYYYMMDD; empty: the latest day every chosen host has.",
             ),
             "hosts": Param(
-                [], type="array", title="Hosts", description=f"Hosts to restore (empty: all of {', '.join(hosts)})."
+                [], type="array", items={"type": "string", "enum": hosts}, uniqueItems=True, title="Hosts", description=f"Hosts to restore (empty: all of {', '.join(hosts)})."
             ),
-            "keyspaces": Param([], type="array", title="Keyspaces", description="Keyspaces to restore (empty: all)."),
+            "keyspaces": Param(
+                [], type="array", items={"type": "string", "pattern": NAME_FORM}, uniqueItems=True, title="Keyspaces", description="Keyspaces to restore (empty: all)."),
             "tables": Param(
-                [], type="array", title="Tables", description="Tables to restore, `table` or `keyspace.table` (empty: all)."
+                [],
+                type="array",
+                items={"type": "string", "pattern": r"^([A-Za-z0-9_]{1,48}\.)?[A-Za-z0-9_]{1,48}" + FORM_END},
+                uniqueItems=True,
+                title="Tables", description="Tables to restore, `table` or `keyspace.table` (empty: all)."
             ),
             "restore_folder": Param(
                 entry.restore_folder,
                 type="string",
+                pattern=FORM_PATH.replace("[A-Za-z0-9_./@+-]", "[A-Za-z0-9_./@+{}-]"),
+                maxLength=4095,
                 title="Restore folder",
                 description="Folder on each node (outside the data folder); `{host}` becomes the node's host.",
             ),
             "tag": Param(
-                "", type="string", title="Run tag", description="One run of that day (empty: the day's latest run)."
+                "",
+                type="string",
+                pattern=rf"^(|{TAG_PREFIX}-[A-Za-z0-9_.-]{{1,124}})" + FORM_END,
+                title="Run tag", description="One run of that day (empty: the day's latest run)."
             ),
             "system_keyspaces": Param(
                 DEFAULT_SYSTEM_KEYSPACES,

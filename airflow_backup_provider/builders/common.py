@@ -15,6 +15,15 @@ from airflow_backup_provider.sensors.exclusive import OneRunAtATimeSensor
 
 TURN_GATE_TASK_ID = "wait_for_other_runs"
 
+# Trigger-form patterns. The very end of a value is `(?![\s\S])`: jsonschema's `pattern` is
+# Python's re.search, where `$` also matches before a trailing newline ("/etc\n" would pass);
+# this works the same in JavaScript.
+FORM_END = r"(?![\s\S])"
+# an absolute path of safe characters without a '..' part, and not the root folder ("/", "/./")
+FORM_PATH = r"^(?!.*/\.\.(/|$))(?!(?:/\.?)+" + FORM_END + r")/[A-Za-z0-9_./@+-]*" + FORM_END
+# a day YYYY-MM-DD in ASCII digits (`\d` is any Unicode digit) with a month and day that exist
+FORM_DAY = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+
 
 def dry_run_param() -> Param:
     """A new Param each time: a Param object shared between DAGs (or runs) carries the value

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_backup_provider.builders.common import finish_dag, new_dag
+from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
 from airflow_backup_provider.config import DevicedbCluster
 from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.devicedb import (
@@ -29,12 +29,9 @@ from airflow_backup_provider.sensors.devicedb import DevicedbNodesUpSensor, Devi
 from airflow_backup_provider.stores.devicedb import node_labels
 
 # The restore form's snapshot: empty (refused by the restore's first task, which says what to
-# type), a UUID, or a day YYYY-MM-DD in ASCII digits with a month and day that exist. The end is
-# `(?![\s\S])`, not `$`: jsonschema's pattern is Python's re.search, where `$` lets a trailing
-# newline through.
+# type), a UUID, or a day YYYY-MM-DD.
 SNAPSHOT_FORM = (
-    r"^(|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))(?![\s\S])"
+    r"^(|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|" + FORM_DAY + ")" + FORM_END
 )
 
 

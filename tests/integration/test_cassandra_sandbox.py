@@ -350,11 +350,11 @@ def test_hostile_names_are_rejected(sandbox, airflow_db, proxy, s3, tmp_path):
         states = run_dag(load_dag("cassandra_hostile"), "2026-11-24T01:00:00")
         assert states["report"] == "success", states
         restore = load_dag("cassandra_hostile_restore")
-        for conf in (
-            {"keyspaces": ["shop'; DROP KEYSPACE shop; --"]},
-            {"hosts": ["127.0.0.1;touch /tmp/pwned"]},
-            {"restore_folder": str(sim.data_dir(nodes[0]) / "shop")},  # inside the live data
-        ):
+        # the form refuses hostile names before a run exists
+        for param, value in (("keyspaces", ["shop'; DROP KEYSPACE shop; --"]), ("hosts", ["127.0.0.1;touch /tmp/pwned"])):
+            with pytest.raises(Exception, match=param):
+                run_dag(restore, "2026-11-25T00:00:00", conf={param: value})
+        for conf in ({"restore_folder": str(sim.data_dir(nodes[0]) / "shop")},):  # inside the live data
             states = run_dag(restore, "2026-11-25T00:00:00", conf=conf)
             assert states["plan"] == "failed", (conf, states)
             assert states["report"] == "failed"

@@ -293,3 +293,35 @@ def test_devicedb_trigger_reads_dry_run_as_a_flag(bag, value):
     context = {"params": {"dry_run": value}, "logical_date": pendulum.datetime(2026, 11, 20, tz="UTC")}
     with pytest.raises(AirflowFailException, match="field 'dry_run'"):
         trigger_task.execute(context)
+
+
+# ---- cassandra restore: date, tag, folder, hosts, keyspaces, tables --------------------------------
+
+CASSANDRA_RESTORE = "cassandra_events_restore"
+
+
+def test_cassandra_restore_form_accepts_what_a_restore_names(served, bag):
+    hosts = bag.dags[CASSANDRA_RESTORE].params.get_param("hosts").schema["items"]["enum"]
+    conf = {"date": "2026-11-20", "tag": "abp-20261120T010000-1a2b3c4d", "hosts": hosts[:1],
+            "keyspaces": ["Shop_EU", "system_auth"], "tables": ["orders", "shop.orders"],
+            "restore_folder": "/var/lib/cassandra/restore/{host}"}
+    assert trigger(served, CASSANDRA_RESTORE, conf) == {**trigger(served, CASSANDRA_RESTORE, {}), **conf}
+    assert trigger(served, CASSANDRA_RESTORE, {"date": "20261120"})["date"] == "20261120"
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        # what native rendering turns into a falsy value: the plan would restore the latest day or run
+        *(("date", v) for v in ("0", "None", "False", "[]", "()", "''", "{}", "2026-13-45", "yesterday", "+" * 5000 + "1")),
+        *(("tag", v) for v in ("0", "None", "[]", "x;reboot", "abp-1\n", "+" * 5000 + "1", "abp-" + "a" * 200)),
+        *(("restore_folder", v) for v in ("/tmp/x\n", "relative", "/", "/tmp/../etc", "/" + "a" * 5000, "+" * 5000 + "1")),
+        ("hosts", ["no-such-host.example"]), ("hosts", "cassandra-1.example.internal"),
+        ("keyspaces", ["shop\n"]), ("keyspaces", ["a;b"]), ("keyspaces", ["shop", "shop"]),
+        ("tables", ["x.y.z"]), ("tables", ["orders\n"]), ("tables", [MEGABYTE]),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
+def test_cassandra_restore_form_refuses_what_would_restore_something_else(served, param, value):
+    message = refused(served, CASSANDRA_RESTORE, {param: value})
+    assert f"param {param}" in message or param in message
