@@ -145,5 +145,5 @@ def prepare(sandbox, entry: dict) -> dict:
 
 def demo_runs(entry: dict) -> list[tuple[str, dict]]:
     dag_id = f"riak_{entry['name']}"
-    # explicit dry_run=False: dag.test() on the same DAG object keeps the previous run's params
+    # a dry run first, then the real one, as an operator trying it out would
     return [(dag_id, {"dry_run": True}), (dag_id, {"dry_run": False})]
