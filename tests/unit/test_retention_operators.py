@@ -91,17 +91,24 @@ def test_ebs_retention_with_a_pendulum_logical_date(aws):
 # --- riak -------------------------------------------------------------------------------------
 
 
-def test_riak_retention_with_a_pendulum_logical_date(aws):
-    from airflow_backup_provider.operators.riak import RiakRetentionOperator, node_snapshot_tags
+def riak_snapshot(aws, volume: str, day: str) -> str:
+    """A snapshot of a riak node's volume, tagged as the backup of `day` makes it."""
+    from airflow_backup_provider.operators.riak import node_snapshot_tags
 
+    tags = node_snapshot_tags(cluster="c1", node="riak@n1", instance_id="i-1", logical_date=day_at(day), run_id="r")
+    return tagged_snapshot(aws.ec2, volume, tags)
+
+
+def riak_snapshots_of_three_days(aws) -> tuple[str, dict[str, str]]:
+    """A riak node's volume with one snapshot per day, 11-17 to 11-19: (volume, {day: snapshot id})."""
     volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
-    snaps = {
-        day: tagged_snapshot(
-            aws.ec2, volume,
-            node_snapshot_tags(cluster="c1", node="riak@n1", instance_id="i-1", logical_date=day_at(day), run_id="r"),
-        )
-        for day in ("2026-11-17", "2026-11-18", "2026-11-19")
-    }
+    return volume, {day: riak_snapshot(aws, volume, day) for day in ("2026-11-17", "2026-11-18", "2026-11-19")}
+
+
+def test_riak_retention_with_a_pendulum_logical_date(aws):
+    from airflow_backup_provider.operators.riak import RiakRetentionOperator
+
+    _, snaps = riak_snapshots_of_three_days(aws)
     op = RiakRetentionOperator(task_id="retention", cluster="c1", policy=WITHIN_2D, region_name="us-east-1")
     assert op.execute(airflow_context("2026-11-19"))["deleted"] == [snaps["2026-11-17"]]
 
@@ -229,22 +236,14 @@ def test_ebs_dry_run_prunes_what_the_real_run_prunes(aws):
 
 
 def test_riak_dry_run_prunes_what_the_real_run_would(aws):
-    from airflow_backup_provider.operators.riak import RiakRetentionOperator, node_snapshot_tags
+    from airflow_backup_provider.operators.riak import RiakRetentionOperator
 
-    volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
-    snaps = {
-        day: tagged_snapshot(
-            aws.ec2, volume,
-            node_snapshot_tags(cluster="c1", node="riak@n1", instance_id="i-1", logical_date=day_at(day), run_id="r"),
-        )
-        for day in ("2026-11-17", "2026-11-18", "2026-11-19")
-    }
+    volume, snaps = riak_snapshots_of_three_days(aws)
     op = RiakRetentionOperator(task_id="retention", cluster="c1", policy=KEEP_3, region_name="us-east-1", dry_run="True")
     result = op.execute(airflow_context("2026-11-20", dry_run=True))
     assert result["would_delete"] == [snaps["2026-11-17"]] and result["deleted"] == []
     # the date already has its snapshot (a dry run after the real one): nothing planned on top
-    tagged_snapshot(aws.ec2, volume, node_snapshot_tags(cluster="c1", node="riak@n1", instance_id="i-1",
-                                                         logical_date=day_at("2026-11-20"), run_id="r"))
+    riak_snapshot(aws, volume, "2026-11-20")
     assert op.execute(airflow_context("2026-11-20", dry_run=True))["would_delete"] == [snaps["2026-11-17"]]
 
 
