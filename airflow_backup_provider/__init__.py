@@ -36,6 +36,7 @@ SENSOR_MODULES: list[str] = [
 TRIGGER_MODULES: list[str] = [
     "airflow_backup_provider.triggers.devicedb",
     "airflow_backup_provider.triggers.ebs",
+    "airflow_backup_provider.triggers.events",
     "airflow_backup_provider.triggers.riak",
 ]
 NOTIFICATION_CLASSES = [
