@@ -1,8 +1,10 @@
 """The one shape of every trigger event of this provider, and the one check of it.
 
 An event is ``{"status": "success" | "error" | "timeout", "message": str, **data}``: the shape
-the amazon provider's waiter triggers already fire (``EbsSnapshotCompletedTrigger``), so one
-reader serves ours and theirs. Every ``execute_complete`` calls :func:`read_event`.
+the amazon provider's waiter triggers already fire (``EbsSnapshotCompletedTrigger``; their
+``success`` carries no ``message``, so a success may omit it), so one reader serves ours and
+theirs. :func:`read_event` is the check every ``execute_complete`` is to make (the triggers and
+sensors move onto it in issue 11).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class TriggerEventError(AirflowException):
     """A trigger reported an error, or sent an event of the wrong shape."""
 
 
-def event(status: str, message: str, **data: Any) -> TriggerEvent:
+def event(status: str, message: str, /, **data: Any) -> TriggerEvent:
     """Build the event a trigger yields (``data`` must be JSON-serialisable)."""
     if status not in STATUSES:
         raise ValueError(f"trigger event status {status!r} is not one of {', '.join(STATUSES)}")
@@ -45,7 +47,7 @@ def read_event(event: Mapping[str, Any] | None, *, what: str, requires: Iterable
     if not isinstance(event, Mapping):
         raise TriggerEventError(f"{what}: the trigger sent no event ({event!r})")
     status = event.get("status")
-    message = event.get("message")
+    message = event.get("message", "" if status == SUCCESS else None)
     if status not in STATUSES or not isinstance(message, str):
         raise TriggerEventError(f"{what}: malformed trigger event {dict(event)!r}")
     if status == TIMEOUT:
