@@ -6,6 +6,7 @@ error text and code, so that an alert is enough to act on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -17,7 +18,7 @@ from typing import IO, Any
 import requests
 from airflow.sdk.bases.hook import BaseHook
 
-from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.hooks.remote import RemoteCommandHook, RemoteTransportError
 from airflow_backup_provider.stores import devicedb as ddb
 
 
@@ -72,6 +73,27 @@ def _never_connected(exc: BaseException) -> bool:
         nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
         seen = reason if isinstance(reason, BaseException) else nested or seen.__cause__ or seen.__context__
     return False
+
+
+def answer_error(node: str, what: str, http_status: int, body: bytes) -> DevicedbError:
+    """The error for a non-200 answer, with devicedb's own message and code."""
+    error = ddb.parse_error_body(body[:4000])
+    return DevicedbError(node, what, str(error), http_status=http_status, code=error.code)
+
+
+def parsed_answer(node: str, what: str, parse, body: bytes):
+    """`parse(body)` of a 200 answer; a body of the wrong shape is a DevicedbError naming the node."""
+    try:
+        return parse(body)
+    except ddb.DevicedbResponseError as exc:
+        raise DevicedbError(node, what, str(exc), http_status=200) from exc
+
+
+def snapshot_answer(node: str, what: str, uuid: str, http_status: int, body: bytes) -> ddb.SnapshotInfo:
+    """A node's answer to ``GET /snapshot/{uuid}``, read the same way by both hooks."""
+    if http_status != 200:
+        raise answer_error(node, what, http_status, body)
+    return parsed_answer(node, what, lambda b: ddb.parse_snapshot(b, expected_uuid=uuid), body)
 
 
 class DevicedbHook(BaseHook):
@@ -170,14 +192,10 @@ class DevicedbHook(BaseHook):
             raise DevicedbUnreachable(self.node, what, f"cannot connect: {exc}", refused=_never_connected(exc)) from exc
 
     def _fail(self, response: requests.Response, what: str) -> DevicedbError:
-        error = ddb.parse_error_body(response.content[:4000])
-        return DevicedbError(self.node, what, str(error), http_status=response.status_code, code=error.code)
+        return answer_error(self.node, what, response.status_code, response.content)
 
     def _parsed(self, what: str, parse, body: bytes):
-        try:
-            return parse(body)
-        except ddb.DevicedbResponseError as exc:
-            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+        return parsed_answer(self.node, what, parse, body)
 
     # ---- snapshots ----------------------------------------------------------------------------
 
@@ -195,12 +213,7 @@ class DevicedbHook(BaseHook):
     def snapshot_status(self, uuid: str) -> ddb.SnapshotInfo:
         what = f"GET /snapshot/{uuid}"
         response = self._request("GET", ddb.status_path(uuid), what)
-        if response.status_code != 200:
-            raise self._fail(response, what)
-        try:
-            return ddb.parse_snapshot(response.content, expected_uuid=uuid)
-        except ddb.DevicedbResponseError as exc:
-            raise DevicedbError(self.node, what, str(exc), http_status=200) from exc
+        return snapshot_answer(self.node, what, uuid, response.status_code, response.content)
 
     @contextlib.contextmanager
     def open_snapshot_tar(self, uuid: str) -> Iterator[requests.Response]:
@@ -296,9 +309,127 @@ class DevicedbHook(BaseHook):
         return ddb.node_id_at(self.cluster_nodes(), self.http_host or self.host, self.http_port)
 
 
-def hook_for_node(spec: dict[str, Any], *, timeout: float, ssh_tunnel: bool, ssh_conn_id: str | None) -> DevicedbHook:
-    """The hook for one node described by a node spec (see ``builders/devicedb.py``)."""
-    return DevicedbHook(
+class DevicedbAsyncHook(BaseHook):
+    """
+    The async side of :class:`DevicedbHook`, for triggers: the same node, the same answers and
+    errors (aiohttp; the tunnel is the ssh provider's ``SSHHookAsync`` local port forwarding).
+
+    Use it as ``async with``; a tunnel is opened on the first call and, after a call through it
+    failed to connect, reopened on the next one. A tunnel that cannot be opened raises
+    :class:`RemoteTransportError`, as the sync hook's does.
+    """
+
+    conn_name_attr = "ssh_conn_id"
+    hook_name = "devicedb node (async)"
+
+    def __init__(
+        self,
+        host: str,
+        http_port: int = 8080,
+        *,
+        http_host: str | None = None,
+        timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        ssh_conn_id: str | None = None,
+        ssh_port: int = 22,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.http_port = http_port
+        self.http_host = http_host
+        self.timeout = timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.ssh_conn_id = ssh_conn_id
+        self.ssh_port = ssh_port
+        self._session: Any = None
+        self._tunnel: Any = None
+
+    @property
+    def node(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    async def __aenter__(self) -> DevicedbAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._close_tunnel()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _close_tunnel(self) -> None:
+        tunnel, self._tunnel = self._tunnel, None
+        if tunnel is not None:
+            with contextlib.suppress(Exception):
+                await tunnel.__aexit__(None, None, None)
+
+    async def base_url(self) -> str:
+        if not self.ssh_tunnel:
+            return ddb.base_url(self.http_host or self.host, self.http_port)
+        if self._tunnel is None:
+            self._tunnel = await self._open_tunnel()
+        return ddb.base_url("localhost", self._tunnel.local_bind_port)
+
+    async def _open_tunnel(self) -> Any:
+        # imported here: only the triggerer needs them, not every DAG file that imports this hook
+        import asyncssh
+        from airflow.providers.ssh.hooks.ssh import SSHHookAsync
+
+        if not self.ssh_conn_id:
+            raise ValueError("ssh_tunnel: needs an ssh_conn_id to tunnel through")
+        ssh = SSHHookAsync(ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.ssh_port)
+        remote = self.http_host or "localhost"
+        try:
+            # bounded: asyncssh waits for an unanswered SYN as long as the kernel does
+            tunnel = await asyncio.wait_for(ssh.get_tunnel(remote_port=self.http_port, remote_host=remote), self.timeout)
+            await asyncio.wait_for(tunnel.__aenter__(), self.timeout)
+        except (OSError, TimeoutError, asyncssh.Error) as exc:
+            raise RemoteTransportError(
+                f"devicedb node {self.node}: cannot open an SSH tunnel through {self.host}:{self.ssh_port} "
+                f"to {remote}:{self.http_port}: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.log.info("devicedb node %s reached through an SSH tunnel on port %s", self.node, tunnel.local_bind_port)
+        return tunnel
+
+    async def _get(self, path: str, what: str) -> tuple[int, bytes]:
+        import aiohttp
+
+        url = await self.base_url() + path
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        try:
+            async with self._session.get(url) as response:
+                return response.status, await response.read()
+        except TimeoutError as exc:
+            await self._close_tunnel()
+            raise DevicedbUnreachable(self.node, what, f"no answer within {self.timeout}s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            await self._close_tunnel()  # a tunnel whose SSH connection dropped is reopened next call
+            raise DevicedbUnreachable(
+                self.node, what, f"cannot connect: {type(exc).__name__}: {exc}",
+                refused=isinstance(exc, aiohttp.ClientConnectorError),
+            ) from exc
+
+    async def snapshot_status(self, uuid: str) -> ddb.SnapshotInfo:
+        what = f"GET /snapshot/{uuid}"
+        http_status, body = await self._get(ddb.status_path(uuid), what)
+        return snapshot_answer(self.node, what, uuid, http_status, body)
+
+
+def hook_for_node(
+    spec: dict[str, Any],
+    *,
+    timeout: float,
+    ssh_tunnel: bool,
+    ssh_conn_id: str | None,
+    hook_class: type[DevicedbHook] | type[DevicedbAsyncHook] = DevicedbHook,
+) -> DevicedbHook | DevicedbAsyncHook:
+    """The hook for one node described by a node spec (see ``builders/devicedb.py``): sync by
+    default, ``hook_class=DevicedbAsyncHook`` in a trigger."""
+    return hook_class(
         spec["host"],
         spec["http_port"],
         http_host=spec.get("http_host"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.stores import devicedb as ddb
 from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
+from airflow_backup_provider.triggers.events import read_event
 
 
 class _DevicedbNodesSensor(BaseSensorOperator):
@@ -44,8 +46,8 @@ class DevicedbSnapshotSensor(_DevicedbNodesSensor):
     ``failed`` on any node fails the task at once (no retry: the snapshot is broken), and so does
     a node that answers 500 ``No snapshot directory configured`` (it will never take it); ``missing``
     or no answer is tolerated for ``missing_grace`` seconds after the trigger, then fails it.
-    Deferrable (the triggerer polls) unless the nodes are reached through an SSH tunnel, in
-    which case it reschedules between pokes.
+    Deferrable: the triggerer polls (:class:`DevicedbSnapshotTrigger`, through the SSH tunnel too
+    when ``ssh_tunnel`` is on) and the task fails the same ways.
     """
 
     def __init__(
@@ -71,18 +73,22 @@ class DevicedbSnapshotSensor(_DevicedbNodesSensor):
 
     def execute(self, context: Any) -> Any:
         self._snapshot = self._load(context)
-        if self.deferrable and not self.ssh_tunnel:
+        if self.deferrable:
             self.defer(
                 trigger=DevicedbSnapshotTrigger(
-                    nodes=[[n["label"], ddb.base_url(n.get("http_host") or n["host"], n["http_port"])] for n in self.nodes],
+                    nodes=self.nodes,
                     uuid=self._snapshot["uuid"],
                     triggered_at=self._snapshot["triggered_at"],
                     missing_grace=self.missing_grace,
                     poll_interval=self.poke_interval,
                     http_timeout=self.http_timeout,
+                    ssh_tunnel=self.ssh_tunnel,
+                    ssh_conn_id=self.ssh_conn_id,
+                    deadline=time.time() + self.timeout,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
+                # the trigger's own deadline comes first: it says what the nodes answered last
+                timeout=timedelta(seconds=self.timeout + 2 * self.poke_interval + 4 * self.http_timeout + 60),
             )
         return super().execute(context)
 
@@ -109,13 +115,9 @@ class DevicedbSnapshotSensor(_DevicedbNodesSensor):
             raise AirflowFailException(f"cluster snapshot {uuid}: {verdict.reason}; statuses {statuses}")
         return verdict.done
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
-        if not event or event.get("state") != ddb.COMPLETED:
-            reason = (event or {}).get("reason", "no event")
-            raise AirflowFailException(
-                f"cluster snapshot {(event or {}).get('uuid')}: {reason}; statuses {(event or {}).get('statuses')}"
-            )
-        self.log.info("snapshot %s: %s", event.get("uuid"), event.get("reason"))
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
+        done = read_event(event, what="devicedb snapshot wait", requires=("uuid", "statuses"))
+        self.log.info("%s", done["message"])
 
 
 class DevicedbNodesUpSensor(_DevicedbNodesSensor):

@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
-from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider.hooks.ebs import EbsHook
 from airflow_backup_provider.triggers.ebs import EbsSnapshotCompletedTrigger
+from airflow_backup_provider.triggers.events import read_event
 
 
 class EbsSnapshotCompletedSensor(AwsBaseSensor[EbsHook]):
@@ -80,10 +80,8 @@ class EbsSnapshotCompletedSensor(AwsBaseSensor[EbsHook]):
         return PokeReturnValue(is_done=all(v == "completed" for v in states.values()), xcom_value=states)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, str]:
-        validated = validate_execute_complete_event(event)
-        if validated.get("status") != "success":
-            raise AirflowException(f"EBS snapshots did not complete: {validated.get('message', validated)}")
-        ids = validated.get("snapshot_ids")
+        done = read_event(event, what="EBS snapshots did not complete", requires=("snapshot_ids",))
+        ids = done["snapshot_ids"]
         if sorted(ids or []) != sorted(self._ids()):
             raise AirflowException(f"trigger event names snapshots {ids!r}, expected {self._ids()!r}")
         self.log.info("snapshots completed: %s", ", ".join(ids))

@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.stores import riak
+from airflow_backup_provider.triggers.events import read_event
 from airflow_backup_provider.triggers.riak import RiakTransfersTrigger
 
 
@@ -107,17 +108,8 @@ class RiakHealthSensor(BaseSensorOperator):
         return None
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
-        event = event or {}
-        status = event.get("status")
-        message = event.get("message", "")
-        if status == "success":
-            self.log.info("%s gate for %s is open after %s poll(s)", self.gate, self.node, event.get("polls"))
-            return
-        if status == "timeout":
-            raise AirflowSensorTimeout(
-                f"{self.gate} gate for {self.node}: still closed after {self.timeout:.0f}s: {message}"
-            )
-        raise AirflowException(f"{self.gate} gate for {self.node}: {message or event!r}")
+        done = read_event(event, what=f"{self.gate} gate for {self.node}")
+        self.log.info("%s gate for %s is open after %s poll(s)", self.gate, self.node, done.get("polls"))
 
 
 class RiakSnapshotsCompletedSensor(BaseSensorOperator):
@@ -190,7 +182,5 @@ class RiakSnapshotsCompletedSensor(BaseSensorOperator):
         return None
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
-        event = event or {}
-        if event.get("status") != "success":
-            raise AirflowException(f"EBS snapshots of cluster {self.cluster}: {event.get('message') or event!r}")
-        self.log.info("snapshots completed: %s", ", ".join(event.get("snapshot_ids") or []))
+        done = read_event(event, what=f"EBS snapshots of cluster {self.cluster}")
+        self.log.info("snapshots completed: %s", ", ".join(done.get("snapshot_ids") or []))

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_backup_provider.hooks.devicedb import DevicedbAsyncHook, DevicedbError, hook_for_node
+from airflow_backup_provider.hooks.remote import RemoteTransportError
 from airflow_backup_provider.stores import devicedb as ddb
+from airflow_backup_provider.triggers.events import ERROR, SUCCESS, TIMEOUT, event
 
 
 class DevicedbSnapshotTrigger(BaseTrigger):
     """
-    Poll ``GET /snapshot/{uuid}`` on every node until the verdict is ``completed`` or ``failed``.
+    Poll ``GET /snapshot/{uuid}`` on every node (:class:`DevicedbAsyncHook`, directly or through an
+    SSH tunnel) until the verdict is ``completed`` or ``failed``, judged as the sensor's poke does.
 
-    :param nodes: ``[[label, base_url], ...]``.
+    Events (``triggers/events.py``), each with ``uuid``, ``state`` and ``statuses`` (label -> status):
+    ``success`` when completed; ``error`` with ``final`` when the snapshot failed (a retry cannot
+    mend it); ``error`` when a tunnel cannot be opened (``state`` ``unreachable``, retried);
+    ``timeout`` at ``deadline`` (unix time).
+
+    :param nodes: node specs (``label``, ``host``, ``http_port``, optional ``http_host``, ``ssh_port``).
     :param triggered_at: ISO time the snapshot was started (the missing grace counts from it).
     :param missing_grace: seconds a node may answer ``missing`` (or not at all).
     """
@@ -25,20 +35,26 @@ class DevicedbSnapshotTrigger(BaseTrigger):
     def __init__(
         self,
         *,
-        nodes: list[list[str]],
+        nodes: list[dict[str, Any]],
         uuid: str,
         triggered_at: str,
         missing_grace: float,
         poll_interval: float = 30.0,
         http_timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        ssh_conn_id: str | None = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
-        self.nodes = [list(n) for n in nodes]
+        self.nodes = [dict(n) for n in nodes]
         self.uuid = ddb.check_uuid(uuid)
         self.triggered_at = triggered_at
         self.missing_grace = missing_grace
         self.poll_interval = poll_interval
         self.http_timeout = http_timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.ssh_conn_id = ssh_conn_id
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -50,29 +66,51 @@ class DevicedbSnapshotTrigger(BaseTrigger):
                 "missing_grace": self.missing_grace,
                 "poll_interval": self.poll_interval,
                 "http_timeout": self.http_timeout,
+                "ssh_tunnel": self.ssh_tunnel,
+                "ssh_conn_id": self.ssh_conn_id,
+                "deadline": self.deadline,
             },
         )
 
-    async def _status(self, session: aiohttp.ClientSession, base: str) -> tuple[str, str | None]:
+    def _event(self, status: str, reason: str, state: str, statuses: dict[str, str], **kwargs: Any) -> TriggerEvent:
+        message = f"cluster snapshot {self.uuid}: {reason}; statuses {statuses}"
+        return event(status, message, uuid=self.uuid, state=state, statuses=statuses, **kwargs)
+
+    @staticmethod
+    async def _status(hook: DevicedbAsyncHook, uuid: str) -> tuple[str, str | None]:
         try:
-            async with session.get(base + ddb.status_path(self.uuid)) as response:
-                body = await response.read()
-                if response.status != 200:
-                    return ddb.status_error_kind(response.status, body), f"HTTP {response.status}: {ddb.parse_error_body(body)}"
-                return ddb.parse_snapshot(body, expected_uuid=self.uuid).status, None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return ddb.UNREACHABLE, f"{type(exc).__name__}: {exc}"
-        except ddb.DevicedbResponseError as exc:
-            return "unparseable", str(exc)
+            return (await hook.snapshot_status(uuid)).status, None
+        except DevicedbError as exc:
+            return ddb.status_error_kind(exc.http_status, exc.detail), str(exc)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         triggered_at = datetime.fromisoformat(self.triggered_at)
-        timeout = aiohttp.ClientTimeout(total=self.http_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        labels = [spec["label"] for spec in self.nodes]
+        statuses: dict[str, str] = {}
+        async with contextlib.AsyncExitStack() as hooks:
+            nodes = [
+                await hooks.enter_async_context(
+                    hook_for_node(
+                        spec,
+                        timeout=self.http_timeout,
+                        ssh_tunnel=self.ssh_tunnel,
+                        ssh_conn_id=self.ssh_conn_id,
+                        hook_class=DevicedbAsyncHook,
+                    )
+                )
+                for spec in self.nodes
+            ]
             while True:
-                answers = await asyncio.gather(*(self._status(session, base) for _, base in self.nodes))
-                statuses = {label: status for (label, _), (status, _) in zip(self.nodes, answers, strict=True)}
-                errors = {label: error for (label, _), (_, error) in zip(self.nodes, answers, strict=True) if error}
+                answers = await asyncio.gather(*(self._status(h, self.uuid) for h in nodes), return_exceptions=True)
+                tunnels = [a for a in answers if isinstance(a, RemoteTransportError)]
+                if tunnels:
+                    yield self._event(ERROR, "; ".join(map(str, tunnels)), ddb.UNREACHABLE, statuses)
+                    return
+                for answer in answers:
+                    if isinstance(answer, BaseException):
+                        raise answer
+                statuses = {label: status for label, (status, _) in zip(labels, answers, strict=True)}
+                errors = {label: error for label, (_, error) in zip(labels, answers, strict=True) if error}
                 verdict = ddb.judge_snapshot(
                     statuses,
                     triggered_at=triggered_at,
@@ -81,9 +119,14 @@ class DevicedbSnapshotTrigger(BaseTrigger):
                     errors=errors,
                 )
                 self.log.info("snapshot %s: %s (%s)", self.uuid, verdict.state, verdict.reason)
-                if verdict.state != "waiting":
-                    yield TriggerEvent(
-                        {"state": verdict.state, "reason": verdict.reason, "statuses": statuses, "uuid": self.uuid}
-                    )
+                if verdict.state == ddb.COMPLETED:
+                    yield self._event(SUCCESS, verdict.reason, verdict.state, statuses)
                     return
-                await asyncio.sleep(self.poll_interval)
+                if verdict.state == ddb.FAILED:
+                    yield self._event(ERROR, verdict.reason, verdict.state, statuses, final=True)
+                    return
+                if self.deadline is not None and time.time() >= self.deadline:
+                    yield self._event(TIMEOUT, f"still {verdict.reason}", verdict.state, statuses)
+                    return
+                wait = self.poll_interval if self.deadline is None else min(self.poll_interval, self.deadline - time.time())
+                await asyncio.sleep(max(0.0, wait))

@@ -12,7 +12,8 @@ from airflow_backup_provider.hooks.ebs import EbsHook
 class EbsSnapshotCompletedTrigger(AwsBaseWaiterTrigger):
     """
     Fires ``{"status": "success", "snapshot_ids": [...]}`` once every snapshot is `completed`, or
-    ``{"status": "error", "message": ...}`` when one ends in `error`, is gone, or the attempts run out.
+    ``{"status": "error", "message": ...}`` when one ends in `error`, is gone, or the attempts run out:
+    the provider's one event shape (``triggers/events.py``), read by ``read_event``.
 
     :param snapshot_ids: the snapshots to wait for.
     :param waiter_delay: seconds between two DescribeSnapshots calls.

@@ -3,8 +3,10 @@
 An event is ``{"status": "success" | "error" | "timeout", "message": str, **data}``: the shape
 the amazon provider's waiter triggers already fire (``EbsSnapshotCompletedTrigger``; their
 ``success`` carries no ``message``, so a success may omit it), so one reader serves ours and
-theirs. :func:`read_event` is the check every ``execute_complete`` is to make (the triggers and
-sensors move onto it in issue 11).
+theirs. Every ``execute_complete`` calls :func:`read_event`.
+
+An ``error`` that a retry cannot mend (a devicedb snapshot that failed on a node) carries
+``final: true``: it fails the task without its retries, as the same verdict does when poked.
 """
 
 from __future__ import annotations
@@ -12,27 +14,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 from airflow.triggers.base import TriggerEvent
 
 SUCCESS = "success"
 ERROR = "error"
 TIMEOUT = "timeout"
 STATUSES = (SUCCESS, ERROR, TIMEOUT)
+FINAL = "final"
 
 
 class TriggerEventError(AirflowException):
     """A trigger reported an error, or sent an event of the wrong shape."""
 
 
-def event(status: str, message: str, /, **data: Any) -> TriggerEvent:
+class TriggerEventFailure(TriggerEventError, AirflowFailException):
+    """A trigger reported an error marked ``final``: the task fails without retrying."""
+
+
+def event(status: str, message: str, /, *, final: bool = False, **data: Any) -> TriggerEvent:
     """Build the event a trigger yields (``data`` must be JSON-serialisable)."""
     if status not in STATUSES:
         raise ValueError(f"trigger event status {status!r} is not one of {', '.join(STATUSES)}")
-    reserved = {"status", "message"} & data.keys()
+    reserved = {"status", "message", FINAL} & data.keys()
     if reserved:
         raise ValueError(f"trigger event data may not use the keys {sorted(reserved)}")
-    return TriggerEvent({"status": status, "message": str(message), **data})
+    if final and status != ERROR:
+        raise ValueError(f"only an error event can be final, not a {status!r} one")
+    return TriggerEvent({"status": status, "message": str(message), **({FINAL: True} if final else {}), **data})
 
 
 def read_event(event: Mapping[str, Any] | None, *, what: str, requires: Iterable[str] = ()) -> dict[str, Any]:
@@ -42,18 +51,18 @@ def read_event(event: Mapping[str, Any] | None, *, what: str, requires: Iterable
     ``what`` names the wait in the error ("riak_1 handoff gate"); ``requires`` lists the data keys
     a success must carry. ``timeout`` raises ``AirflowSensorTimeout`` (no retry, like a sensor's own
     timeout); ``error`` and a malformed event raise ``TriggerEventError`` (retried by the task's
-    retries).
+    retries), a ``final`` error ``TriggerEventFailure`` (not retried).
     """
     if not isinstance(event, Mapping):
-        raise TriggerEventError(f"{what}: the trigger sent no event ({event!r})")
+        raise TriggerEventError(f"{what}: no trigger event (event is {event!r})")
     status = event.get("status")
     message = event.get("message", "" if status == SUCCESS else None)
-    if status not in STATUSES or not isinstance(message, str):
+    if status not in STATUSES or not isinstance(message, str) or not isinstance(event.get(FINAL, False), bool):
         raise TriggerEventError(f"{what}: malformed trigger event {dict(event)!r}")
     if status == TIMEOUT:
         raise AirflowSensorTimeout(f"{what}: timed out: {message}")
     if status == ERROR:
-        raise TriggerEventError(f"{what}: {message}")
+        raise (TriggerEventFailure if event.get(FINAL) else TriggerEventError)(f"{what}: {message}")
     missing = [key for key in requires if key not in event]
     if missing:
         raise TriggerEventError(f"{what}: trigger event lacks {missing}: {dict(event)!r}")

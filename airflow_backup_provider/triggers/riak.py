@@ -11,6 +11,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_backup_provider.hooks.remote import RemoteTransportError, run_remote_async
 from airflow_backup_provider.stores import riak
+from airflow_backup_provider.triggers.events import ERROR, SUCCESS, TIMEOUT, event
 
 
 class RiakTransfersTrigger(BaseTrigger):
@@ -91,19 +92,19 @@ class RiakTransfersTrigger(BaseTrigger):
                     self.gate, self.node, last, failures, self.max_transport_failures,
                 )
                 if failures >= self.max_transport_failures:
-                    yield TriggerEvent({"status": "error", "message": last, "polls": polls})
+                    yield event(ERROR, last, polls=polls)
                     return
             else:
                 failures = 0
                 if not problems:
                     self.log.info("%s gate for %s is open after %d poll(s)", self.gate, self.node, polls)
-                    yield TriggerEvent({"status": "success", "message": "gate open", "polls": polls})
+                    yield event(SUCCESS, "gate open", polls=polls)
                     return
                 last = "; ".join(problems)
                 for problem in problems:
                     self.log.info("%s gate for %s: %s", self.gate, self.node, problem)
             if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "message": last, "polls": polls})
+                yield event(TIMEOUT, last, polls=polls)
                 return
             await asyncio.sleep(min(self.poll_interval, max(0.0, self.deadline - time.time())))
 

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_backup_provider.hooks.ebs import EbsHook, backup_tags
 from airflow_backup_provider.sensors.ebs import EbsSnapshotCompletedSensor
 from airflow_backup_provider.triggers.ebs import EbsSnapshotCompletedTrigger
+from airflow_backup_provider.triggers.events import TriggerEventError, read_event
 from tests.integration.test_ebs_dag import snapshots_pending
 
 pytestmark = pytest.mark.sandbox
@@ -42,6 +43,7 @@ def test_trigger_serializes_and_waits_until_completed(sandbox):
         assert state(sandbox, snapshot_id) == "pending"
         event = first_event(rebuilt)
     assert event == {"status": "success", "snapshot_ids": [snapshot_id]}
+    assert read_event(event, what="w", requires=["snapshot_ids"])["snapshot_ids"] == [snapshot_id]
     assert state(sandbox, snapshot_id) == "completed"
 
 
@@ -51,6 +53,8 @@ def test_trigger_reports_error_state(sandbox):
         event = first_event(EbsSnapshotCompletedTrigger(snapshot_ids=[snapshot_id], waiter_delay=1, waiter_max_attempts=10))
     assert event["status"] == "error"
     assert snapshot_id in event["message"] or "did not complete" in event["message"]
+    with pytest.raises(TriggerEventError, match="did not complete"):
+        read_event(event, what="w")
 
 
 def state(sandbox, snapshot_id: str) -> str:

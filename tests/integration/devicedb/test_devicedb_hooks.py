@@ -187,7 +187,7 @@ def run_trigger(trigger):
 def test_the_deferrable_trigger_waits_for_completed_and_stops_on_failed(sandbox, devicedb):
     from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
 
-    nodes = [[n.address, f"http://{n.address}:8080"] for n in sandbox.nodes]
+    nodes = [{"label": n.address, "host": n.address, "http_port": 8080} for n in sandbox.nodes]
     devicedb.set_knobs(sandbox.nodes[1], snapshot="failed")
     with hook(sandbox.nodes[0]) as h:
         uuid = h.trigger_snapshot().uuid
@@ -197,7 +197,8 @@ def test_the_deferrable_trigger_waits_for_completed_and_stops_on_failed(sandbox,
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_backup_provider.triggers.devicedb.DevicedbSnapshotTrigger"
     event = run_trigger(DevicedbSnapshotTrigger(**kwargs))
-    assert event["state"] == "failed" and sandbox.nodes[1].address in event["reason"]
+    assert event["status"] == "error" and event["final"] is True
+    assert event["state"] == "failed" and sandbox.nodes[1].address in event["message"]
     assert event["statuses"][sandbox.nodes[0].address] == "completed"
 
     devicedb.clear_knobs()
@@ -207,9 +208,60 @@ def test_the_deferrable_trigger_waits_for_completed_and_stops_on_failed(sandbox,
     event = run_trigger(
         DevicedbSnapshotTrigger(nodes=nodes, uuid=uuid, triggered_at=datetime.now(UTC).isoformat(), missing_grace=2, poll_interval=0.3)
     )
-    assert event["state"] == "failed" and f"{sandbox.nodes[2].address} (unreachable" in event["reason"]
+    assert event["status"] == "error" and event["final"] is True
+    assert event["state"] == "failed" and f"{sandbox.nodes[2].address} (unreachable" in event["message"]
     devicedb.start(sandbox.nodes[2])
     event = run_trigger(
         DevicedbSnapshotTrigger(nodes=nodes[:2], uuid=uuid, triggered_at=datetime.now(UTC).isoformat(), missing_grace=2, poll_interval=0.3)
     )
-    assert event["state"] == "completed"
+    assert event["status"] == "success" and event["state"] == "completed"
+
+
+def test_the_deferred_wait_through_an_ssh_tunnel_completes(sandbox, devicedb, monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_backup_provider.hooks.devicedb import DevicedbAsyncHook
+    from airflow_backup_provider.sensors.devicedb import DevicedbSnapshotSensor
+    from airflow_backup_provider.triggers.events import read_event
+
+    opened = []
+    open_tunnel = DevicedbAsyncHook._open_tunnel
+
+    async def counted(self):
+        tunnel = await open_tunnel(self)
+        opened.append(self.host)
+        return tunnel
+
+    monkeypatch.setattr(DevicedbAsyncHook, "_open_tunnel", counted)
+    specs = [{"label": n.address, "host": n.address, "http_port": 8080, "http_host": n.address, "ssh_port": 22} for n in sandbox.nodes]
+    sensor = DevicedbSnapshotSensor(
+        task_id="wait_for_snapshot", nodes=specs, deferrable=True, ssh_tunnel=True, ssh_conn_id="backup_ssh",
+        http_timeout=5, poke_interval=0.3, timeout=30,
+    )
+    with hook(sandbox.nodes[0]) as h:
+        snapshot = {"uuid": h.trigger_snapshot().uuid, "triggered_at": datetime.now(UTC).isoformat()}
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": SimpleNamespace(xcom_pull=lambda task_ids: snapshot)})
+    classpath, kwargs = deferred.value.trigger.serialize()
+    done = run_trigger(type(deferred.value.trigger)(**kwargs))
+    assert read_event(done, what="w")["state"] == "completed", done
+    assert sorted(opened) == sorted(n.address for n in sandbox.nodes)  # one tunnel per node, kept across polls
+    sensor.execute_complete({}, done)
+
+
+def test_a_tunnel_that_cannot_open_is_a_clear_error_event(sandbox, devicedb):
+    from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
+    from airflow_backup_provider.triggers.events import TriggerEventError, read_event
+
+    node = sandbox.nodes[1]
+    specs = [{"label": node.address, "host": node.address, "http_port": 8080, "ssh_port": 1}]  # no sshd there
+    event = run_trigger(
+        DevicedbSnapshotTrigger(
+            nodes=specs, uuid="19a7e40e-adcc-4cc2-87a7-ae599272b050", triggered_at=datetime.now(UTC).isoformat(),
+            missing_grace=60, poll_interval=0.3, http_timeout=5, ssh_tunnel=True, ssh_conn_id="backup_ssh",
+        )
+    )
+    assert (event["status"], event["state"], "final" in event) == ("error", "unreachable", False)
+    assert f"cannot open an SSH tunnel through {node.address}:1" in event["message"]
+    with pytest.raises(TriggerEventError, match="cannot open an SSH tunnel"):
+        read_event(event, what="w")

@@ -230,7 +230,7 @@ def test_the_deferred_wait_fails_at_once_on_a_node_without_snapshot_store(sandbo
     with hook(sandbox.nodes[0]) as h:
         uuid = h.trigger_snapshot().uuid
     trigger = DevicedbSnapshotTrigger(
-        nodes=[[n.address, f"http://{n.address}:8080"] for n in sandbox.nodes], uuid=uuid,
+        nodes=[spec(devicedb, n) for n in sandbox.nodes], uuid=uuid,
         triggered_at=datetime.now(UTC).isoformat(), missing_grace=300, poll_interval=0.3, http_timeout=5,
     )
 
@@ -239,7 +239,8 @@ def test_the_deferred_wait_fails_at_once_on_a_node_without_snapshot_store(sandbo
             return event.payload
 
     event = asyncio.run(asyncio.wait_for(first_event(), 20))
-    assert event["state"] == "failed" and f"no snapshot store on {storeless.address}" in event["reason"]
+    assert event["status"] == "error" and event["final"] is True
+    assert event["state"] == "failed" and f"no snapshot store on {storeless.address}" in event["message"]
 
 
 # ---- 23: the check key on every replica ------------------------------------------------------------
