@@ -1,59 +1,26 @@
-"""Build the per-cluster DAGs from the clusters file.
-
-A registry maps each entry kind to a builder ``(entry) -> list[DAG]``. Builders live in
-``airflow_backup_provider/builders/<kind>.py`` and register themselves on import.
-"""
+"""Build the per-cluster DAGs from the clusters file, each entry with its kind's builder
+(:mod:`airflow_backup_provider.kinds` says which kinds exist and where their builders are)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import DAG
 
 from airflow_backup_provider.config import ClustersFile, EntryBase, load_clusters_file
+from airflow_backup_provider.kinds import KINDS
 
 log = logging.getLogger(__name__)
-
-Builder = Callable[[Any], list[DAG]]
-BUILDERS: dict[str, Builder] = {}
-BUILDER_MODULES = ("riak", "ebs", "cassandra", "devicedb", "bup")
-
-
-class NotImplementedKind(NotImplementedError):
-    pass
 
 
 class InvalidEntries(ValueError):
     """Raised by the config-check DAG file so that broken entries show as import errors."""
 
 
-def register(kind: str) -> Callable[[Builder], Builder]:
-    def decorator(builder: Builder) -> Builder:
-        BUILDERS[kind] = builder
-        return builder
-
-    return decorator
-
-
-def _load_builders() -> None:
-    for name in BUILDER_MODULES:
-        try:
-            importlib.import_module(f"airflow_backup_provider.builders.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"airflow_backup_provider.builders.{name}":
-                raise
-
-
 def build_entry(entry: EntryBase) -> list[DAG]:
-    _load_builders()
-    builder = BUILDERS.get(entry.kind)
-    if builder is None:
-        raise NotImplementedKind(f"entry {entry.name!r}: kind {entry.kind!r} is not implemented yet")
-    return builder(entry)
+    return KINDS[entry.kind].builder()(entry)
 
 
 def _validation_errors(clusters: ClustersFile) -> list[str]:
@@ -91,13 +58,6 @@ def check_entries(path: str | os.PathLike | None = None) -> None:
     Only validates (no DAG is built here, so no DAG id is defined in two files); an entry whose
     builder raises is logged by :func:`register_dags`.
     """
-    clusters = load_clusters_file(path)
-    _load_builders()
-    errors = _validation_errors(clusters)
-    errors += [
-        f"{clusters.path}: entry {e.name!r} (kind {e.kind!r}): kind {e.kind!r} is not implemented yet"
-        for e in clusters.entries
-        if e.kind not in BUILDERS
-    ]
+    errors = _validation_errors(load_clusters_file(path))
     if errors:
         raise InvalidEntries("\n".join(errors))

@@ -1,1 +1,1 @@
-"""One module per kind; each registers its builder with :func:`airflow_backup_provider.factory.register`."""
+"""One module per kind, each with `build(entry) -> list[DAG]`; :mod:`airflow_backup_provider.kinds` lists them."""

@@ -7,7 +7,6 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
 from airflow_backup_provider.config import BupHost
-from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.bup import (
     PATH_MAX,
     BupDumpOperator,
@@ -263,7 +262,6 @@ def build_restore(entry: BupHost):
     return dag
 
 
-@register("bup")
 def build(entry: BupHost) -> list:
     dags = [build_backup(entry), build_restore(entry)]
     if entry.s3_sync is not None:

@@ -6,9 +6,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
+from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
 from airflow_backup_provider.config import CassandraCluster
-from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.cassandra import (
     CassandraCleanupOperator,
     CassandraRestoreOperator,
@@ -25,7 +25,7 @@ from airflow_backup_provider.stores.cassandra import (
     TAG_PREFIX,
 )
 
-NAME_FORM = r"^[A-Za-z0-9_]{1,48}" + FORM_END  # a keyspace or table name, as stores.cassandra checks it
+NAME_FORM = "^" + names.CASSANDRA_NAME + FORM_END  # a keyspace, as the clusters file checks it
 
 NODE_LABEL = "{{ task.node['host'] }}"
 
@@ -163,7 +163,7 @@ def restore_dag(entry: CassandraCluster) -> DAG:
             "tables": Param(
                 [],
                 type="array",
-                items={"type": "string", "pattern": r"^([A-Za-z0-9_]{1,48}\.)?[A-Za-z0-9_]{1,48}" + FORM_END},
+                items={"type": "string", "pattern": "^" + names.TABLE_REF + FORM_END},
                 uniqueItems=True,
                 title="Tables", description="Tables to restore, `table` or `keyspace.table` (empty: all)."
             ),
@@ -228,6 +228,5 @@ def restore_dag(entry: CassandraCluster) -> DAG:
     return dag
 
 
-@register("cassandra")
 def build(entry: CassandraCluster) -> list[DAG]:
     return [backup_dag(entry), restore_dag(entry)]

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
+from airflow_backup_provider import names
 from airflow_backup_provider.config import EntryBase
 from airflow_backup_provider.connections import connections_used
 from airflow_backup_provider.notifications import build_alert_callbacks
@@ -20,7 +21,7 @@ TURN_GATE_TASK_ID = "wait_for_other_runs"
 # this works the same in JavaScript.
 FORM_END = r"(?![\s\S])"
 # an absolute path of safe characters without a '..' part, and not the root folder ("/", "/./")
-FORM_PATH = r"^(?!.*/\.\.(/|$))(?!(?:/\.?)+" + FORM_END + r")/[A-Za-z0-9_./@+-]*" + FORM_END
+FORM_PATH = r"^(?!.*/\.\.(/|$))(?!(?:/\.?)+" + FORM_END + r")/" + names.PATH_CHARS + "*" + FORM_END
 # a day YYYY-MM-DD in ASCII digits (`\d` is any Unicode digit) with a month and day that exist
 FORM_DAY = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 

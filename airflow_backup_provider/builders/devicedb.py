@@ -6,9 +6,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
+from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
 from airflow_backup_provider.config import DevicedbCluster
-from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.devicedb import (
     DevicedbCleanupNodeOperator,
     DevicedbManifestOperator,
@@ -30,9 +30,7 @@ from airflow_backup_provider.stores.devicedb import node_labels
 
 # The restore form's snapshot: empty (refused by the restore's first task, which says what to
 # type), a UUID, or a day YYYY-MM-DD.
-SNAPSHOT_FORM = (
-    r"^(|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|" + FORM_DAY + ")" + FORM_END
-)
+SNAPSHOT_FORM = r"^(|" + names.UUID + "|" + FORM_DAY + ")" + FORM_END
 
 
 def node_specs(entry: DevicedbCluster) -> list[dict[str, Any]]:
@@ -253,6 +251,5 @@ def build_restore(entry: DevicedbCluster) -> DAG:
     return dag
 
 
-@register("devicedb")
 def build(entry: DevicedbCluster) -> list[DAG]:
     return [build_backup(entry), build_restore(entry)]

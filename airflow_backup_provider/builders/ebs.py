@@ -17,7 +17,6 @@ from airflow.sdk import DAG, task_group
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import EbsPolicy
-from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.ebs import (
     EbsFindTargetsOperator,
     EbsRetentionOperator,
@@ -38,7 +37,6 @@ def _targets_text(entry: EbsPolicy) -> list[str]:
     return targets
 
 
-@register("ebs")
 def build(entry: EbsPolicy) -> list[DAG]:
     aws = {"aws_conn_id": entry.aws_conn_id, "region_name": entry.region}
     summary = (

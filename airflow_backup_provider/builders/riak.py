@@ -27,7 +27,6 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import RiakCluster, RiakNode
-from airflow_backup_provider.factory import register
 from airflow_backup_provider.operators.riak import (
     RiakNodeSnapshotOperator,
     RiakRetentionOperator,
@@ -123,7 +122,6 @@ def build_node_group(
     return handoff
 
 
-@register("riak")
 def build(entry: RiakCluster) -> list[DAG]:
     dag = new_dag(
         entry,

@@ -21,12 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from airflow_backup_provider import names
+
 BUP = "bup"
 SAVE_NAME_FORMAT = "%Y-%m-%d-%H%M%S"
 SAVE_NAME_RE = re.compile(r"^(\d{4}-\d\d-\d\d-\d{6})(?:-(\d+))?$")
-# bup branch (backup set) names: git ref rules, kept to a safe subset.
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-PERIOD_RE = re.compile(r"^(?:\d+(?:s|min|h|d|w|m|y)|forever)$")
 _LONG_RE = re.compile(
     r"^(?:(?P<hash>[0-9a-f]{40}) )?"
     r"(?P<mode>[-dlpscb?][-rwxsStT?]{9}) "
@@ -42,15 +41,11 @@ class BupOutputError(ValueError):
 
 
 def check_branch(name: str) -> str:
-    if not BRANCH_RE.match(name) or ".." in name or name.endswith((".lock", ".")):
-        raise ValueError(f"bup branch name {name!r}: use letters, digits, '_', '-', '.' (no '..')")
-    return name
+    return names.check_bup_branch(name, "bup branch name")
 
 
 def check_period(value: str) -> str:
-    if not PERIOD_RE.match(value):
-        raise ValueError(f"bup keep period {value!r}: must be like 7d, 12h, 4w, 6m, 1y, 30min or forever")
-    return value
+    return names.check_bup_period(value, "bup keep period")
 
 
 def save_name_for(when: datetime | int | float) -> str:
@@ -398,7 +393,7 @@ def parse_du_total(stdout: str) -> int | None:
 def parse_commit_id(stdout: str) -> str:
     """``bup save -c`` prints the new commit's id on stdout."""
     for line in reversed(stdout.splitlines()):
-        if re.fullmatch(r"[0-9a-f]{40}", line.strip()):
+        if names.GIT_SHA1_HEX_RE.match(line.strip()):
             return line.strip()
     raise BupOutputError(f"bup save -c: no commit id in {stdout!r}")
 

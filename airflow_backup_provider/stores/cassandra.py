@@ -27,24 +27,18 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_backup_provider import names
+
 # ------------------------------------------------------------------------------------------------
 # names
 
-_KEYSPACE_RE = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
-_TABLE_RE = re.compile(r"^[A-Za-z0-9_]{1,48}\Z")
-_TABLE_DIR_RE = re.compile(r"^(?P<table>[A-Za-z0-9_]{1,48})-(?P<id>[0-9a-f]{32})\Z")
+# The names themselves are checked by airflow_backup_provider.names (the clusters file's checks).
+_TABLE_DIR_RE = re.compile(rf"^(?P<table>{names.CASSANDRA_NAME})-(?P<id>[0-9a-f]{{32}})\Z")
 # Cassandra 3.0+ lets the table dir go without the id when the table was created without one
-_TABLE_DIR_NO_ID_RE = re.compile(r"^(?P<table>[A-Za-z0-9_]{1,48})\Z")
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_TABLE_DIR_NO_ID_RE = re.compile(rf"^(?P<table>{names.CASSANDRA_NAME})\Z")
 # SSTable component files and anything Cassandra writes beside them (TOC.txt, *.crc32, *.db,
 # secondary index subfolders start with a dot).
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.+-]{0,254}\Z")
-_DAY_RE = re.compile(r"^\d{8}\Z")
-_HOST_RE = re.compile(
-    r"^(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
-    r"|^[0-9A-Fa-f:]{2,39}\Z"
-)
-_SAFE_ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*\Z")
 
 SNAPSHOTS_DIR = "snapshots"
 BACKUPS_DIR = "backups"
@@ -55,51 +49,38 @@ COMPRESSED_SUFFIX = ".zst"
 MANIFEST_FORMAT = 1
 
 
-class CassandraNameError(ValueError):
+class CassandraNameError(names.InvalidName):
     """A keyspace, table, host, tag or path that must never reach a command line or an S3 key."""
 
 
+def _named(check, value: Any, field_name: str) -> str:
+    try:
+        return check(value, field_name)
+    except names.InvalidName as exc:
+        raise CassandraNameError(str(exc)) from None
+
+
 def validate_keyspace(value: str, field_name: str = "keyspace") -> str:
-    if not isinstance(value, str) or not _KEYSPACE_RE.match(value):
-        raise CassandraNameError(
-            f"{field_name}: value {value!r} is not a Cassandra keyspace name "
-            "(1 to 48 letters, digits or '_')"
-        )
-    return value
+    return _named(names.check_keyspace, value, field_name)
 
 
 def validate_table(value: str, field_name: str = "table") -> str:
-    """`table` or `keyspace.table` (the second form is checked part by part)."""
-    if isinstance(value, str) and "." in value:
-        keyspace, _, table = value.partition(".")
-        validate_keyspace(keyspace, field_name)
-        validate_table(table, field_name)
-        return value
-    if not isinstance(value, str) or not _TABLE_RE.match(value):
-        raise CassandraNameError(
-            f"{field_name}: value {value!r} is not a Cassandra table name (1 to 48 letters, digits or '_')"
-        )
-    return value
+    """`table` or `keyspace.table`."""
+    return _named(names.check_table_ref, value, field_name)
 
 
 def validate_host(value: str, field_name: str = "host") -> str:
-    if not isinstance(value, str) or not _HOST_RE.match(value):
-        raise CassandraNameError(f"{field_name}: value {value!r} is not a hostname or IP address")
-    return value
+    return _named(names.check_host, value, field_name)
 
 
 def validate_tag(value: str, field_name: str = "tag") -> str:
-    if not isinstance(value, str) or not _TAG_RE.match(value):
-        raise CassandraNameError(
-            f"{field_name}: value {value!r} is not a snapshot tag (letters, digits, '_', '.', '-')"
-        )
-    return value
+    return _named(names.check_snapshot_tag, value, field_name)
 
 
 def validate_day(value: str, field_name: str = "date") -> str:
     """`YYYYMMDD` or `YYYY-MM-DD`, returned as `YYYYMMDD`."""
     text = value.replace("-", "") if isinstance(value, str) else ""
-    if not _DAY_RE.match(text):
+    if not names.DAY_FOLDER_RE.match(text):
         raise CassandraNameError(f"{field_name}: value {value!r} is not a date like 2026-11-20 or 20261120")
     try:
         datetime.strptime(text, "%Y%m%d")
@@ -109,11 +90,7 @@ def validate_day(value: str, field_name: str = "date") -> str:
 
 
 def validate_abs_path(value: str, field_name: str = "path") -> str:
-    if not isinstance(value, str) or not _SAFE_ABS_PATH_RE.match(value) or "/../" in f"{value}/":
-        raise CassandraNameError(
-            f"{field_name}: value {value!r} must be an absolute path of letters, digits and _ . / @ + - (no '..')"
-        )
-    return posixpath.normpath(value)
+    return posixpath.normpath(_named(names.check_abs_path, value, field_name))
 
 
 def split_table_dir(name: str) -> tuple[str, str | None]:
@@ -592,7 +569,7 @@ def parse_day_folders(common_prefixes: Iterable[str], prefix: str, cluster: str)
     days = []
     for item in common_prefixes:
         rest = item[len(base) :].strip("/") if item.startswith(base) else ""
-        if _DAY_RE.match(rest):
+        if names.DAY_FOLDER_RE.match(rest):
             days.append(rest)
     return sorted(days)
 

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
+from airflow_backup_provider import names
+
 PROCESSING = "processing"
 COMPLETED = "completed"
 MISSING = "missing"
@@ -47,9 +49,6 @@ SNAPSHOT_ERROR_CODES = {
 BUCKETS = ("default", "lww", "cloud", "local")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "airflow-backup-provider/devicedb-snapshot/1"
-TAR_MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$")
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,127}$")
 
 
 class DevicedbResponseError(ValueError):
@@ -79,18 +78,8 @@ class DevicedbErrorBody:
 # ---- names and URLs -------------------------------------------------------------------------------
 
 
-def check_uuid(value: Any, field_name: str = "uuid") -> str:
-    """A snapshot UUID, or one clear error naming the field and the value (never reaches a URL/shell)."""
-    if not isinstance(value, str) or not _UUID_RE.match(value.strip()):
-        raise ValueError(f"{field_name}: value {value!r} is not a snapshot UUID like b54a61d9-b64c-45e0-94b7-80c9e36b86fa")
-    return value.strip().lower()
-
-
-def check_segment(value: Any, field_name: str) -> str:
-    """A site, bucket or key used in a URL path: letters, digits and _ . @ : + -."""
-    if not isinstance(value, str) or not _SEGMENT_RE.match(value):
-        raise ValueError(f"{field_name}: value {value!r} must contain only letters, digits and _ . @ : + -")
-    return value
+check_uuid = names.check_uuid  # a snapshot UUID (never reaches a URL or a shell unchecked)
+check_segment = names.check_url_segment  # a site, bucket or key used in a URL path
 
 
 def base_url(host: str, port: int) -> str:
@@ -273,9 +262,7 @@ def node_id_at(nodes: Sequence[ClusterNode], host: str, port: int) -> str | None
 
 # ---- the nodes' snapshot folders ------------------------------------------------------------------
 
-_SNAPSHOT_FOLDER_RE = re.compile(
-    r"^snapshot-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})-([0-9]{1,20})$"
-)
+_SNAPSHOT_FOLDER_RE = names.whole(rf"snapshot-({names.UUID})-({names.DEVICEDB_NODE_ID})")
 
 
 @dataclass(frozen=True)
@@ -287,15 +274,13 @@ class SnapshotFolder:
 
 def snapshot_folder_name(uuid: str, node_id: str) -> str:
     """A node keeps snapshot `uuid` as ``<snapshot_store>/snapshot-<uuid>-<nodeID>/``."""
-    if not re.fullmatch(r"[0-9]{1,20}", str(node_id)):
-        raise ValueError(f"node id: value {node_id!r} is not a decimal devicedb node id")
-    return f"snapshot-{check_uuid(uuid)}-{node_id}"
+    return f"snapshot-{check_uuid(uuid)}-{names.check_devicedb_node_id(node_id)}"
 
 
-def parse_snapshot_folders(names: Iterable[str]) -> list[SnapshotFolder]:
+def parse_snapshot_folders(listed: Iterable[str]) -> list[SnapshotFolder]:
     """The snapshot folders among the names listed in a snapshot store (anything else ignored)."""
     found = []
-    for name in names:
+    for name in listed:
         match = _SNAPSHOT_FOLDER_RE.match(name.strip().rstrip("/"))
         if match:
             found.append(SnapshotFolder(name=match.group(0), uuid=match.group(1).lower(), node_id=match.group(2)))
@@ -421,7 +406,7 @@ def uuid_from_key(prefix: str, cluster: str, key: str) -> str | None:
     if not key.startswith(base):
         return None
     first = key[len(base) :].split("/", 1)[0]
-    return first.lower() if _UUID_RE.match(first) else None
+    return first.lower() if names.UUID_RE.match(first) else None
 
 
 def check_key_value(cluster: str, logical_date: datetime, nonce: str) -> str:
@@ -498,7 +483,7 @@ def parse_manifest(body: bytes | str, *, source: str = "manifest") -> dict[str, 
         for name, kind in (("node", str), ("host", str), ("key", str), ("size", int), ("sha256", str)):
             if not isinstance(node, dict) or not isinstance(node.get(name), kind):
                 raise DevicedbResponseError(f"{source}: field 'nodes.{index}.{name}' is missing or wrong")
-        if not re.fullmatch(r"[0-9a-f]{64}", node["sha256"]):
+        if not names.SHA256_HEX_RE.match(node["sha256"]):
             raise DevicedbResponseError(f"{source}: field 'nodes.{index}.sha256': value {node['sha256']!r} is not a SHA-256")
     return data
 
@@ -508,7 +493,7 @@ def choose_snapshot(
 ) -> Mapping[str, Any]:
     """The manifest the restore param names: a UUID, or a date ``YYYY-MM-DD`` (its newest snapshot)."""
     wanted = (wanted or "").strip()
-    if _UUID_RE.match(wanted):
+    if names.UUID_RE.match(wanted):
         for manifest in manifests:
             if manifest["uuid"] == wanted.lower():
                 return manifest
@@ -523,15 +508,15 @@ def choose_snapshot(
     return max(same_day, key=lambda m: (m["logical_date"], m["created_at"]))
 
 
-def check_tar_members(names: Iterable[str]) -> list[str]:
+def check_tar_members(listed: Iterable[str]) -> list[str]:
     """Refuse a node tar whose members are not plain file names (no folders, no '..', no '/')."""
-    names = [n.strip() for n in names if n.strip()]
-    bad = [n for n in names if not TAR_MEMBER_RE.match(n.removeprefix("./")) or n.removeprefix("./") in (".", "..")]
+    members = [n.strip() for n in listed if n.strip()]
+    bad = [n for n in members if not names.TAR_MEMBER_RE.match(n.removeprefix("./")) or n.removeprefix("./") in (".", "..")]
     if bad:
         raise ValueError(f"tar members: {bad[:5]!r} are not plain LevelDB file names")
-    if not names:
+    if not members:
         raise ValueError("tar members: the tar is empty")
-    return [n.removeprefix("./") for n in names]
+    return [n.removeprefix("./") for n in members]
 
 
 @dataclass(frozen=True)
@@ -581,7 +566,7 @@ def sha256_hex(data: bytes) -> str:
 def parse_sha256sum(output: str) -> str:
     """The digest from ``sha256sum FILE`` output."""
     word = output.strip().split(maxsplit=1)[0] if output.strip() else ""
-    if not re.fullmatch(r"[0-9a-f]{64}", word):
+    if not names.SHA256_HEX_RE.match(word):
         raise ValueError(f"sha256sum: unexpected output {output[:200]!r}")
     return word
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from airflow_backup_provider import names
+
 RIAK = "riak"
 RIAK_ADMIN = "riak-admin"
 
@@ -36,8 +38,6 @@ _ARROW_RE = re.compile(r"^(?P<source>\S+@\S+)\s+=*>?\s+(?P<target>\S+@\S+)$")
 _PERCENT_RE = re.compile(r"\|\s*(?P<percent>\d+)%$")
 NOT_RESPONDING_PATTERN = rf"Node {_NODE} not responding to pings\."
 _NOT_RESPONDING_RE = re.compile(rf"^{NOT_RESPONDING_PATTERN}$")
-_SERVICE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_ERLANG_NODE_RE = re.compile(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.:-]+$")
 
 PONG = "pong"
 STOP_OK = "ok"
@@ -224,15 +224,11 @@ def parse_wait_for_service(stdout: str, service: str = "riak_kv") -> ServiceWait
 
 
 def check_service(service: str) -> str:
-    if not _SERVICE_RE.match(service):
-        raise ValueError(f"service: {service!r} is not a Riak service name like 'riak_kv'")
-    return service
+    return names.check_riak_service(service, "service")
 
 
 def check_erlang_node(node: str) -> str:
-    if not _ERLANG_NODE_RE.match(node):
-        raise ValueError(f"node_name: {node!r} is not an Erlang node name like 'riak@10.0.0.1'")
-    return node
+    return names.check_erlang_node(node, "node_name")
 
 
 def stop_argv(riak: str = RIAK) -> list[str]:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from airflow_backup_provider.factory import BUILDERS, _load_builders
+from airflow_backup_provider.kinds import KINDS
 from tests.harness import CHECK_FILE, REPO, clusters_file, load_dagbag
 
 DAGS_DIR = REPO / "dags"
@@ -98,8 +98,7 @@ def test_parsing_reads_no_file_but_the_clusters_file_and_touches_no_network(airf
 
 
 def registered_kinds() -> list[str]:
-    _load_builders()
-    return sorted(BUILDERS)
+    return sorted(KINDS)
 
 
 def test_one_broken_entry_hides_nothing_and_is_named(airflow_db, tmp_path):

@@ -240,7 +240,8 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from airflow_backup_provider.config import ENTRY_MODELS, Defaults, Duration, load_clusters_file  # noqa: E402
+from airflow_backup_provider.config import Defaults, Duration, load_clusters_file  # noqa: E402
+from airflow_backup_provider.kinds import ENTRY_MODELS  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "dags" / "clusters.yaml"
 

@@ -1,0 +1,50 @@
+"""EBS entries: daily snapshots of some volumes, rotated by the retention policy (DAG `ebs_<name>`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from airflow_backup_provider import names
+from airflow_backup_provider.config.common import Duration, EntryBase, Identifier, require_unique
+
+VolumeId = Annotated[str, AfterValidator(names.check_volume_id)]
+InstanceId = Annotated[str, AfterValidator(names.check_instance_id)]
+
+
+class EbsPolicy(EntryBase):
+    """Daily EBS snapshots of some volumes, rotated by the `retention` policy (DAG `ebs_<name>`)."""
+
+    kind: Literal["ebs"] = "ebs"
+    volume_ids: list[VolumeId] = Field(default_factory=list, description="volumes to snapshot, by id")
+    volume_tags: dict[Identifier, str] = Field(
+        default_factory=dict, description="also snapshot every volume carrying all these tags"
+    )
+    instance_id: InstanceId | None = Field(
+        None, description="snapshot every volume attached to this instance, crash-consistent (CreateSnapshots)"
+    )
+    tags: dict[Identifier, str] = Field(default_factory=dict, description="extra tags on every snapshot")
+    region: Identifier | None = Field(None, description="AWS region; default: the connection's")
+    snapshot_description: str = Field(
+        "", max_length=200, description="snapshot description; default 'airflow-backup <name> <volume> <date>'"
+    )
+    snapshot_timeout: Duration = Field(
+        timedelta(hours=6), description="how long a snapshot may stay pending before the run fails"
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _not_our_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith("backup:"):
+                raise ValueError(f"key {key!r} is reserved: tags starting with 'backup:' are set by the DAG")
+        return value
+
+    @model_validator(mode="after")
+    def _some_target(self) -> EbsPolicy:
+        if not (self.volume_ids or self.volume_tags or self.instance_id):
+            raise ValueError("needs one of volume_ids, volume_tags or instance_id")
+        require_unique("volume_ids", self.volume_ids)
+        return self
