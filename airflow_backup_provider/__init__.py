@@ -17,6 +17,7 @@ HOOK_MODULES: list[str] = [
     "airflow_backup_provider.hooks.s3_sync",
 ]
 OPERATOR_MODULES: list[str] = [
+    "airflow_backup_provider.operators.base",
     "airflow_backup_provider.operators.bup",
     "airflow_backup_provider.operators.cassandra",
     "airflow_backup_provider.operators.devicedb",

@@ -15,13 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import BaseOperator, Connection
+from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_backup_provider import dates
-from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores import bup as store
 from airflow_backup_provider.stores.paths import UnsafePathError, check_outside, parse_nul_list, realpath_argv
 
@@ -30,18 +29,13 @@ class BupError(AirflowException):
     """A bup step failed; the message names the host, the command and bup's own words."""
 
 
-def run_date(context: Mapping[str, Any]) -> datetime:
-    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
-    return dates.run_date(context)
-
-
 def _seconds(value: Any) -> float | None:
     if value is None:
         return None
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
-class _BupNodeOperator(BaseOperator):
+class _BupNodeOperator(BackupOperator):
     """Common parts: where the commands run, and the bup directory / remote repository."""
 
     ui_color = "#e3f1e6"
@@ -72,7 +66,7 @@ class _BupNodeOperator(BaseOperator):
         return store.BupCommands(bup_dir=self.bup_dir, remote=self.remote)
 
     def node_hook(self) -> BupNodeHook:
-        return BupNodeHook(ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.port, sudo_user=self.sudo_user)
+        return self.remote_hook(self.host, self.port, hook_class=BupNodeHook)
 
     def _check(self, result, what: str):
         if not result.ok:
@@ -129,7 +123,7 @@ class BupDumpOperator(_BupNodeOperator):
         return env
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        dry_run = as_bool(context["params"].get("dry_run"))
+        dry_run = self.is_dry_run(context)
         produced, failures = [], []
         with self.node_hook() as hook:
             for dump in self.dumps:
@@ -151,7 +145,7 @@ class BupDumpOperator(_BupNodeOperator):
                 self.log.info("dump %s -> %s (%s bytes)", dump["name"], output, produced[-1]["size"])
         if failures:
             raise BupError(f"{len(failures)} of {len(self.dumps)} dump(s) failed on {self.host}: " + "; ".join(failures))
-        record_outcome(
+        self.record_outcome(
             context, status="dry_run" if dry_run else "done", node=self.host, produced=produced,
             detail=f"{len(self.dumps)} dump(s) into {self.staging_dir}",
         )
@@ -200,8 +194,8 @@ class BupSaveOperator(_BupNodeOperator):
             return list_saves(server, store.BupCommands(bup_dir=self.server["bup_dir"]), self.branch, remote=False)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = as_bool(context["params"].get("dry_run"))
-        when = run_date(context)
+        dry_run = self.is_dry_run(context)
+        when = self.run_date(context)
         save_name = store.save_name_for(when)
         commands = self.commands
         index = commands.index(
@@ -220,12 +214,12 @@ class BupSaveOperator(_BupNodeOperator):
             if existing:
                 detail = f"{self.branch}/{existing[0].name} already exists for {when.isoformat()}"
                 self.log.info("skipping: %s", detail)
-                record_outcome(context, status="skipped", node=self.host, detail=detail)
+                self.record_outcome(context, status="skipped", node=self.host, detail=detail)
                 return {"save": existing[0].name, "skipped": True}
             if dry_run:
                 detail = f"would save {', '.join(self.paths)} as {self.branch}/{save_name}"
                 self.log.info("dry run: %s", detail)
-                record_outcome(context, status="dry_run", node=self.host, detail=detail)
+                self.record_outcome(context, status="dry_run", node=self.host, detail=detail)
                 # skipped, not succeeded: a success would emit the repository Asset and start a
                 # real S3 sync of a backup that was never made
                 raise AirflowSkipException(f"dry run: {detail}")
@@ -250,7 +244,7 @@ class BupSaveOperator(_BupNodeOperator):
         late = dates.late_warning(when, taken_at, f"save {self.branch}/{save_name}")
         if late:
             self.log.warning("%s", late)
-        record_outcome(
+        self.record_outcome(
             context, status="done", node=self.host,
             produced=[{"id": f"{self.branch}/{save_name}", "size": size}],
             detail=f"commit {commit}; logical date {dates.format_instant(when)}, taken at {dates.format_instant(taken_at)}",
@@ -371,7 +365,7 @@ class BupRestoreOperator(_BupNodeOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         if not self.target_dir:  # a fresh folder per run: a second restore never meets the first
-            run = re.sub(r"[^A-Za-z0-9_.-]", "_", str(context.get("run_id") or run_date(context).isoformat()))
+            run = re.sub(r"[^A-Za-z0-9_.-]", "_", str(context.get("run_id") or self.run_date(context).isoformat()))
             self.target_dir = f"{self.default_target_root}/{self.branch}/{run}"
         self._validate()
         if self.where not in ("host", "server"):
@@ -380,7 +374,7 @@ class BupRestoreOperator(_BupNodeOperator):
         if self.where == "server":
             self._use_server()
         self._check_target(None, protected)
-        dry_run = as_bool(context["params"].get("dry_run"))
+        dry_run = self.is_dry_run(context)
         commands = self.commands
         with self.node_hook() as hook:
             target = self._check_target(hook, protected)
@@ -396,7 +390,7 @@ class BupRestoreOperator(_BupNodeOperator):
                 raise BupError(f"param 'target_dir': {self.target_dir!r} on {self.host} is not empty; restore into an empty folder")
             if dry_run:
                 self.log.info("dry run: would restore %s into %s on %s", source, target, self.host)
-                record_outcome(context, status="dry_run", node=self.host, detail=f"{source} -> {target}")
+                self.record_outcome(context, status="dry_run", node=self.host, detail=f"{source} -> {target}")
                 return {"save": chosen.name, "source": source, "restored": 0}
             # the resolved folder: a symlink swapped in after the check cannot redirect the restore
             self._check(hook.run(["mkdir", "-p", "--", target], timeout=60), "mkdir")
@@ -404,7 +398,7 @@ class BupRestoreOperator(_BupNodeOperator):
             result = self._check(hook.run(restore, timeout=self.command_timeout), "bup restore")
         count = store.parse_restore_count(result.stderr)
         self.log.info("restored %s into %s on %s (%s paths)", source, target, self.host, count)
-        record_outcome(
+        self.record_outcome(
             context, status="done", node=self.host,
             produced=[{"id": f"{source} -> {target}", "size": None}],
             detail=f"{count} paths restored" if count is not None else "",
@@ -421,7 +415,7 @@ class BupFsckOperator(_BupNodeOperator):
         self.skip_on_download = skip_on_download
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = as_bool(context["params"].get("dry_run"))
+        dry_run = self.is_dry_run(context)
         if self.skip_on_download and context["params"].get("direction") == "download":
             raise AirflowSkipException("download run: the repository is being brought back, nothing to check yet")
         with self.node_hook() as hook:
@@ -437,7 +431,7 @@ class BupFsckOperator(_BupNodeOperator):
                 self.log.info("bup fsck -g (recovery blocks for new packs):\n%s", written.stderr.strip()[-2000:])
         detail = f"bup fsck of {self.bup_dir}: ok" + (" (par2 recovery blocks written)" if par2 and not dry_run else "")
         self.log.info("%s", detail)
-        record_outcome(context, status="done", node=self.host, detail=detail)
+        self.record_outcome(context, status="done", node=self.host, detail=detail)
         return {"par2": par2}
 
 
@@ -494,8 +488,8 @@ class BupPruneOperator(_BupNodeOperator):
         return keep, prune
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = as_bool(context["params"].get("dry_run"))
-        as_of = run_date(context)
+        dry_run = self.is_dry_run(context)
+        as_of = self.run_date(context)
         commands = self.commands
         with self.node_hook() as hook:
             saves = list_saves(hook, commands, self.branch, remote=False) or []
@@ -536,7 +530,7 @@ class BupPruneOperator(_BupNodeOperator):
                 survivors = [n for n in names if n.split("/", 1)[1] in left]
                 if survivors:
                     raise BupError(f"prune on {self.host}: still present after removal: {', '.join(survivors)}")
-        record_outcome(
+        self.record_outcome(
             context, status="dry_run" if dry_run else ("done" if prune else "skipped"), node=self.host,
             detail=f"{'would prune' if dry_run else 'pruned'} {len(prune)}, kept {len(keep)}: {', '.join(names) or 'nothing to prune'}",
         )

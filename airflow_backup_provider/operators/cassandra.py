@@ -13,27 +13,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
 from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores import cassandra as store
 
 VERIFIED_KEY = "verified_hosts"
-
-
-def backup_time(context: Any) -> datetime:
-    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
-    return dates.run_date(context)
-
-
-def run_tag_and_day(context: Any) -> tuple[str, str]:
-    moment = backup_time(context)
-    return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
 
 
 def partial_name(final: str) -> str:
@@ -53,11 +42,7 @@ def write_failed(host: str, folder: str, path: str, exc: OSError) -> AirflowExce
     )
 
 
-def is_dry_run(context: Any) -> bool:
-    return as_bool((context.get("params") or {}).get("dry_run"))
-
-
-class CassandraBaseOperator(BaseOperator):
+class CassandraBaseOperator(BackupOperator):
     """What every Cassandra task knows: the cluster, its bucket, and how to reach nodes and S3."""
 
     ui_color = "#d5ecf7"
@@ -92,8 +77,8 @@ class CassandraBaseOperator(BaseOperator):
         self.s3_attempts = s3_attempts
 
     def s3_hook(self) -> StreamingS3Hook:
-        return StreamingS3Hook(
-            aws_conn_id=self.aws_conn_id,
+        return self.aws_hook(
+            StreamingS3Hook,
             sse=self.sse,
             kms_key_id=self.kms_key_id,
             compression_level=self.compression_level,
@@ -101,13 +86,15 @@ class CassandraBaseOperator(BaseOperator):
         )
 
     def node_hook(self, node: dict[str, Any]) -> CassandraNodeHook:
-        return CassandraNodeHook(
-            ssh_conn_id=self.ssh_conn_id,
-            host=store.validate_host(node["host"], "nodes.host"),
-            port=node.get("port"),
-            sudo_user=self.sudo_user,
-            nodetool=self.nodetool,
+        return self.remote_hook(
+            store.validate_host(node["host"], "nodes.host"), node.get("port"),
+            hook_class=CassandraNodeHook, nodetool=self.nodetool,
         )
+
+    def run_tag_and_day(self, context: Any) -> tuple[str, str]:
+        """The run's snapshot tag and its day folder, both from :meth:`run_date`."""
+        moment = self.run_date(context)
+        return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
 
     def day_manifests(self, s3: StreamingS3Hook, day: str, host: str | None = None) -> list[store.ManifestRef]:
         base = store.host_prefix(self.prefix, self.cluster, day, host) if host else store.day_prefix(self.prefix, self.cluster, day)
@@ -133,18 +120,18 @@ class CassandraSnapshotOperator(CassandraBaseOperator):
         self.keyspaces = list(keyspaces)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        tag, day = run_tag_and_day(context)
+        tag, day = self.run_tag_and_day(context)
         host = self.node["host"]
         with self.node_hook(self.node) as remote:
-            if is_dry_run(context):
+            if self.is_dry_run(context):
                 remote.status_text()  # reachable, nodetool answers
-                record_outcome(context, status="dry_run", node=host, detail=f"would flush and snapshot -t {tag}")
+                self.record_outcome(context, status="dry_run", node=host, detail=f"would flush and snapshot -t {tag}")
                 return {"host": host, "tag": tag, "dry_run": True}
             remote.flush(self.keyspaces)
             result = remote.snapshot(tag, self.keyspaces)
         detail = "snapshot already taken by an earlier try of this run" if result.already_exists else "snapshot taken"
         self.log.info("%s: %s (tag %s, day %s)", host, detail, tag, day)
-        record_outcome(context, status="done", node=host, produced=[{"id": f"snapshot {tag}"}], detail=detail)
+        self.record_outcome(context, status="done", node=host, produced=[{"id": f"snapshot {tag}"}], detail=detail)
         return {"host": host, "tag": tag}
 
 
@@ -175,18 +162,18 @@ class CassandraUploadOperator(CassandraBaseOperator):
         self.upload_threads = upload_threads
 
     def execute(self, context: Any) -> dict[str, Any]:
-        tag, day = run_tag_and_day(context)
+        tag, day = self.run_tag_and_day(context)
         host = store.validate_host(self.node["host"], "nodes.host")
         data_dir = self.node.get("data_dir") or self.data_dir
         scope = store.Scope(**{k: tuple(v) for k, v in self.scope.items()})
-        if is_dry_run(context):
-            record_outcome(context, status="dry_run", node=host, detail="nothing uploaded (dry run)")
+        if self.is_dry_run(context):
+            self.record_outcome(context, status="dry_run", node=host, detail="nothing uploaded (dry run)")
             return {"host": host, "dry_run": True}
         s3 = self.s3_hook()
         m_key = store.manifest_key(self.prefix, self.cluster, day, host, tag)
         if s3.head_size(self.bucket, m_key) is not None:
             manifest = self.load_manifest(s3, m_key)
-            record_outcome(context, status="skipped", node=host, detail=f"{m_key} already written by an earlier try")
+            self.record_outcome(context, status="skipped", node=host, detail=f"{m_key} already written by an earlier try")
             return self._summary(manifest, m_key)
         refs = [r for r in self.day_manifests(s3, day, host) if r.tag != tag]
         earlier = [self.load_manifest(s3, r.key) for r in refs]
@@ -227,7 +214,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
             day=day,
             tag=tag,
             run_id=context["run_id"],
-            created_at=datetime.now(UTC),
+            created_at=dates.now_utc(),
             plan=plan,
             uploaded=uploaded,
             schema_key=schema_key,
@@ -244,11 +231,11 @@ class CassandraUploadOperator(CassandraBaseOperator):
         s3.put_bytes(manifest.to_json().encode(), self.bucket, m_key, "application/json")
         summary = self._summary(manifest, m_key)
         # A cleared old run or a backfill uploads today's data into an old day folder: say so.
-        logical = backup_time(context)
+        logical = self.run_date(context)
         late = dates.late_warning(logical, dates.parse_instant(manifest.created_at), f"{host} manifest {m_key}")
         if late:
             self.log.warning("%s", late)
-        record_outcome(
+        self.record_outcome(
             context,
             status="done",
             node=host,
@@ -299,9 +286,9 @@ class CassandraVerifyOperator(CassandraBaseOperator):
         self.checksums = checksums
 
     def execute(self, context: Any) -> dict[str, Any]:
-        tag, day = run_tag_and_day(context)
-        if is_dry_run(context):
-            record_outcome(context, status="dry_run", detail="nothing uploaded, nothing to verify (dry run)")
+        tag, day = self.run_tag_and_day(context)
+        if self.is_dry_run(context):
+            self.record_outcome(context, status="dry_run", detail="nothing uploaded, nothing to verify (dry run)")
             return {"verified": [], "dry_run": True}
         s3 = self.s3_hook()
         refs = {r.host: r for r in self.day_manifests(s3, day) if r.tag == tag}
@@ -335,9 +322,9 @@ class CassandraVerifyOperator(CassandraBaseOperator):
         what = "sizes and SHA-256" if checksums else "sizes"
         if problems:
             text = "; ".join(f"{h}: {', '.join(p[:5])}" for h, p in problems.items())
-            record_outcome(context, status="failed", detail=f"verify ({what}) failed: {text}")
+            self.record_outcome(context, status="failed", detail=f"verify ({what}) failed: {text}")
             raise AirflowException(f"verify ({what}) of run {tag}: {text}")
-        record_outcome(
+        self.record_outcome(
             context, status="done", detail=f"{checked_files} objects of {len(verified)} manifests verified ({what})"
         )
         return {"verified": verified, "files": checked_files, "checksums": checksums}
@@ -360,14 +347,14 @@ class CassandraCleanupOperator(CassandraBaseOperator):
         self.remove_incrementals = remove_incrementals
 
     def execute(self, context: Any) -> dict[str, Any]:
-        tag, day = run_tag_and_day(context)
+        tag, day = self.run_tag_and_day(context)
         host = self.node["host"]
-        if is_dry_run(context):
-            record_outcome(context, status="dry_run", node=host, detail=f"would clear snapshot {tag}")
+        if self.is_dry_run(context):
+            self.record_outcome(context, status="dry_run", node=host, detail=f"would clear snapshot {tag}")
             return {"host": host, "dry_run": True}
         verified = context["ti"].xcom_pull(task_ids=self.verify_task_id, key=VERIFIED_KEY) or []
         if host not in verified:
-            record_outcome(context, status="skipped", node=host, detail=f"upload not verified: snapshot {tag} kept")
+            self.record_outcome(context, status="skipped", node=host, detail=f"upload not verified: snapshot {tag} kept")
             raise AirflowSkipException(f"{host}: upload not verified, snapshot {tag} kept")
         removed = 0
         with self.node_hook(self.node) as remote:
@@ -392,7 +379,7 @@ class CassandraCleanupOperator(CassandraBaseOperator):
             detail += f", {removed} uploaded incremental files removed from backups/"
         if stale:
             detail += f"; older snapshots of unverified runs cleared: {', '.join(stale)}"
-        record_outcome(context, status="done", node=host, detail=detail)
+        self.record_outcome(context, status="done", node=host, detail=detail)
         return {"host": host, "cleared": tag, "removed_incrementals": removed, "stale": stale}
 
 
@@ -409,7 +396,7 @@ class CassandraRetentionOperator(CassandraBaseOperator):
         from airflow_backup_provider.config import RetentionPolicy
         from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
 
-        as_of = backup_time(context)
+        as_of = self.run_date(context)
         s3 = self.s3_hook()
         _, folders = s3.list_all(self.bucket, store.cluster_prefix(self.prefix, self.cluster), delimiter="/")
         days = store.parse_day_folders(folders, self.prefix, self.cluster)
@@ -434,7 +421,7 @@ class CassandraRetentionOperator(CassandraBaseOperator):
                 )
             )
         today = store.day_of(as_of)
-        if is_dry_run(context) and not any(i.id == today and i.complete for i in items):
+        if self.is_dry_run(context) and not any(i.id == today and i.complete for i in items):
             # A dry run uploaded nothing: plan with the day the real run would complete, or it prunes less.
             items = [i for i in items if i.id != today]
             items.append(planned_backup(today, datetime.strptime(today, "%Y%m%d").replace(tzinfo=UTC)))
@@ -444,15 +431,15 @@ class CassandraRetentionOperator(CassandraBaseOperator):
         prune = plan.prune_ids
         store.check_prune_safe(prune, items, as_of)
         deleted = 0
-        if is_dry_run(context):
+        if self.is_dry_run(context):
             self.log.info("dry run: would delete day folders %s", prune)
         else:
             for day in prune:
                 deleted += s3.delete_prefix(self.bucket, store.day_prefix(self.prefix, self.cluster, day))
         keep = plan.keep_ids
-        record_outcome(
+        self.record_outcome(
             context,
-            status="dry_run" if is_dry_run(context) else "done",
+            status="dry_run" if self.is_dry_run(context) else "done",
             detail=f"kept days {keep}; pruned {prune} ({deleted} objects)",
         )
         return {"keep": keep, "prune": prune, "deleted_objects": deleted}
@@ -493,8 +480,8 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         table_folders = store.select_restore_tables(manifest, scope)
         if not table_folders:
             raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")
-        if is_dry_run(context):
-            record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
+        if self.is_dry_run(context):
+            self.record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
             return {"host": host, "dry_run": True, "files": len(entries)}
         with self.node_hook(target) as remote:
             real_folder = remote.realpath(folder)
@@ -562,7 +549,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
                         remote.remove(partial)
                 raise
         tables = table_folders
-        record_outcome(
+        self.record_outcome(
             context,
             status="done",
             node=host,
@@ -687,7 +674,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
         return targets
 
 
-class CassandraRestoreReportOperator(BaseOperator):
+class CassandraRestoreReportOperator(BackupOperator):
     """The restore's last word before the report: what was restored where, and what to do next
     (the node restart method), in the log, the report mail and the return value."""
 
@@ -701,9 +688,9 @@ class CassandraRestoreReportOperator(BaseOperator):
         pulled = context["ti"].xcom_pull(task_ids=self.restore_task_id)
         # one mapped instance comes back as its value, several as a list
         results = [r for r in ([pulled] if isinstance(pulled, dict) else pulled or []) if r]
-        if is_dry_run(context):
+        if self.is_dry_run(context):
             detail = ", ".join(f"{r['host']}: {r.get('files', 0)} files" for r in results)
-            record_outcome(context, status="dry_run", detail=f"would restore {detail}")
+            self.record_outcome(context, status="dry_run", detail=f"would restore {detail}")
             return detail
         if not results:
             raise AirflowException("nothing was restored")
@@ -721,7 +708,7 @@ class CassandraRestoreReportOperator(BaseOperator):
         text = store.next_steps(nodes, tables)
         self.log.info("%s", text)
         # one status row per line: the report mail shows them as a table, in order
-        record_outcome(
+        self.record_outcome(
             context, status="done", detail="restore done; next steps below", rows=[{"next steps": line} for line in text.splitlines()]
         )
         return text

@@ -20,12 +20,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from airflow_backup_provider import dates
-from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.devicedb import (
     DevicedbError,
     DevicedbHook,
@@ -35,7 +33,7 @@ from airflow_backup_provider.hooks.devicedb import (
 )
 from airflow_backup_provider.hooks.remote import RemoteCommandError, RemoteCommandHook, RemoteTransportError
 from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores import devicedb as ddb
 
 TRIGGER_TASK_ID = "trigger_snapshot"
@@ -50,16 +48,7 @@ def task_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", label)
 
 
-def run_date(context: Any) -> datetime:
-    """The run's logical date (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
-    return dates.run_date(context)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-class DevicedbBaseOperator(BaseOperator):
+class DevicedbBaseOperator(BackupOperator):
     """What every devicedb task knows: the cluster, its nodes, where the snapshots go."""
 
     ui_color = "#e0f0e8"
@@ -93,12 +82,10 @@ class DevicedbBaseOperator(BaseOperator):
         return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
 
     def s3(self) -> S3MultipartHook:
-        return S3MultipartHook(aws_conn_id=self.aws_conn_id)
+        return self.aws_hook(S3MultipartHook)
 
     def remote(self, spec: dict[str, Any]) -> RemoteCommandHook:
-        return RemoteCommandHook(
-            ssh_conn_id=self.ssh_conn_id, host=spec["host"], port=spec.get("ssh_port", 22), sudo_user=self.sudo_user
-        )
+        return self.remote_hook(spec["host"], spec.get("ssh_port", 22))
 
     def refuse_overlap(self, context: Any, other_dag_id: str, what: str) -> None:
         """The backup and the restore of one cluster never run at the same time."""
@@ -164,13 +151,13 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         self.check_key = check_key
 
     def execute(self, context: Any) -> dict[str, Any]:
-        logical_date = run_date(context)
+        logical_date = self.run_date(context)
         record_key = ddb.run_record_key(self.prefix, self.cluster, logical_date)
         s3 = self.s3()
-        if as_bool(context["params"].get("dry_run")):
+        if self.is_dry_run(context):
             detail = f"dry run: would take a cluster snapshot through {self.nodes[0]['label']} and record it at s3://{self.bucket}/{record_key}"
             self.log.info(detail)
-            record_outcome(context, status="dry_run", node=self.nodes[0]["label"], detail=detail)
+            self.record_outcome(context, status="dry_run", node=self.nodes[0]["label"], detail=detail)
             raise AirflowSkipException(detail)
 
         self.refuse_overlap(
@@ -184,7 +171,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
             uuid = ddb.check_uuid(recorded.get("uuid"), f"{where} uuid")
             if self.read_manifest(uuid) is not None:
                 detail = f"snapshot {uuid} of this logical date is already complete"
-                record_outcome(context, status="skipped", node=recorded.get("node"), detail=detail)
+                self.record_outcome(context, status="skipped", node=recorded.get("node"), detail=detail)
                 raise AirflowSkipException(detail)
             broken = self._broken(uuid, datetime.fromisoformat(recorded["triggered_at"]))
             if not broken:
@@ -212,7 +199,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         before = recorded.get("before") if recorded and not recorded.get("uuid") else None
         intent = {
             "uuid": None,
-            "posted_at": now_utc().isoformat(),
+            "posted_at": dates.now_utc().isoformat(),
             "node": self.nodes[0]["label"],
             "check": check,
             "before": before if before is not None else self._snapshots_on_nodes(),
@@ -224,7 +211,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         }
         s3.put_bytes(json.dumps(intent, indent=2).encode(), bucket=self.bucket, key=record_key)
         info, node = self._trigger(check)
-        recorded = {**intent, "uuid": info.uuid, "node": node, "triggered_at": now_utc().isoformat()}
+        recorded = {**intent, "uuid": info.uuid, "node": node, "triggered_at": dates.now_utc().isoformat()}
         s3.put_bytes(json.dumps(recorded, indent=2).encode(), bucket=self.bucket, key=record_key)
         self.log.info("Cluster snapshot %s started through %s (status %s)", info.uuid, node, info.status)
         return recorded
@@ -277,7 +264,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
                 "%s got no answer; snapshot %s appeared since on %s: adopted (no second snapshot)",
                 posted, uuid, ", ".join(sorted(appeared[uuid])),
             )
-            return {**recorded, "uuid": uuid, "triggered_at": now_utc().isoformat(), "adopted": True, "unanswered": True}
+            return {**recorded, "uuid": uuid, "triggered_at": dates.now_utc().isoformat(), "adopted": True, "unanswered": True}
         if appeared:
             # which of them the lost POST took cannot be told, nor what each holds of the check key
             self.log.warning("%s got no answer; several snapshots appeared since (%s): all orphans, taking a new one", posted, sorted(appeared))
@@ -317,8 +304,8 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         if failed:
             return f"failed on {', '.join(failed)}"
         missing = sorted(n for n, s in statuses.items() if s == ddb.MISSING)
-        if missing and now_utc() - triggered_at > self.missing_grace:
-            return f"still missing on {', '.join(missing)} {now_utc() - triggered_at} after the trigger"
+        if missing and dates.now_utc() - triggered_at > self.missing_grace:
+            return f"still missing on {', '.join(missing)} {dates.now_utc() - triggered_at} after the trigger"
         return ""
 
     def _trigger(self, check: dict[str, str] | None) -> tuple[ddb.SnapshotInfo, str]:
@@ -440,7 +427,7 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
         if self.verify_upload:
             s3.verify_object(bucket=self.bucket, key=key, size=result.size, sha256=result.sha256)
         self.log.info("s3://%s/%s: %d bytes, SHA-256 %s (%d part(s))", self.bucket, key, result.size, result.sha256, result.parts)
-        record_outcome(
+        self.record_outcome(
             context,
             status="done",
             node=self.node,
@@ -497,7 +484,7 @@ class DevicedbManifestOperator(DevicedbBaseOperator):
         manifest = ddb.build_manifest(
             cluster=self.cluster,
             uuid=uuid,
-            logical_date=run_date(context),
+            logical_date=self.run_date(context),
             created_at=datetime.fromisoformat(snapshot["triggered_at"]),
             artifacts=artifacts,
             check=snapshot.get("check"),
@@ -509,11 +496,11 @@ class DevicedbManifestOperator(DevicedbBaseOperator):
         body = ddb.manifest_json(manifest)
         self.s3().put_bytes(body, bucket=self.bucket, key=key)
         # A cleared old run or a backfill snapshots today's data under an old date: say so.
-        logical, taken = run_date(context), dates.parse_instant(manifest["created_at"])
+        logical, taken = self.run_date(context), dates.parse_instant(manifest["created_at"])
         late = dates.late_warning(logical, taken, f"snapshot {uuid}")
         if late:
             self.log.warning("%s", late)
-        record_outcome(
+        self.record_outcome(
             context,
             status="done",
             node=self.cluster,
@@ -577,7 +564,7 @@ class DevicedbCleanupNodeOperator(DevicedbBaseOperator):
         if len(doomed) > 1:
             detail += f"; orphaned snapshot(s) removed: {', '.join(f.uuid for f in doomed[1:])}"
             self.log.warning("node %s: %s", self.node, detail)
-        record_outcome(context, status="done", node=self.node, detail=detail)
+        self.record_outcome(context, status="done", node=self.node, detail=detail)
 
     def _node_id(self) -> str | None:
         """The node's id as the cluster overview gives it (None: use the folder name alone)."""
@@ -643,8 +630,8 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
                     taken_at=dates.parse_instant(manifest.get("created_at")) if manifest else None,
                 )
             )
-        as_of = run_date(context)
-        dry_run = as_bool(context["params"].get("dry_run"))
+        as_of = self.run_date(context)
+        dry_run = self.is_dry_run(context)
         if dry_run and not any(
             m and dates.parse_instant(m["logical_date"]) == as_of for m in manifests.values()
         ):
@@ -672,7 +659,7 @@ class DevicedbRetentionOperator(DevicedbBaseOperator):
             deleted.append(uuid)
             self.log.info("deleted snapshot %s (%d objects)", uuid, len(keys))
         kept = [i.id for i in items if i.id not in prune and i.id not in stale]
-        record_outcome(
+        self.record_outcome(
             context,
             status="dry_run" if dry_run else "done",
             node=self.cluster,

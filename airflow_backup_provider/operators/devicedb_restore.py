@@ -21,12 +21,11 @@ from airflow.sdk.exceptions import (
 )
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.notifications import send_report_mail
+from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator, task_label
-from airflow_backup_provider.operators.report import record_outcome
 from airflow_backup_provider.stores import devicedb as ddb
 
 RESOLVE_TASK_ID = "resolve_snapshot"
@@ -74,7 +73,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         params = context["params"]
-        dry_run = as_bool(params.get("dry_run"))
+        dry_run = self.is_dry_run(context)
         wanted = str(params.get("snapshot") or "").strip()
         if not wanted:
             raise AirflowFailException("param 'snapshot': is required (a snapshot UUID or a date YYYY-MM-DD)")
@@ -103,7 +102,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
             f"taken at {manifest['created_at']}, {manifest['total_size']} bytes) onto {', '.join(configured)}"
         )
         if dry_run:
-            record_outcome(context, status="dry_run", node=self.cluster, detail=f"dry run: would {plan}")
+            self.record_outcome(context, status="dry_run", node=self.cluster, detail=f"dry run: would {plan}")
             raise AirflowSkipException(f"dry run: would {plan}")
         self.log.info("Will %s", plan)
         return manifest
@@ -165,7 +164,7 @@ class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
             members = ddb.check_tar_members(listing.stdout.splitlines())
             remote.run(["tar", "-xf", tar_file, "-C", store], timeout=3600).check(f"extracting {tar_file}")
             remote.run(["rm", "-f", "--", tar_file], timeout=600).check(f"removing {tar_file}")
-        record_outcome(
+        self.record_outcome(
             context,
             status="done",
             node=self.node,
@@ -195,7 +194,7 @@ class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
             raise AirflowException(f"node {self.node}: {target} on the node does not match SHA-256 {piece['sha256']}")
 
 
-class DevicedbVerifyRestoreSensor(BaseSensorOperator):
+class DevicedbVerifyRestoreSensor(BackupOperatorMixin, BaseSensorOperator):
     """
     The restored cluster is the snapshot: every node reports the same membership (and the one
     recorded at backup time), and the manifest's check key reads back through every node.
@@ -278,7 +277,7 @@ class DevicedbVerifyRestoreSensor(BaseSensorOperator):
             detail += f"; every node reports membership {list(next(iter(distinct)))}"
         elif self.membership_check != "off":
             detail += "; membership not compared (" + "; ".join(notes) + ")"
-        record_outcome(context, status="done", node=None, detail=detail)
+        self.record_outcome(context, status="done", node=None, detail=detail)
         self.log.info("restored cluster verified: %s", detail)
         return True
 
@@ -356,7 +355,7 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
                 from_email=self.from_email,
                 smtp_conn_id=self.smtp_conn_id,
             )
-        record_outcome(context, status="done", node=self.cluster, detail=detail)
+        self.record_outcome(context, status="done", node=self.cluster, detail=detail)
         if problems:
             raise AirflowException(detail)
         return {"failed": failed, "restored": restored}
@@ -405,7 +404,7 @@ class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
                 started.append(spec["label"])
             except Exception as exc:
                 problems.append(f"{spec['label']}: {exc}")
-        record_outcome(
+        self.record_outcome(
             context,
             status="done",
             node=self.cluster,
@@ -442,7 +441,7 @@ class DevicedbFinalizeRestoreOperator(DevicedbBaseOperator):
             f"cluster restored to snapshot {manifest['uuid']} ({manifest['logical_date']}); previous stores "
             + ("kept at " + ", ".join(f"{k}:{v}" for k, v in asides.items()) if self.keep_old_stores else "deleted")
         )
-        record_outcome(
+        self.record_outcome(
             context, status="done", node=self.cluster, produced=[{"id": f"cluster back at snapshot {manifest['uuid']}", "size": None}], detail=detail
         )
         return {"uuid": manifest["uuid"], "old_stores": asides if self.keep_old_stores else {}}

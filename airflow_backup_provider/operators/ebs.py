@@ -17,9 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.config import RetentionPolicy
-from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.retention import plan_retention, planned_backup
 from airflow_backup_provider.stores.ebs import (
     TAG_NAME,
@@ -35,11 +34,6 @@ from airflow_backup_provider.stores.ebs import (
 STATUS_KEY = "ebs_status"
 
 
-def run_date(context: Mapping[str, Any]) -> datetime:
-    """The date this run backs up (:func:`airflow_backup_provider.dates.run_date`, as every kind)."""
-    return dates.run_date(context)
-
-
 def target_kind(target: str) -> str:
     if target.startswith("vol-"):
         return "volume"
@@ -48,7 +42,7 @@ def target_kind(target: str) -> str:
     raise AirflowFailException(f"field 'target': value {target!r} is neither a volume (vol-...) nor an instance (i-...)")
 
 
-class EbsFindTargetsOperator(AwsBaseOperator[EbsHook]):
+class EbsFindTargetsOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
     """
     The targets of this run: listed volume ids as given (a vanished one is reported by its own
     snapshot task), the volumes matching a tag filter, or the instance. Fails when nothing matches,
@@ -85,7 +79,7 @@ class EbsFindTargetsOperator(AwsBaseOperator[EbsHook]):
         return targets
 
 
-class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
+class EbsSnapshotOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
     """
     Snapshot one volume (or every volume of an instance, crash-consistent), at most once per
     logical date.
@@ -109,7 +103,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         name: str,
         tags: Mapping[str, str] | None = None,
         description: str = "",
-        dry_run: Any = False,
+        dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -120,8 +114,8 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         self.dry_run = dry_run
 
     def execute(self, context: Any) -> list[str]:
-        dry_run = as_bool(self.dry_run)
-        logical = run_date(context)
+        dry_run = self.is_dry_run(context)
+        logical = self.run_date(context)
         date_tag = format_logical_date(logical)
         kind = target_kind(self.target)
         description = self.description or f"airflow-backup {self.name} {self.target} {date_tag}"
@@ -155,7 +149,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         except VolumeNotFound as exc:
             row = status_row(self.target, None, state="volume not found", date=date_tag, description=str(exc))
             self.log.error("%s\n%s", exc, status_table([row]))
-            record_outcome(context, status="failed", node=self.target, detail=str(exc), rows=[row])
+            self.record_outcome(context, status="failed", node=self.target, detail=str(exc), rows=[row])
             raise AirflowFailException(f"{exc}; the other volumes go on, this run will fail") from exc
 
         existing = [d.existing for d in decisions if d.existing is not None]
@@ -183,7 +177,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
             status, detail = "dry_run", f"would create a snapshot of {', '.join(to_create)} for {date_tag}"
         else:
             status, detail = "skipped", "; ".join(d.reason for d in decisions)
-        record_outcome(
+        self.record_outcome(
             context,
             status=status,
             node=self.target,
@@ -225,7 +219,7 @@ class EbsSnapshotOperator(AwsBaseOperator[EbsHook]):
         ]
 
 
-class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
+class EbsRetentionOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
     """
     Apply the retention policy to this entry's snapshots of one target, as of the run's logical date.
 
@@ -249,7 +243,7 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
         policy: RetentionPolicy | Mapping[str, Any],
         listing: Any = None,
         states: Any = None,
-        dry_run: Any = False,
+        dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -275,8 +269,8 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
         return snapshots
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = as_bool(self.dry_run)
-        as_of = run_date(context)
+        dry_run = self.is_dry_run(context)
+        as_of = self.run_date(context)
         snapshots = self._snapshots()
         by_volume: dict[str, list[Snapshot]] = {}
         for snapshot in snapshots:
@@ -315,8 +309,8 @@ class EbsRetentionOperator(AwsBaseOperator[EbsHook]):
         detail = f"kept {kept}, " + (
             f"would delete {len(would_delete)}: {', '.join(would_delete) or '-'}" if dry_run else f"deleted {len(deleted)}: {', '.join(deleted) or '-'}"
         )
-        record_outcome(context, status="dry_run" if dry_run else "done", node=self.target, detail=detail, rows=rows)
+        self.record_outcome(context, status="dry_run" if dry_run else "done", node=self.target, detail=detail, rows=rows)
         return summary
 
 
-__all__ = ["EbsFindTargetsOperator", "EbsRetentionOperator", "EbsSnapshotOperator", "as_bool", "run_date"]
+__all__ = ["EbsFindTargetsOperator", "EbsRetentionOperator", "EbsSnapshotOperator"]

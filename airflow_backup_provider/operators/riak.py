@@ -10,22 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider import dates
-from airflow_backup_provider.flags import as_bool
-from airflow_backup_provider.hooks.remote import RemoteCommandHook
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores import riak
 
 
-def run_logical_date(context: Any) -> datetime:
-    """The date a run's backups belong to (:func:`airflow_backup_provider.dates.run_date`)."""
-    return dates.run_date(context)
-
-
-class RiakWaitForServiceOperator(BaseOperator):
+class RiakWaitForServiceOperator(BackupOperator):
     """
     Run ``riak-admin wait-for-service riak_kv <node>`` on the node, bounded by ``bound``.
 
@@ -61,9 +53,7 @@ class RiakWaitForServiceOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         argv = riak.wait_for_service_argv(self.service, self.node, bound_seconds=self.bound)
-        with RemoteCommandHook(
-            ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.port, sudo_user=self.sudo_user
-        ) as hook:
+        with self.remote_hook(self.host, self.port) as hook:
             # the command prints a line every few seconds; the SSH timeout only catches silence
             result = hook.run(argv, timeout=self.bound + 60)
         wait = riak.parse_wait_for_service(result.stdout, self.service)
@@ -135,7 +125,7 @@ def _dates_of(logical_date: datetime, snapshots: Sequence[Any]) -> tuple[str, li
     return text, warnings
 
 
-class RiakNodeSnapshotOperator(BaseOperator):
+class RiakNodeSnapshotOperator(BackupOperator):
     """
     Snapshot every volume of the node's EC2 instance (one ``CreateSnapshots`` call: the set is
     crash-consistent across volumes) and return as soon as the call does: an EBS snapshot is a
@@ -156,7 +146,7 @@ class RiakNodeSnapshotOperator(BaseOperator):
         instance_id: str,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
-        dry_run: Any = False,
+        dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -170,10 +160,10 @@ class RiakNodeSnapshotOperator(BaseOperator):
     def hook(self):
         from airflow_backup_provider.hooks.ebs import EbsHook
 
-        return EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(EbsHook)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        logical_date = run_logical_date(context)
+        logical_date = self.run_date(context)
         hook = self.hook()
         volumes = hook.find_volumes(instance_id=self.instance_id)
         if not volumes:
@@ -191,12 +181,12 @@ class RiakNodeSnapshotOperator(BaseOperator):
                 self.node, logical_date, ", ".join(f"{s.id} ({s.volume_id}, {s.state})" for s in existing),
             )
             when, warnings = _dates_of(logical_date, existing)
-            record_outcome(context, status="skipped", node=self.node, produced=_produced(existing),
+            self.record_outcome(context, status="skipped", node=self.node, produced=_produced(existing),
                            detail=f"snapshots for {logical_date.isoformat()} already exist ({when})", warnings=warnings)
             return {"node": self.node, "snapshots": [s.to_dict() for s in existing], "created": []}
-        if as_bool(self.dry_run):
+        if self.is_dry_run(context):
             self.log.info("Dry run: would snapshot %s of %s", [v.id for v in missing], self.instance_id)
-            record_outcome(context, status="dry_run", node=self.node,
+            self.record_outcome(context, status="dry_run", node=self.node,
                            detail=f"would snapshot {', '.join(v.id for v in missing)} of {self.instance_id}")
             return {"node": self.node, "snapshots": [], "created": [], "dry_run": True}
         tags = node_snapshot_tags(
@@ -215,13 +205,13 @@ class RiakNodeSnapshotOperator(BaseOperator):
         when, warnings = _dates_of(logical_date, [*existing, *created])
         for warning in warnings:
             self.log.warning("%s", warning)
-        record_outcome(context, status="done", node=self.node, produced=_produced([*existing, *created]),
+        self.record_outcome(context, status="done", node=self.node, produced=_produced([*existing, *created]),
                        detail=f"instance {self.instance_id}; {when}", warnings=warnings)
         return {"node": self.node, "snapshots": [s.to_dict() for s in [*existing, *created]],
                 "created": [s.id for s in created]}
 
 
-class RiakRetentionOperator(BaseOperator):
+class RiakRetentionOperator(BackupOperator):
     """
     Apply the cluster's retention policy to its snapshots, per source volume, as of the run's
     logical date (:func:`airflow_backup_provider.retention.plan_retention`: never a pending
@@ -239,7 +229,7 @@ class RiakRetentionOperator(BaseOperator):
         policy: dict[str, Any],
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
-        dry_run: Any = False,
+        dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -262,10 +252,10 @@ class RiakRetentionOperator(BaseOperator):
         from airflow_backup_provider.retention import plan_retention, planned_backup
 
         policy = RetentionPolicy.model_validate(self.policy)
-        as_of = run_logical_date(context)
-        dry_run = as_bool(self.dry_run)
+        as_of = self.run_date(context)
+        dry_run = self.is_dry_run(context)
         date_tag = format_logical_date(as_of)
-        hook = EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        hook = self.aws_hook(EbsHook)
         snapshots = hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
@@ -289,5 +279,5 @@ class RiakRetentionOperator(BaseOperator):
         detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); {'would delete' if dry_run else 'deleted'} {len(gone)}"
         if gone:
             detail += ": " + ", ".join(gone)
-        record_outcome(context, status="dry_run" if dry_run else "done", detail=detail)
+        self.record_outcome(context, status="dry_run" if dry_run else "done", detail=detail)
         return {"deleted": pruned, "would_delete": would_delete, "volumes": len(by_volume)}

@@ -7,15 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.s3_sync import S3SyncHook
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores.paths import check_outside, check_within, normal_path
 
 
-class S3SyncOperator(BaseOperator):
+class S3SyncOperator(BackupOperator):
     """
     Copy only new or changed files between `local_dir` and ``s3://bucket/prefix/``.
 
@@ -80,9 +77,9 @@ class S3SyncOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         if self.direction not in ("upload", "download"):
             raise ValueError(f"direction: value {self.direction!r} must be 'upload' or 'download'")
-        dry_run = as_bool(context["params"].get("dry_run")) if self.dry_run is None else self.dry_run
+        dry_run = self.is_dry_run(context)
         local_dir = self.checked_local_dir()
-        hook = S3SyncHook(aws_conn_id=self.aws_conn_id, concurrency=self.concurrency)
+        hook = self.aws_hook(S3SyncHook, concurrency=self.concurrency)
         if self.direction == "upload":
             result = hook.sync_up(
                 local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run,
@@ -95,7 +92,7 @@ class S3SyncOperator(BaseOperator):
             )
         summary = result.summary()
         where = f"s3://{self.bucket}/{self.prefix}"
-        record_outcome(
+        self.record_outcome(
             context,
             status="dry_run" if dry_run else "done",
             node=self.node,

@@ -21,13 +21,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.remote import CommandResult, RemoteCommandHook
-from airflow_backup_provider.operators.report import record_outcome
+from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores import riak
 
 STOP_RAN_STATES = frozenset({"success", "failed"})
@@ -57,7 +55,7 @@ def node_selected(selected: Any, *names: str) -> bool:
     return any(name in selected for name in names if name)
 
 
-class ServiceCommandOperator(BaseOperator):
+class ServiceCommandOperator(BackupOperator):
     """
     Run one service command on a node and check that the service reached the wanted state.
 
@@ -78,7 +76,7 @@ class ServiceCommandOperator(BaseOperator):
     :param only_after: task id of a stop task: run only if that task ran (success or failed).
     :param selected_nodes: node names to act on (templated; empty = all); ``node`` and ``host``
         are the names this node answers to.
-    :param dry_run: log what would run and change nothing (templated).
+    :param dry_run: log what would run and change nothing (templated; None: the run's param).
     """
 
     template_fields: Sequence[str] = ("command", "host", "verify_command", "selected_nodes", "dry_run")
@@ -104,7 +102,7 @@ class ServiceCommandOperator(BaseOperator):
         only_after: str | None = None,
         selected_nodes: Any = None,
         node: str | None = None,
-        dry_run: Any = False,
+        dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -154,9 +152,7 @@ class ServiceCommandOperator(BaseOperator):
 
     # ---- the task ---------------------------------------------------------------------------
     def hook(self) -> RemoteCommandHook:
-        return RemoteCommandHook(
-            ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.port, sudo_user=self.sudo_user
-        )
+        return self.remote_hook(self.host, self.port)
 
     def _skip_reason(self, context: Any) -> str | None:
         if not node_selected(self.selected_nodes, self.node, self.host):
@@ -177,9 +173,9 @@ class ServiceCommandOperator(BaseOperator):
             raise AirflowSkipException(reason)
         hook = self.hook()
         line = hook.command_line(self.command)
-        if as_bool(self.dry_run):
+        if self.is_dry_run(context):
             self.log.info("Dry run: would run %s on %s", line, self.node)
-            record_outcome(context, status="dry_run", node=self.node, detail=f"would run {line}")
+            self.record_outcome(context, status="dry_run", node=self.node, detail=f"would run {line}")
             return {"node": self.node, "dry_run": True}
         with hook:
             result = hook.run(self.command, timeout=self.command_timeout)
@@ -202,7 +198,7 @@ class ServiceCommandOperator(BaseOperator):
                     )
             elif not matched:
                 raise ServiceActionError(f"{self.node}: unexpected outcome of {detail}")
-        record_outcome(context, status="done", node=self.node, detail=detail)
+        self.record_outcome(context, status="done", node=self.node, detail=detail)
         return {"node": self.node, "command": line, "matched": matched, "detail": detail}
 
     def _verify(self, hook: RemoteCommandHook, attempts: int) -> CommandResult:

@@ -19,6 +19,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_backup_provider import dates
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.stores import riak
 from airflow_backup_provider.triggers.events import read_event
@@ -144,9 +145,9 @@ class RiakSnapshotsCompletedSensor(BaseSensorOperator):
         return EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     def states(self, context: Any) -> dict[str, str]:
-        from airflow_backup_provider.operators.riak import run_logical_date, run_snapshot_filter
+        from airflow_backup_provider.operators.riak import run_snapshot_filter
 
-        found = self.hook().find_snapshots(run_snapshot_filter(self.cluster, run_logical_date(context)))
+        found = self.hook().find_snapshots(run_snapshot_filter(self.cluster, dates.run_date(context)))
         return {s.id: s.state for s in found}
 
     def poke(self, context: Any) -> bool:

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_backup_provider.hooks.devicedb import DevicedbHook
 from airflow_backup_provider.hooks.s3_multipart import S3MultipartHook, UploadResult
 from airflow_backup_provider.operators import devicedb as ops
+from airflow_backup_provider.operators import report
 from tests.unit.test_devicedb_store import SMALL_STORE, go_tar
 
 UUID = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
@@ -35,7 +36,7 @@ def upload(tmp_path, monkeypatch, tar: bytes):
 
     monkeypatch.setattr(DevicedbHook, "open_snapshot_tar", chunked_tar)
     monkeypatch.setattr(S3MultipartHook, "upload_stream", upload_stream)
-    monkeypatch.setattr(ops, "record_outcome", lambda *a, **k: None)
+    monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
     spec = {"label": "n1", "host": "10.0.0.1", "http_port": 8080}
     operator = ops.DevicedbUploadNodeOperator(
         task_id="upload_n1", node=spec, cluster="c", nodes=[spec], bucket="b", prefix="p", verify_upload=False,

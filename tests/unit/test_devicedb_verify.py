@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError
-from airflow_backup_provider.operators import devicedb_restore
+from airflow_backup_provider.operators import devicedb_restore, report
 from airflow_backup_provider.operators.devicedb_restore import DevicedbVerifyRestoreSensor
 
 NODES = [{"label": f"n{i}", "host": f"10.0.0.{i}", "http_port": 8080} for i in (1, 2, 3)]
@@ -39,7 +39,7 @@ class FakeNode:
 def poke(monkeypatch, answers, *, mode="required", recorded=None, check=CHECK):
     fakes = {f"10.0.0.{i + 1}": FakeNode(*answer) for i, answer in enumerate(answers)}
     monkeypatch.setattr(devicedb_restore, "hook_for_node", lambda spec, **_: fakes[spec["host"]])
-    monkeypatch.setattr(devicedb_restore, "record_outcome", lambda *a, **k: None)
+    monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
     sensor = DevicedbVerifyRestoreSensor(task_id="verify_restore", nodes=NODES, membership_check=mode)
     manifest = {"uuid": "u", "check": check, "membership": recorded}
     ti = SimpleNamespace(xcom_pull=lambda task_ids: manifest)
@@ -85,7 +85,7 @@ def cleanup_operator(tmp_path, monkeypatch, record, node_id):
     from airflow_backup_provider.operators import devicedb as ops
 
     recorded = []
-    monkeypatch.setattr(ops, "record_outcome", lambda context, **kw: recorded.append(kw))
+    monkeypatch.setattr(report, "record_outcome", lambda context, **kw: recorded.append(kw))
     spec = {"label": "n1", "host": "localhost", "http_port": 8080, "snapshot_dir": str(tmp_path / "snaps")}
     op = ops.DevicedbCleanupNodeOperator(
         task_id="cleanup_n1", node=spec, cluster="c", nodes=[spec], bucket="b", prefix="p", ssh_conn_id="local"

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, DevicedbUnreachable
 from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
 from airflow_backup_provider.operators import devicedb as ops
+from airflow_backup_provider.operators import report
 from airflow_backup_provider.sensors.devicedb import DevicedbSnapshotSensor
 from tests.devicedb_fixtures import s3_objects
 from tests.integration.s3_proxy import S3Proxy
@@ -112,7 +113,7 @@ def test_a_slow_reader_gets_an_error_that_names_the_node_and_says_why(sandbox, d
 
 
 def upload_operator(devicedb, node, bucket, tmp_path, monkeypatch, uuid, **kwargs):
-    monkeypatch.setattr(ops, "record_outcome", lambda *a, **k: None)
+    monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
     node_spec = spec(devicedb, node)
     operator = ops.DevicedbUploadNodeOperator(
         task_id="upload_n", node=node_spec, cluster="c", nodes=[node_spec], bucket=bucket, prefix="devicedb",
