@@ -96,20 +96,10 @@ def snapshot_answer(node: str, what: str, uuid: str, http_status: int, body: byt
     return parsed_answer(node, what, lambda b: ddb.parse_snapshot(b, expected_uuid=uuid), body)
 
 
-class DevicedbHook(BaseHook):
-    """
-    One devicedb node.
-
-    :param host: the node's address (SSH target when tunnelling, HTTP target otherwise).
-    :param http_port: the node's cluster HTTP port.
-    :param http_host: where the HTTP API listens, if not ``host``; with ``ssh_tunnel`` it is seen
-        from the node (default ``localhost``).
-    :param timeout: seconds to connect and to wait for each read.
-    :param ssh_tunnel: reach the port through the ssh provider's tunnel over ``ssh_conn_id``.
-    """
+class DevicedbNodeHookBase(BaseHook):
+    """Where one node's HTTP API is and how it is reached: what the sync and async hooks share."""
 
     conn_name_attr = "ssh_conn_id"
-    hook_name = "devicedb node"
 
     def __init__(
         self,
@@ -130,14 +120,32 @@ class DevicedbHook(BaseHook):
         self.ssh_tunnel = ssh_tunnel
         self.ssh_conn_id = ssh_conn_id
         self.ssh_port = ssh_port
-        self._session = requests.Session()
         self._tunnel: Any = None
-        self._remote: RemoteCommandHook | None = None
-        self._base: str | None = None
 
     @property
     def node(self) -> str:
         return f"{self.host}:{self.http_port}"
+
+
+class DevicedbHook(DevicedbNodeHookBase):
+    """
+    One devicedb node.
+
+    :param host: the node's address (SSH target when tunnelling, HTTP target otherwise).
+    :param http_port: the node's cluster HTTP port.
+    :param http_host: where the HTTP API listens, if not ``host``; with ``ssh_tunnel`` it is seen
+        from the node (default ``localhost``).
+    :param timeout: seconds to connect and to wait for each read.
+    :param ssh_tunnel: reach the port through the ssh provider's tunnel over ``ssh_conn_id``.
+    """
+
+    hook_name = "devicedb node"
+
+    def __init__(self, host: str, http_port: int = 8080, **kwargs: Any) -> None:
+        super().__init__(host, http_port, **kwargs)
+        self._session = requests.Session()
+        self._remote: RemoteCommandHook | None = None
+        self._base: str | None = None
 
     # ---- connection ---------------------------------------------------------------------------
 
@@ -309,7 +317,7 @@ class DevicedbHook(BaseHook):
         return ddb.node_id_at(self.cluster_nodes(), self.http_host or self.host, self.http_port)
 
 
-class DevicedbAsyncHook(BaseHook):
+class DevicedbAsyncHook(DevicedbNodeHookBase):
     """
     The async side of :class:`DevicedbHook`, for triggers: the same node, the same answers and
     errors (aiohttp; the tunnel is the ssh provider's ``SSHHookAsync`` local port forwarding).
@@ -319,34 +327,11 @@ class DevicedbAsyncHook(BaseHook):
     :class:`RemoteTransportError`, as the sync hook's does.
     """
 
-    conn_name_attr = "ssh_conn_id"
     hook_name = "devicedb node (async)"
 
-    def __init__(
-        self,
-        host: str,
-        http_port: int = 8080,
-        *,
-        http_host: str | None = None,
-        timeout: float = 30.0,
-        ssh_tunnel: bool = False,
-        ssh_conn_id: str | None = None,
-        ssh_port: int = 22,
-    ) -> None:
-        super().__init__()
-        self.host = host
-        self.http_port = http_port
-        self.http_host = http_host
-        self.timeout = timeout
-        self.ssh_tunnel = ssh_tunnel
-        self.ssh_conn_id = ssh_conn_id
-        self.ssh_port = ssh_port
+    def __init__(self, host: str, http_port: int = 8080, **kwargs: Any) -> None:
+        super().__init__(host, http_port, **kwargs)
         self._session: Any = None
-        self._tunnel: Any = None
-
-    @property
-    def node(self) -> str:
-        return f"{self.host}:{self.http_port}"
 
     async def __aenter__(self) -> DevicedbAsyncHook:
         return self
