@@ -24,6 +24,7 @@ OPERATOR_MODULES: list[str] = [
     "airflow_backup_provider.operators.devicedb_restore",
     "airflow_backup_provider.operators.ebs",
     "airflow_backup_provider.operators.report",
+    "airflow_backup_provider.operators.retention",
     "airflow_backup_provider.operators.riak",
     "airflow_backup_provider.operators.s3_sync",
     "airflow_backup_provider.operators.service",

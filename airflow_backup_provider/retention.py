@@ -59,6 +59,10 @@ REASON_PENDING = "pending"
 REASON_NEWEST = "newest completed"
 REASON_FOREIGN = "not ours"
 REASON_NO_POLICY = "no retention rule"
+# Reasons a delete is refused when the item, re-read just before deleting it, is checked again.
+REASON_CHANGED = "changed since the plan"
+REASON_COMPLETED = "completed since the plan"
+REASON_TOO_RECENT = "too recent to be abandoned"
 PROTECTING_REASONS = frozenset({REASON_NEWER, REASON_PENDING, REASON_NEWEST, REASON_FOREIGN, REASON_NO_POLICY})
 
 
@@ -240,6 +244,67 @@ def plan_retention(items: Iterable[BackupItem], policy: RetentionPolicy, as_of: 
     return RetentionPlan(as_of=as_of_utc, policy=policy, keep=keep, prune=prune)
 
 
+def newest_complete(items: Iterable[BackupItem], as_of: datetime) -> BackupItem | None:
+    """The newest complete item of ours dated at or before ``as_of``: the one never deleted."""
+    as_of_utc = as_utc(as_of, "as_of")
+    eligible = [i for i in items if _counts_as_backup(i, as_of_utc)]
+    return max(eligible, key=_order_key, default=None)
+
+
+def _counts_as_backup(item: BackupItem, as_of_utc: datetime) -> bool:
+    return item.ours and item.complete and not item.meta.get(PLANNED) and _order_key(item)[0] <= as_of_utc
+
+
+def delete_refusals(
+    planned: BackupItem, fresh: BackupItem, as_of: datetime, newest: BackupItem | None
+) -> list[str]:
+    """Why ``fresh`` (the item the plan prunes, re-read just before its delete) must not be
+    deleted; empty when it may go. The plan's own reasons are judged again on the fresh state,
+    never trusted: invariant 4 holds even when the item changed after the plan.
+
+    ``newest``: the newest complete backup (:func:`newest_complete` of the plan), re-read just as
+    freshly, or None when it is gone. When it is gone, no longer complete, no longer ours or newer
+    than ``as_of``, ``fresh`` may have become the newest complete backup: refused.
+    """
+    as_of_utc = as_utc(as_of, "as_of")
+    created = _order_key(fresh)[0]
+    reasons: list[str] = []
+    if not fresh.ours:
+        reasons.append(REASON_FOREIGN)
+    if not fresh.complete:
+        reasons.append(REASON_PENDING)
+    if created > as_of_utc:
+        reasons.append(REASON_NEWER)
+    if newest is None or not _counts_as_backup(newest, as_of_utc) or _order_key(fresh) >= _order_key(newest):
+        reasons.append(REASON_NEWEST)
+    if created != _order_key(planned)[0]:
+        reasons.append(REASON_CHANGED)
+    return reasons
+
+
+def leftovers(plan: RetentionPlan, before: datetime) -> list[BackupItem]:
+    """Incomplete items of ours dated before ``before``: a failed run's leftovers, that no run
+    can still be writing (the policy never prunes an incomplete item; these are no backups)."""
+    before_utc = as_utc(before, "before")
+    return [
+        d.item
+        for d in plan.keep
+        if d.item.ours and not d.item.complete and not d.planned and _order_key(d.item)[0] < before_utc
+    ]
+
+
+def leftover_refusals(fresh: BackupItem, before: datetime) -> list[str]:
+    """Why a leftover (:func:`leftovers`), re-read just before its delete, must not be deleted."""
+    reasons: list[str] = []
+    if not fresh.ours:
+        reasons.append(REASON_FOREIGN)
+    if fresh.complete:
+        reasons.append(REASON_COMPLETED)  # a backup now: the policy judges it next run
+    if _order_key(fresh)[0] >= as_utc(before, "before"):
+        reasons.append(REASON_TOO_RECENT)
+    return reasons
+
+
 def _apply_rules(
     candidates: list[tuple[BackupItem, datetime]],
     policy: RetentionPolicy,
@@ -286,15 +351,22 @@ def _format_duration(value: timedelta) -> str:
 __all__ = [
     "PLANNED",
     "PROTECTING_REASONS",
+    "REASON_CHANGED",
+    "REASON_COMPLETED",
     "REASON_FOREIGN",
     "REASON_NEWER",
     "REASON_NEWEST",
     "REASON_NO_POLICY",
     "REASON_PENDING",
+    "REASON_TOO_RECENT",
     "BackupItem",
     "Decision",
     "RetentionPlan",
+    "delete_refusals",
     "describe_policy",
+    "leftover_refusals",
+    "leftovers",
+    "newest_complete",
     "plan_retention",
     "planned_backup",
     "policy_is_empty",

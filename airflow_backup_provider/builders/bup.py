@@ -108,7 +108,7 @@ def build_backup(entry: BupHost):
                 task_id="prune",
                 branch=entry.backup_set,
                 mode=entry.prune_mode,
-                retention=entry.retention,
+                policy=entry.retention,
                 keep=_keep(entry),
                 # a dry run skips the save (no Asset event) and still shows what prune would do
                 trigger_rule="none_failed",

@@ -122,7 +122,7 @@ def backup_dag(entry: CassandraCluster) -> DAG:
             **common,
         ).expand(node=nodes)
         retention = CassandraRetentionOperator(
-            task_id="retention", policy=entry.retention.model_dump(exclude_none=True, mode="json"), **common
+            task_id="retention", policy=entry.retention, **common
         )
         snapshot >> upload >> verify >> [cleanup, retention]
     finish_dag(dag, entry)

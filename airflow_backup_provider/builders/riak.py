@@ -57,14 +57,6 @@ def nodes_param(entry: RiakCluster) -> Param:
     )
 
 
-def retention_policy(entry: RiakCluster) -> dict:
-    """The policy as plain values (a duration as seconds) for the retention task."""
-    policy = entry.retention.model_dump()
-    if policy.get("keep_within") is not None:
-        policy["keep_within"] = policy["keep_within"].total_seconds()
-    return policy
-
-
 def _sensor_args(entry: RiakCluster) -> dict:
     return {
         "ssh_conn_id": entry.ssh_conn_id,
@@ -165,7 +157,7 @@ def build(entry: RiakCluster) -> list[DAG]:
         retention = RiakRetentionOperator(
             task_id="retention",
             cluster=entry.name,
-            policy=retention_policy(entry),
+            policy=entry.retention,
             aws_conn_id=entry.aws_conn_id,
             region_name=entry.region,
             dry_run=DRY_RUN,

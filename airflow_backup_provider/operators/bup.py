@@ -19,8 +19,11 @@ from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_backup_provider import dates
+from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.base import BackupOperator
+from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
+from airflow_backup_provider.retention import BackupItem, Decision, RetentionPlan, planned_backup
 from airflow_backup_provider.stores import bup as store
 from airflow_backup_provider.stores.paths import UnsafePathError, check_outside, parse_nul_list, realpath_argv
 
@@ -435,17 +438,18 @@ class BupFsckOperator(_BupNodeOperator):
         return {"par2": par2}
 
 
-class BupPruneOperator(_BupNodeOperator):
+class BupPruneOperator(RetentionOperator, _BupNodeOperator):
     """
-    Remove old saves of one backup set, on the backup server.
+    Remove old saves of one backup set, on the backup server, with ``bup rm`` then ``bup gc``
+    (:class:`~airflow_backup_provider.operators.retention.RetentionOperator`).
 
     ``mode="retention"``: the entry's retention policy (:mod:`airflow_backup_provider.retention`)
-    decides, and exactly the saves it prunes go with ``bup rm`` then ``bup gc``.
-    ``mode="prune-older"``: bup's own keep periods; ``bup prune-older --pretend`` runs first and
-    its plan is checked before the real run. Either way nothing newer than the run's logical date
-    and never the newest save is removed, and ``dry_run`` only shows the plan. A dry run made no
-    save: in retention mode it plans with the save the real run would make (so it prunes what the
-    real run would); ``bup prune-older --pretend`` can only plan with the saves that exist.
+    decides. ``mode="prune-older"``: bup's own keep periods decide; ``bup prune-older --pretend``
+    makes the plan, and exactly the saves it removes go. Either way every save is checked again on
+    a fresh ``bup ls`` just before its removal (nothing newer than the run's logical date, never
+    the newest save), and ``dry_run`` only shows the plan. A dry run made no save: in retention
+    mode it plans with the save the real run would make (so it prunes what the real run would);
+    ``bup prune-older --pretend`` can only plan with the saves that exist.
     """
 
     def __init__(
@@ -453,97 +457,86 @@ class BupPruneOperator(_BupNodeOperator):
         *,
         branch: str,
         mode: str = "retention",
-        retention: Any = None,
+        policy: RetentionPolicy | None = None,
         keep: store.PruneOlderKeep | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(policy=policy if policy is not None else RetentionPolicy(), **kwargs)
         if mode not in ("retention", "prune-older"):
             raise ValueError(f"mode: value {mode!r} must be 'retention' or 'prune-older'")
         if mode == "prune-older" and keep is None:
             raise ValueError("mode 'prune-older' needs keep periods")
         self.branch = store.check_branch(branch)
         self.mode = mode
-        self.retention = retention
         self.keep = keep
-
-    def plan(
-        self, saves: Sequence[store.Save], as_of: datetime, planned: store.Save | None = None
-    ) -> tuple[list[store.Save], list[store.Save]]:
-        """(keep, prune) by the retention policy, plus the invariants checked by :func:`guard_prune`.
-        `planned`: the save a dry run did not make (in `saves` too), planned as if it existed."""
-        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
-
-        by_id = {f"{self.branch}/{s.name}": s for s in saves}
-        items = [
-            planned_backup(ref, s.created_at, branch=self.branch)
-            if s == planned
-            else BackupItem(id=ref, created_at=s.created_at, complete=True, ours=True, meta={"branch": self.branch})
-            for ref, s in by_id.items()
-        ]
-        plan = plan_retention(items, self.retention, as_of)
-        self.log.info("%s", plan.table())
-        prune = [by_id[i] for i in plan.prune_ids]
-        keep = [s for s in saves if s not in prune]
-        return keep, prune
+        self._hook: BupNodeHook | None = None
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = self.is_dry_run(context)
-        as_of = self.run_date(context)
-        commands = self.commands
         with self.node_hook() as hook:
-            saves = list_saves(hook, commands, self.branch, remote=False) or []
-            if self.mode == "retention":
-                planned = None
-                if dry_run and not store.saves_for_date(saves, as_of):
-                    planned = store.parse_save_name(store.save_name_for(as_of))
-                    saves = sorted([*saves, planned])
-                keep, prune = self.plan(saves, as_of, planned)
-            else:
-                pretend = self._check(
-                    hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of, pretend=True), timeout=600),
-                    "bup prune-older --pretend",
-                )
-                actions = store.parse_prune_pretend(pretend.stdout)
-                removed = {a.save for a in actions if not a.keep}
-                ambiguous = removed & {a.save for a in actions if a.keep}
-                if ambiguous:
-                    raise BupError(f"bup prune-older --pretend: saves sharing a second, cannot tell which goes: {sorted(ambiguous)}")
-                # prune-older names a save by its date only (no -0/-1 suffix): match on that
-                prune = [s for s in saves if s.name in removed or s.name[:17] in removed]
-                keep = [s for s in saves if s not in prune]
-            guard_prune(saves, prune, as_of)
-            names = [f"{self.branch}/{s.name}" for s in prune]
-            self.log.info("keep %d save(s): %s", len(keep), ", ".join(s.name for s in keep))
-            self.log.info("%s %d save(s): %s", "would prune" if dry_run else "prune", len(prune), ", ".join(names) or "-")
-            if prune and not dry_run:
-                if self.mode == "retention":
-                    self._check(hook.run(commands.rm(names), timeout=self.command_timeout), "bup rm")
-                    self._check(hook.run(commands.gc(), timeout=self.command_timeout), "bup gc")
-                else:
-                    self._check(
-                        hook.run(commands.prune_older([self.branch], self.keep, wrt=as_of), timeout=self.command_timeout),
-                        "bup prune-older",
-                    )
-                after = list_saves(hook, commands, self.branch, remote=False) or []
-                left = {s.name for s in after}
-                survivors = [n for n in names if n.split("/", 1)[1] in left]
-                if survivors:
-                    raise BupError(f"prune on {self.host}: still present after removal: {', '.join(survivors)}")
-        self.record_outcome(
-            context, status="dry_run" if dry_run else ("done" if prune else "skipped"), node=self.host,
-            detail=f"{'would prune' if dry_run else 'pruned'} {len(prune)}, kept {len(keep)}: {', '.join(names) or 'nothing to prune'}",
+            self._hook = hook
+            try:
+                return super().execute(context)
+            finally:
+                self._hook = None
+
+    def _ref(self, save: store.Save) -> str:
+        return f"{self.branch}/{save.name}"
+
+    def _saves(self) -> list[store.Save]:
+        return list_saves(self._hook, self.commands, self.branch, remote=False) or []
+
+    def _item(self, save: store.Save) -> BackupItem:
+        # listed by branch: every save of it is this entry's, and bup writes a save at once
+        return BackupItem(id=self._ref(save), created_at=save.created_at, complete=True, ours=True, meta={"branch": self.branch})
+
+    def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
+        saves = self._saves()
+        items = [self._item(s) for s in saves]
+        if self.mode == "retention" and dry_run and not store.saves_for_date(saves, as_of):
+            planned = store.parse_save_name(store.save_name_for(as_of))
+            items.append(planned_backup(self._ref(planned), planned.created_at, branch=self.branch))
+        return [RetentionGroup(f"branch {self.branch}", items)]
+
+    def plan(self, group: RetentionGroup, as_of: datetime) -> RetentionPlan:
+        if self.mode == "retention":
+            return super().plan(group, as_of)
+        pretend = self._check(
+            self._hook.run(self.commands.prune_older([self.branch], self.keep, wrt=as_of, pretend=True), timeout=600),
+            "bup prune-older --pretend",
         )
-        return {"pruned": names, "kept": [s.name for s in keep], "dry_run": dry_run}
+        actions = store.parse_prune_pretend(pretend.stdout)
+        removed = {a.save for a in actions if not a.keep}
+        ambiguous = removed & {a.save for a in actions if a.keep}
+        if ambiguous:
+            raise BupError(f"bup prune-older --pretend: saves sharing a second, cannot tell which goes: {sorted(ambiguous)}")
+        # prune-older names a save by its date only (no -0/-1 suffix): match on that
+        gone = [i for i in group.items if (name := i.id.split("/", 1)[1]) in removed or name[:17] in removed]
+        plan = RetentionPlan(
+            as_of=as_of,
+            policy=self.policy,
+            keep=[Decision(i, ["bup prune-older keeps it"]) for i in group.items if i not in gone],
+            prune=[Decision(i, []) for i in gone],
+        )
+        self.log.info("bup prune-older --pretend plan:\n%s", plan.table())
+        return plan
 
+    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
+        return next((self._item(s) for s in self._saves() if self._ref(s) == item.id), None)
 
-def guard_prune(saves: Sequence[store.Save], prune: Sequence[store.Save], as_of: datetime) -> None:
-    """Refuse a plan that removes the newest save or anything newer than the run's logical date."""
-    if not prune:
-        return
-    newest = max(saves)
-    if newest in prune:
-        raise BupError(f"prune plan would remove the newest save {newest.name}: refused")
-    future = [s.name for s in prune if s.created_at > as_of]
-    if future:
-        raise BupError(f"prune plan would remove saves newer than {as_of.isoformat()}: {', '.join(future)}: refused")
+    def delete_item(self, group: RetentionGroup, item: BackupItem) -> str:
+        self._check(self._hook.run(self.commands.rm([item.id]), timeout=self.command_timeout), "bup rm")
+        return item.id
+
+    def after_deletes(self, run: RetentionRun) -> None:
+        self._check(self._hook.run(self.commands.gc(), timeout=self.command_timeout), "bup gc")
+        left = {self._ref(s) for s in self._saves()}
+        survivors = [name for name in run.deleted if name in left]
+        if survivors:
+            raise BupError(f"prune on {self.host}: still present after removal: {', '.join(survivors)}")
+
+    def outcome_node(self) -> str:
+        return self.host
+
+    def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
+        # oldest first, as bup lists them
+        return {"pruned": sorted(run.pruned), "kept": sorted(i.split("/", 1)[1] for i in run.kept), "dry_run": run.dry_run}

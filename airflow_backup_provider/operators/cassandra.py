@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import posixpath
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -20,6 +20,8 @@ from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
 from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
 from airflow_backup_provider.operators.base import BackupOperator
+from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
+from airflow_backup_provider.retention import BackupItem, planned_backup
 from airflow_backup_provider.stores import cassandra as store
 
 VERIFIED_KEY = "verified_hosts"
@@ -383,66 +385,51 @@ class CassandraCleanupOperator(CassandraBaseOperator):
         return {"host": host, "cleared": tag, "removed_incrementals": removed, "stale": stale}
 
 
-class CassandraRetentionOperator(CassandraBaseOperator):
+class CassandraRetentionOperator(RetentionOperator, CassandraBaseOperator):
     """Prune whole day folders by the retention policy. Only days in which every node of the
     cluster wrote a manifest count as backups; the newest such day is never deleted, nor any
-    day after this run's logical date."""
+    day after this run's logical date, each checked again on the day's fresh manifests just
+    before its folder is deleted."""
 
-    def __init__(self, *, policy: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.policy = dict(policy)
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_backup_provider.config import RetentionPolicy
-        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
-
-        as_of = self.run_date(context)
+    def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
         s3 = self.s3_hook()
         _, folders = s3.list_all(self.bucket, store.cluster_prefix(self.prefix, self.cluster), delimiter="/")
-        days = store.parse_day_folders(folders, self.prefix, self.cluster)
-        items = []
-        for day in days:
-            refs = self.day_manifests(s3, day)
-            expected: set[str] = set()
-            taken: list[datetime] = []
-            for ref in refs:
-                manifest = self.load_manifest(s3, ref.key)
-                expected.update(manifest.cluster_hosts or [ref.host])
-                taken += [t for t in [dates.parse_instant(manifest.created_at)] if t]
-            complete = bool(refs) and store.is_day_complete(refs, day, expected)
-            items.append(
-                BackupItem(
-                    id=day,
-                    created_at=datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC),
-                    complete=complete,
-                    ours=True,
-                    meta={"manifests": len(refs)},
-                    taken_at=max(taken, default=None),  # the day's last upload
-                )
-            )
+        items = [item for day in store.parse_day_folders(folders, self.prefix, self.cluster) if (item := self._day(s3, day))]
         today = store.day_of(as_of)
-        if self.is_dry_run(context) and not any(i.id == today and i.complete for i in items):
+        if dry_run and not any(i.id == today and i.complete for i in items):
             # A dry run uploaded nothing: plan with the day the real run would complete, or it prunes less.
             items = [i for i in items if i.id != today]
-            items.append(planned_backup(today, datetime.strptime(today, "%Y%m%d").replace(tzinfo=UTC)))
-        policy = RetentionPolicy.model_validate(self.policy)
-        plan = plan_retention(items, policy, as_of)
-        self.log.info("%s", plan.table())
-        prune = plan.prune_ids
-        store.check_prune_safe(prune, items, as_of)
-        deleted = 0
-        if self.is_dry_run(context):
-            self.log.info("dry run: would delete day folders %s", prune)
-        else:
-            for day in prune:
-                deleted += s3.delete_prefix(self.bucket, store.day_prefix(self.prefix, self.cluster, day))
-        keep = plan.keep_ids
-        self.record_outcome(
-            context,
-            status="dry_run" if self.is_dry_run(context) else "done",
-            detail=f"kept days {keep}; pruned {prune} ({deleted} objects)",
+            items.append(planned_backup(today, store.day_start(today)))
+        return [RetentionGroup(f"cluster {self.cluster}", items)]
+
+    def _day(self, s3: StreamingS3Hook, day: str) -> BackupItem | None:
+        """One day folder as a backup, read from its manifests; None when the folder is empty."""
+        refs = self.day_manifests(s3, day)
+        if not refs and not s3.list_all(self.bucket, store.day_prefix(self.prefix, self.cluster, day))[0]:
+            return None
+        expected: set[str] = set()
+        taken: list[datetime] = []
+        for ref in refs:
+            manifest = self.load_manifest(s3, ref.key)
+            expected.update(manifest.cluster_hosts or [ref.host])
+            taken += [t for t in [dates.parse_instant(manifest.created_at)] if t]
+        return BackupItem(
+            id=day,
+            created_at=store.day_start(day),
+            complete=bool(refs) and store.is_day_complete(refs, day, expected),
+            ours=True,  # a YYYYMMDD folder under this cluster's prefix
+            meta={"manifests": len(refs)},
+            taken_at=max(taken, default=None),  # the day's last upload
         )
-        return {"keep": keep, "prune": prune, "deleted_objects": deleted}
+
+    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
+        return self._day(self.s3_hook(), item.id)
+
+    def delete_item(self, group: RetentionGroup, item: BackupItem) -> int:
+        return self.s3_hook().delete_prefix(self.bucket, store.day_prefix(self.prefix, self.cluster, item.id))
+
+    def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
+        return {"keep": run.kept, "prune": run.pruned, "deleted_objects": sum(run.deleted.values())}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -34,6 +34,8 @@ from airflow_backup_provider.hooks.devicedb import (
 from airflow_backup_provider.hooks.remote import RemoteCommandError, RemoteCommandHook, RemoteTransportError
 from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
 from airflow_backup_provider.operators.base import BackupOperator
+from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
+from airflow_backup_provider.retention import BackupItem, planned_backup
 from airflow_backup_provider.stores import devicedb as ddb
 
 TRIGGER_TASK_ID = "trigger_snapshot"
@@ -576,94 +578,59 @@ class DevicedbCleanupNodeOperator(DevicedbBaseOperator):
                 return None
 
 
-def snapshot_items(listing: Sequence[dict[str, Any]], manifests: dict[str, dict[str, Any]], prefix: str, cluster: str) -> dict[str, dict[str, Any]]:
-    """Group a listing of ``<prefix>/<cluster>/`` by snapshot UUID: keys, size, newest time, manifest."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for obj in listing:
-        uuid = ddb.uuid_from_key(prefix, cluster, obj["Key"])
-        if uuid is None:
-            continue
-        group = grouped.setdefault(uuid, {"keys": [], "size": 0, "last_modified": obj["LastModified"]})
-        group["keys"].append(obj["Key"])
-        group["size"] += obj.get("Size", 0)
-        group["last_modified"] = max(group["last_modified"], obj["LastModified"])
-    for uuid, group in grouped.items():
-        group["manifest"] = manifests.get(uuid)
-    return grouped
+class DevicedbRetentionOperator(RetentionOperator, DevicedbBaseOperator):
+    """Apply the retention policy to this cluster's snapshots (complete ones, by their manifests),
+    each checked again on its fresh listing and manifest just before its delete. Incomplete
+    leftovers older than ``incomplete_grace`` (a failed run's tars) go too."""
 
-
-class DevicedbRetentionOperator(DevicedbBaseOperator):
-    """Apply the retention policy to this cluster's snapshots (complete ones, by their manifests)."""
-
-    def __init__(self, *, policy: Any, incomplete_grace: timedelta = timedelta(days=2), **kwargs: Any):
+    def __init__(self, *, incomplete_grace: timedelta = timedelta(days=2), **kwargs: Any):
         kwargs.setdefault("task_id", "retention")
         kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
-        self.policy = policy
         self.incomplete_grace = incomplete_grace
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_backup_provider.retention import BackupItem, plan_retention, planned_backup
-
-        s3 = self.s3()
-        listing = s3.list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster))
-        manifests: dict[str, dict[str, Any]] = {}
-        for obj in listing:
-            uuid = ddb.uuid_from_key(self.prefix, self.cluster, obj["Key"])
-            if uuid and obj["Key"] == ddb.manifest_key(self.prefix, self.cluster, uuid):
-                try:
-                    manifests[uuid] = self.read_manifest(uuid) or {}
-                except ddb.DevicedbResponseError as exc:
-                    self.log.warning("ignoring %s: %s", obj["Key"], exc)
-        groups = snapshot_items(listing, manifests, self.prefix, self.cluster)
-        items = []
-        for uuid, group in groups.items():
-            manifest = group["manifest"]
-            created = datetime.fromisoformat(manifest["logical_date"]) if manifest else group["last_modified"]
-            items.append(
-                BackupItem(
-                    id=uuid,
-                    created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
-                    complete=bool(manifest),
-                    ours=True,
-                    meta={"keys": len(group["keys"]), "size": group["size"]},
-                    taken_at=dates.parse_instant(manifest.get("created_at")) if manifest else None,
-                )
-            )
-        as_of = self.run_date(context)
-        dry_run = self.is_dry_run(context)
-        if dry_run and not any(
-            m and dates.parse_instant(m["logical_date"]) == as_of for m in manifests.values()
-        ):
+    def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
+        listing = self.s3().list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster))
+        items = [
+            ddb.snapshot_backup_item(uuid, objects, self._manifest(uuid, objects), self.cluster)
+            for uuid, objects in ddb.group_snapshot_objects(listing, self.prefix, self.cluster).items()
+        ]
+        if dry_run and not any(i.complete and i.created_at == as_of for i in items):
             # A dry run took no snapshot: plan with the one the real run would make, or it prunes less.
             items.append(planned_backup("(this run's snapshot)", as_of))
-        plan = plan_retention(items, self.policy, as_of)
-        self.log.info("%s", plan.table())
-        prune = plan.prune_ids
-        # Incomplete leftovers (a failed run's tars, never listed as complete) go once they are old
-        # enough that no run can still be writing them.
-        stale = [
-            i.id for i in items if not i.complete and i.id not in prune and as_of - i.created_at > self.incomplete_grace
-        ]
-        deleted = []
-        for uuid in prune + stale:
-            keys = groups[uuid]["keys"]
-            manifest = ddb.manifest_key(self.prefix, self.cluster, uuid)
-            if dry_run:
-                self.log.info("dry run: would delete snapshot %s (%d objects)", uuid, len(keys))
-                continue
-            # The manifest goes first: a half-deleted snapshot is never listed as complete.
-            if manifest in keys:
-                s3.delete_keys(bucket=self.bucket, keys=[manifest])
-            s3.delete_keys(bucket=self.bucket, keys=[k for k in keys if k != manifest])
-            deleted.append(uuid)
-            self.log.info("deleted snapshot %s (%d objects)", uuid, len(keys))
-        kept = [i.id for i in items if i.id not in prune and i.id not in stale]
-        self.record_outcome(
-            context,
-            status="dry_run" if dry_run else "done",
-            node=self.cluster,
-            detail=f"kept {len(kept)}, pruned {len(prune)}, stale incomplete {len(stale)}"
-            + (" (dry run)" if dry_run else ""),
-        )
-        return {"kept": kept, "pruned": prune, "stale": stale, "deleted": deleted}
+        return [RetentionGroup(f"cluster {self.cluster}", items, leftovers_before=as_of - self.incomplete_grace)]
+
+    def _manifest(self, uuid: str, objects: dict[str, Any]) -> dict[str, Any] | None:
+        if ddb.manifest_key(self.prefix, self.cluster, uuid) not in objects["keys"]:
+            return None
+        try:
+            return self.read_manifest(uuid)
+        except ddb.DevicedbResponseError as exc:
+            self.log.warning("snapshot %s: ignoring its manifest: %s", uuid, exc)
+            return None
+
+    def _objects(self, uuid: str) -> dict[str, Any] | None:
+        listing = self.s3().list_keys_under(bucket=self.bucket, prefix=ddb.snapshot_prefix(self.prefix, self.cluster, uuid))
+        return ddb.group_snapshot_objects(listing, self.prefix, self.cluster).get(uuid)
+
+    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
+        objects = self._objects(item.id)
+        if objects is None:
+            return None
+        return ddb.snapshot_backup_item(item.id, objects, self._manifest(item.id, objects), self.cluster)
+
+    def delete_item(self, group: RetentionGroup, item: BackupItem) -> int:
+        s3 = self.s3()
+        keys = (self._objects(item.id) or {"keys": []})["keys"]
+        manifest = ddb.manifest_key(self.prefix, self.cluster, item.id)
+        # The manifest goes first: a half-deleted snapshot is never listed as complete.
+        if manifest in keys:
+            s3.delete_keys(bucket=self.bucket, keys=[manifest])
+        s3.delete_keys(bucket=self.bucket, keys=[k for k in keys if k != manifest])
+        return len(keys)
+
+    def outcome_node(self) -> str:
+        return self.cluster
+
+    def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
+        return {"kept": run.kept, "pruned": run.pruned, "stale": run.leftovers, "deleted": list(run.deleted)}

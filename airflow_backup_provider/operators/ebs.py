@@ -16,11 +16,12 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_backup_provider import dates
-from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.hooks.ebs import EbsHook, VolumeNotFound
 from airflow_backup_provider.operators.base import BackupOperatorMixin
-from airflow_backup_provider.retention import plan_retention, planned_backup
+from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
+from airflow_backup_provider.retention import BackupItem, planned_backup
 from airflow_backup_provider.stores.ebs import (
+    TAG_LOGICAL_DATE,
     TAG_NAME,
     Snapshot,
     backup_tags,
@@ -219,13 +220,14 @@ class EbsSnapshotOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
         ]
 
 
-class EbsRetentionOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
+class EbsRetentionOperator(RetentionOperator, AwsBaseOperator[EbsHook]):
     """
-    Apply the retention policy to this entry's snapshots of one target, as of the run's logical date.
+    Apply the retention policy to this entry's snapshots of one target, as of the run's logical
+    date (:class:`~airflow_backup_provider.operators.retention.RetentionOperator`).
 
     Only snapshots tagged ``backup:created-by=airflow-backup-provider`` and ``backup:name=<name>``
     are judged; pending ones, the newest completed one and those dated after the logical date are
-    kept whatever the policy says (retention.py).
+    kept whatever the policy says, and each is checked again on a fresh describe before its delete.
 
     :param listing: the target's snapshots as the snapshot task saw them (its ``listing`` XCom);
         when None, they are listed afresh. A snapshot missing from the listing is never deleted.
@@ -235,24 +237,12 @@ class EbsRetentionOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
     aws_hook_class = EbsHook
     template_fields: Sequence[str] = aws_template_fields("target", "listing", "states", "dry_run")
 
-    def __init__(
-        self,
-        *,
-        target: str,
-        name: str,
-        policy: RetentionPolicy | Mapping[str, Any],
-        listing: Any = None,
-        states: Any = None,
-        dry_run: Any = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, target: str, name: str, listing: Any = None, states: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = target
         self.name = name
-        self.policy = policy if isinstance(policy, RetentionPolicy) else RetentionPolicy.model_validate(policy)
         self.listing = listing
         self.states = states
-        self.dry_run = dry_run
 
     def _snapshots(self) -> list[Snapshot]:
         if self.listing is None:
@@ -268,49 +258,48 @@ class EbsRetentionOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
             snapshots.append(snapshot)
         return snapshots
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = self.is_dry_run(context)
-        as_of = self.run_date(context)
-        snapshots = self._snapshots()
+    def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
         by_volume: dict[str, list[Snapshot]] = {}
-        for snapshot in snapshots:
+        for snapshot in self._snapshots():
             by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
-        deleted: list[str] = []
-        would_delete: list[str] = []
-        rows: list[dict[str, str]] = []
-        kept = 0
         date_tag = format_logical_date(as_of)
+        groups = []
         for volume_id in sorted(by_volume):
             items = [s.to_backup_item(self.name) for s in by_volume[volume_id]]
             # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
             if dry_run and decide_snapshot(by_volume[volume_id], volume_id=volume_id, name=self.name, date_tag=date_tag).action == "create":
                 items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
-            plan = plan_retention(items, self.policy, as_of)
-            self.log.info("volume %s:\n%s", volume_id, plan.table())
-            kept += len(plan.keep)
-            for decision in plan.prune:
-                snapshot = next(s for s in by_volume[volume_id] if s.id == decision.item.id)
-                # Belt and braces: the plan never prunes these, and a delete must never rely on one check.
-                if not (is_ours_for(snapshot, self.name) and snapshot.state == "completed" and decision.item.created_at <= as_of):
-                    raise AirflowFailException(f"refusing to delete {snapshot.id}: not a completed snapshot of ours")
-                if dry_run:
-                    self.log.info("dry run: would delete %s (%s)", snapshot.id, decision.item.created_at.isoformat())
-                    would_delete.append(snapshot.id)
-                elif self.hook.delete_snapshot(snapshot.id):
-                    deleted.append(snapshot.id)
-            mine = [s for s in by_volume[volume_id] if is_ours_for(s, self.name) and s.tags.get("backup:logical-date") == date_tag]
+            groups.append(RetentionGroup(f"volume {volume_id}", items, context=by_volume[volume_id]))
+        return groups
+
+    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
+        found = self.hook.find_snapshots(snapshot_ids=[item.id])
+        return found[0].to_backup_item(self.name) if found else None
+
+    def delete_item(self, group: RetentionGroup, item: BackupItem) -> bool:
+        return self.hook.delete_snapshot(item.id)
+
+    def outcome_node(self) -> str:
+        return self.target
+
+    def outcome_rows(self, context: Any, run: RetentionRun) -> list[dict[str, str]]:
+        date_tag = format_logical_date(run.as_of)
+        rows = []
+        for group in run.groups.values():
+            snapshots: list[Snapshot] = group.context
+            mine = [s for s in snapshots if is_ours_for(s, self.name) and s.tags.get(TAG_LOGICAL_DATE) == date_tag]
+            volume_id = group.label.removeprefix("volume ")
             rows.append(
                 status_row(volume_id, mine[0], description=mine[0].description)
                 if mine
                 else status_row(volume_id, None, state="no snapshot for this date", date=date_tag)
             )
         self.log.info("status:\n%s", status_table(rows))
-        summary = {"kept": kept, "deleted": deleted, "would_delete": would_delete}
-        detail = f"kept {kept}, " + (
-            f"would delete {len(would_delete)}: {', '.join(would_delete) or '-'}" if dry_run else f"deleted {len(deleted)}: {', '.join(deleted) or '-'}"
-        )
-        self.record_outcome(context, status="dry_run" if dry_run else "done", node=self.target, detail=detail, rows=rows)
-        return summary
+        return rows
+
+    def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
+        deleted = [i for i, gone in run.deleted.items() if gone]
+        return {"kept": len(run.kept), "deleted": deleted, "would_delete": run.would_delete}
 
 
 __all__ = ["EbsFindTargetsOperator", "EbsRetentionOperator", "EbsSnapshotOperator"]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.operators.base import BackupOperator
+from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
+from airflow_backup_provider.retention import BackupItem, planned_backup
 from airflow_backup_provider.stores import riak
 
 
@@ -211,73 +214,65 @@ class RiakNodeSnapshotOperator(BackupOperator):
                 "created": [s.id for s in created]}
 
 
-class RiakRetentionOperator(BackupOperator):
+class RiakRetentionOperator(RetentionOperator):
     """
     Apply the cluster's retention policy to its snapshots, per source volume, as of the run's
-    logical date (:func:`airflow_backup_provider.retention.plan_retention`: never a pending
-    snapshot, never one newer than the logical date, never the newest completed one, never one
-    this project did not tag).
+    logical date (:class:`~airflow_backup_provider.operators.retention.RetentionOperator`: never a
+    pending snapshot, never one newer than the logical date, never the newest completed one, never
+    one this project did not tag, each checked again on a fresh describe before its delete).
     """
 
     template_fields: Sequence[str] = ("dry_run",)
-    ui_color = "#ffe0e0"
 
     def __init__(
         self,
         *,
         cluster: str,
-        policy: dict[str, Any],
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
-        dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.cluster = cluster
-        self.policy = policy
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
-        self.dry_run = dry_run
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_backup_provider.config import RetentionPolicy
+    @cached_property
+    def hook(self):
+        from airflow_backup_provider.hooks.ebs import EbsHook
+
+        return self.aws_hook(EbsHook)
+
+    def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
         from airflow_backup_provider.hooks.ebs import (
             CREATED_BY,
             TAG_CREATED_BY,
             TAG_LOGICAL_DATE,
             TAG_NAME,
-            EbsHook,
             format_logical_date,
         )
-        from airflow_backup_provider.retention import plan_retention, planned_backup
 
-        policy = RetentionPolicy.model_validate(self.policy)
-        as_of = self.run_date(context)
-        dry_run = self.is_dry_run(context)
         date_tag = format_logical_date(as_of)
-        hook = self.aws_hook(EbsHook)
-        snapshots = hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
+        snapshots = self.hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
             by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
-        pruned: list[str] = []
-        would_delete: list[str] = []
+        groups = []
         for volume_id, group in sorted(by_volume.items()):
-            items = [s.to_backup_item() for s in group]
+            items = [s.to_backup_item(series_name(self.cluster)) for s in group]
             # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
             if dry_run and not any(s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state != "error" for s in group):
                 items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
-            plan = plan_retention(items, policy, as_of)
-            self.log.info("volume %s:\n%s", volume_id, plan.table())
-            for snapshot_id in plan.prune_ids:
-                if dry_run:
-                    self.log.info("Dry run: would delete %s", snapshot_id)
-                    would_delete.append(snapshot_id)
-                elif hook.delete_snapshot(snapshot_id):
-                    pruned.append(snapshot_id)
-        gone = would_delete if dry_run else pruned
-        detail = f"{len(snapshots)} snapshot(s) on {len(by_volume)} volume(s); {'would delete' if dry_run else 'deleted'} {len(gone)}"
-        if gone:
-            detail += ": " + ", ".join(gone)
-        self.record_outcome(context, status="dry_run" if dry_run else "done", detail=detail)
-        return {"deleted": pruned, "would_delete": would_delete, "volumes": len(by_volume)}
+            groups.append(RetentionGroup(f"volume {volume_id}", items))
+        return groups
+
+    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
+        found = self.hook.find_snapshots(snapshot_ids=[item.id])
+        return found[0].to_backup_item(series_name(self.cluster)) if found else None
+
+    def delete_item(self, group: RetentionGroup, item: BackupItem) -> bool:
+        return self.hook.delete_snapshot(item.id)
+
+    def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
+        deleted = [i for i, gone in run.deleted.items() if gone]
+        return {"deleted": deleted, "would_delete": run.would_delete, "volumes": len(run.groups)}

@@ -117,6 +117,11 @@ def day_of(backup_time: datetime) -> str:
     return backup_time.astimezone(UTC).strftime("%Y%m%d")
 
 
+def day_start(day: str) -> datetime:
+    """`20261120` -> its first instant, UTC: the date retention judges a day folder by."""
+    return datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
+
+
 # ------------------------------------------------------------------------------------------------
 # nodetool command lines
 
@@ -820,23 +825,6 @@ def is_day_complete(refs: Iterable[ManifestRef], day: str, hosts: Iterable[str])
     is written only after everything it lists was uploaded)."""
     present = complete_hosts(refs, day)
     return all(h in present for h in hosts)
-
-
-class UnsafePrune(RuntimeError):
-    """A retention plan tried to delete what must never be deleted."""
-
-
-def check_prune_safe(prune: Iterable[str], items: Iterable[Any], as_of: datetime) -> None:
-    """Belt and braces around the retention plan: never the newest complete day, never a day
-    after `as_of`. `items` have `id` (YYYYMMDD) and `complete`."""
-    prune = set(prune)
-    complete = sorted(i.id for i in items if i.complete)
-    if complete and complete[-1] in prune:
-        raise UnsafePrune(f"retention: refusing to delete {complete[-1]}, the newest complete backup")
-    limit = day_of(as_of)
-    too_new = sorted(d for d in prune if d > limit)
-    if too_new:
-        raise UnsafePrune(f"retention: refusing to delete {too_new}, newer than the run's date {limit}")
 
 
 def latest_manifest(refs: Iterable[ManifestRef], day: str, host: str, tag: str | None = None) -> ManifestRef | None:

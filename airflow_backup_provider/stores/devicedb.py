@@ -19,11 +19,13 @@ import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 from airflow_backup_provider import names
+from airflow_backup_provider.dates import parse_instant
+from airflow_backup_provider.retention import BackupItem
 
 PROCESSING = "processing"
 COMPLETED = "completed"
@@ -460,6 +462,35 @@ def build_manifest(
 
 def manifest_json(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def group_snapshot_objects(listing: Iterable[Mapping[str, Any]], prefix: str, cluster: str) -> dict[str, dict[str, Any]]:
+    """A listing of ``<prefix>/<cluster>/`` by snapshot UUID: its keys, total size, newest time."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for obj in listing:
+        uuid = uuid_from_key(prefix, cluster, obj["Key"])
+        if uuid is None:
+            continue
+        group = grouped.setdefault(uuid, {"keys": [], "size": 0, "last_modified": obj["LastModified"]})
+        group["keys"].append(obj["Key"])
+        group["size"] += obj.get("Size", 0)
+        group["last_modified"] = max(group["last_modified"], obj["LastModified"])
+    return grouped
+
+
+def snapshot_backup_item(uuid: str, objects: Mapping[str, Any], manifest: Mapping[str, Any] | None, cluster: str) -> BackupItem:
+    """Retention's view of one snapshot folder: complete when it has a (valid) manifest, dated by
+    the manifest's logical date, else by its newest object; ours unless the manifest names
+    another cluster or snapshot."""
+    created = datetime.fromisoformat(manifest["logical_date"]) if manifest else objects["last_modified"]
+    return BackupItem(
+        id=uuid,
+        created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+        complete=bool(manifest),
+        ours=not manifest or (manifest.get("cluster") == cluster and str(manifest.get("uuid")).lower() == uuid),
+        meta={"keys": len(objects["keys"]), "size": objects["size"]},
+        taken_at=parse_instant(manifest.get("created_at")) if manifest else None,
+    )
 
 
 def parse_manifest(body: bytes | str, *, source: str = "manifest") -> dict[str, Any]:

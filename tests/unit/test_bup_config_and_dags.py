@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from airflow_backup_provider.config import parse_clusters
-from airflow_backup_provider.operators.bup import BupError, BupRestoreOperator, choose_save, guard_prune
+from airflow_backup_provider.operators.bup import BupError, BupRestoreOperator, choose_save
 from airflow_backup_provider.stores.bup import Save, parse_save_name
 from tests.harness import REPO
 
@@ -114,12 +114,24 @@ def test_choose_save():
 
 
 def test_guard_prune_refuses_newest_and_future():
+    # The guard of every kind's deletes (retention.delete_refusals), on bup saves.
+    from airflow_backup_provider.retention import (
+        REASON_NEWER,
+        REASON_NEWEST,
+        BackupItem,
+        delete_refusals,
+        newest_complete,
+    )
+
+    def refusals(saves, save, as_of):
+        items = [BackupItem(id=f"b/{s.name}", created_at=s.created_at) for s in saves]
+        item = next(i for i in items if i.id == f"b/{save.name}")
+        return delete_refusals(item, item, as_of, newest_complete(items, as_of))
+
     as_of = datetime(2026, 11, 20, tzinfo=UTC)
-    guard_prune(SAVES, SAVES[:1], as_of)
-    with pytest.raises(BupError, match="newest"):
-        guard_prune(SAVES, [SAVES[-1]], datetime(2026, 12, 1, tzinfo=UTC))
-    with pytest.raises(BupError, match="newer than"):
-        guard_prune([*SAVES, Save(datetime(2026, 12, 1, tzinfo=UTC), "2026-12-01-000000")], [SAVES[-1]], as_of)
+    assert refusals(SAVES, SAVES[0], as_of) == []
+    assert REASON_NEWEST in refusals(SAVES, SAVES[-1], datetime(2026, 12, 1, tzinfo=UTC))
+    assert REASON_NEWER in refusals([*SAVES, Save(datetime(2026, 12, 1, tzinfo=UTC), "2026-12-01-000000")], SAVES[-1], as_of)
 
 
 @pytest.mark.parametrize(

@@ -353,17 +353,28 @@ def test_manifest_keys_days_and_completeness():
 
 
 def test_prune_guard():
-    class Item:
-        def __init__(self, id, complete):
-            self.id, self.complete = id, complete
+    # The guard of every kind's deletes (retention.delete_refusals), on cassandra's day folders.
+    from airflow_backup_provider.retention import (
+        REASON_NEWER,
+        REASON_NEWEST,
+        REASON_PENDING,
+        BackupItem,
+        delete_refusals,
+        newest_complete,
+    )
 
-    items = [Item("20261101", True), Item("20261102", True), Item("20261103", False)]
+    def day(id, complete=True):
+        return BackupItem(id=id, created_at=store.day_start(id), complete=complete)
+
+    items = [day("20261101"), day("20261102"), day("20261103", complete=False)]
     as_of = datetime(2026, 11, 5, tzinfo=UTC)
-    store.check_prune_safe(["20261101", "20261103"], items, as_of)
-    with pytest.raises(store.UnsafePrune, match="newest complete"):
-        store.check_prune_safe(["20261102"], items, as_of)
-    with pytest.raises(store.UnsafePrune, match="newer than"):
-        store.check_prune_safe(["20261106"], items, as_of)
+    newest = newest_complete(items, as_of)
+    assert newest.id == "20261102"
+    assert delete_refusals(items[0], items[0], as_of, newest) == []
+    assert REASON_NEWEST in delete_refusals(items[1], items[1], as_of, newest)
+    assert REASON_PENDING in delete_refusals(items[2], items[2], as_of, newest)  # was allowed: stricter now
+    future = day("20261106")
+    assert REASON_NEWER in delete_refusals(future, future, as_of, newest)
 
 
 def test_restore_folder_rules():

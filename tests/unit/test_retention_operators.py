@@ -192,7 +192,7 @@ def test_bup_prune_with_a_pendulum_logical_date(tmp_path):
     for day in ("2026-11-17", "2026-11-18", "2026-11-19"):
         assert save.execute(airflow_context(day))["skipped"] is False
     prune = BupPruneOperator(
-        task_id="prune", branch="b1", mode="retention", retention=RetentionPolicy(**WITHIN_2D),
+        task_id="prune", branch="b1", mode="retention", policy=RetentionPolicy(**WITHIN_2D),
         host="localhost", ssh_conn_id="local", bup_dir=str(repo),
     )
     result = prune.execute(airflow_context("2026-11-19"))
@@ -289,7 +289,7 @@ def test_bup_dry_run_prunes_what_the_real_run_would(tmp_path):
     for day in ("2026-11-17", "2026-11-18", "2026-11-19"):
         save.execute(airflow_context(day))
     prune = BupPruneOperator(
-        task_id="prune", branch="b1", mode="retention", retention=RetentionPolicy(**KEEP_3),
+        task_id="prune", branch="b1", mode="retention", policy=RetentionPolicy(**KEEP_3),
         host="localhost", ssh_conn_id="local", bup_dir=str(repo),
     )
     result = prune.execute(airflow_context("2026-11-20", dry_run=True))
