@@ -9,14 +9,10 @@ every one of these failed with "can't compare offset-naive and offset-aware date
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-import boto3
 import pendulum
-import pytest
-from moto import mock_aws
 
 from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.stores.ebs import TAG_LOGICAL_DATE, backup_tags
@@ -48,16 +44,6 @@ def airflow_context(day: str, *, dry_run: bool = False) -> dict:
         "dag_run": SimpleNamespace(run_after=logical, logical_date=logical),
         "ti": FakeTi(),
     }
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
-    with mock_aws():
-        yield SimpleNamespace(ec2=boto3.client("ec2", region_name="us-east-1"), s3=boto3.client("s3", region_name="us-east-1"))
 
 
 def tagged_snapshot(ec2, volume_id: str, tags: dict[str, str]) -> str:

@@ -17,9 +17,8 @@ from airflow_backup_provider import retention
 from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.retention import Decision, RetentionPlan
 from airflow_backup_provider.stores.ebs import backup_tags
-from tests.unit.test_retention_operators import (  # noqa: F401 - the aws fixture
+from tests.unit.test_retention_operators import (
     airflow_context,
-    aws,
     day_at,
     put_cassandra_day,
     put_devicedb_snapshot,
