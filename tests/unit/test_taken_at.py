@@ -15,7 +15,6 @@ from airflow_backup_provider.operators.report import OUTCOME_KEY, render_summary
 from tests.unit.test_retention_operators import (
     FakeTi,
     airflow_context,
-    aws,  # noqa: F401  (fixture)
     put_cassandra_day,
 )
 
@@ -30,7 +29,7 @@ def assert_taken_now(value: datetime | None) -> None:
     assert value is not None and abs(now_utc() - value) < timedelta(minutes=10)
 
 
-def test_ebs_snapshot_of_an_old_logical_date_is_tagged_with_when_it_was_taken_and_warns(aws):  # noqa: F811
+def test_ebs_snapshot_of_an_old_logical_date_is_tagged_with_when_it_was_taken_and_warns(aws):
     from airflow_backup_provider.operators.ebs import EbsSnapshotOperator
 
     volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
@@ -47,7 +46,7 @@ def test_ebs_snapshot_of_an_old_logical_date_is_tagged_with_when_it_was_taken_an
     assert "after its logical date 2026-11-01T00:00:00+00:00" in warning
 
 
-def test_ebs_snapshot_on_time_does_not_warn(aws):  # noqa: F811
+def test_ebs_snapshot_on_time_does_not_warn(aws):
     from airflow_backup_provider.operators.ebs import EbsSnapshotOperator
 
     volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
@@ -57,7 +56,7 @@ def test_ebs_snapshot_on_time_does_not_warn(aws):  # noqa: F811
     assert "warnings" not in outcome(context)
 
 
-def test_riak_node_snapshot_is_tagged_with_when_it_was_taken_and_warns(aws):  # noqa: F811
+def test_riak_node_snapshot_is_tagged_with_when_it_was_taken_and_warns(aws):
     from airflow_backup_provider.operators.riak import RiakNodeSnapshotOperator
 
     instance = aws.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -78,7 +77,7 @@ def logged(capfd) -> str:
     return out + err
 
 
-def test_cassandra_retention_table_shows_when_each_day_was_taken(aws, capfd):  # noqa: F811
+def test_cassandra_retention_table_shows_when_each_day_was_taken(aws, capfd):
     from airflow_backup_provider.operators.cassandra import CassandraRetentionOperator
 
     aws.s3.create_bucket(Bucket="bkt-1")
@@ -101,7 +100,7 @@ class XcomTi(FakeTi):
         return self.values.get(task_ids) if key == "return_value" else super().xcom_pull(task_ids, key)
 
 
-def test_devicedb_manifest_of_a_late_run_shows_both_dates_and_warns(aws, capfd):  # noqa: F811
+def test_devicedb_manifest_of_a_late_run_shows_both_dates_and_warns(aws, capfd):
     from airflow_backup_provider.config import RetentionPolicy
     from airflow_backup_provider.operators.devicedb import DevicedbManifestOperator, DevicedbRetentionOperator
 
@@ -172,7 +171,7 @@ def test_the_report_lists_warnings_first_and_counts_them_in_the_subject():
 
 
 @pytest.mark.parametrize("day", [OLD_DAY])
-def test_retention_tables_of_snapshots_show_the_taken_at_tag(aws, capfd, day):  # noqa: F811
+def test_retention_tables_of_snapshots_show_the_taken_at_tag(aws, capfd, day):
     from airflow_backup_provider.operators.ebs import EbsRetentionOperator
     from airflow_backup_provider.stores.ebs import backup_tags
     from tests.unit.test_retention_operators import day_at, tagged_snapshot
