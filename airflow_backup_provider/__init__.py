@@ -12,9 +12,7 @@ HOOK_MODULES: list[str] = [
     "airflow_backup_provider.hooks.devicedb",
     "airflow_backup_provider.hooks.ebs",
     "airflow_backup_provider.hooks.remote",
-    "airflow_backup_provider.hooks.s3_multipart",
-    "airflow_backup_provider.hooks.s3_stream",
-    "airflow_backup_provider.hooks.s3_sync",
+    "airflow_backup_provider.hooks.object_store",
 ]
 OPERATOR_MODULES: list[str] = [
     "airflow_backup_provider.operators.base",

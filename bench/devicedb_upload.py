@@ -1,7 +1,7 @@
 """What streaming a devicedb node tar to S3 costs, against a plain upload of the same bytes.
 
 Streamed: ``GET /snapshot/{uuid}.tar`` from an HTTP server (DevicedbHook) straight into a
-multipart upload with per-part SHA-256 (S3MultipartHook.upload_stream), then the read-back
+multipart upload with per-part SHA-256 (ObjectStoreHook.upload_parts), then the read-back
 verification (verify_object): what ``upload_<node>`` does. Baseline: the same bytes, already in
 memory, uploaded by boto3's own ``upload_fileobj`` (s3transfer, no checksums, no read-back).
 Both against one moto server in this run; prints the medians and the ratio streamed/baseline.
@@ -82,7 +82,7 @@ def main() -> int:
         import boto3
 
         from airflow_backup_provider.hooks.devicedb import DevicedbHook
-        from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
+        from airflow_backup_provider.hooks.object_store import MIB, ObjectStoreHook
 
         client = boto3.client(
             "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
@@ -91,14 +91,12 @@ def main() -> int:
         payload = os.urandom(args.mib * MIB)
         server = serve_tar(payload)
         node_port = server.server_address[1]
-        s3 = S3MultipartHook(aws_conn_id="aws_default")
+        s3 = ObjectStoreHook(aws_conn_id="aws_default")
 
         def streamed(i: int) -> None:
             with DevicedbHook("127.0.0.1", node_port, timeout=30) as hook, hook.open_snapshot_tar(UUID) as response:
-                result = s3.upload_stream(
-                    response.iter_content(chunk_size=MIB), bucket="bench", key=f"s/{i}.tar", part_size=16 * MIB
-                )
-            s3.verify_object(bucket="bench", key=f"s/{i}.tar", size=result.size, sha256=result.sha256)
+                result = s3.upload_parts("bench", f"s/{i}.tar", response.iter_content(chunk_size=MIB), part_size=16 * MIB)
+            s3.verify_object("bench", f"s/{i}.tar", size=result.size, sha256=result.sha256)
 
         def baseline(i: int) -> None:
             client.upload_fileobj(io.BytesIO(payload), "bench", f"b/{i}.tar")

@@ -96,17 +96,17 @@ def main() -> None:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     import logging
 
-    from airflow_backup_provider.hooks.s3_sync import S3SyncHook
+    from airflow_backup_provider.hooks.object_store import ObjectStoreHook
 
     logging.disable(logging.INFO)
     rclone = shutil.which("rclone")
     if not rclone:
         raise SystemExit("rclone is not installed (apt-get install -y rclone)")
     try:
-        S3SyncHook(aws_conn_id="bench_aws").get_conn().create_bucket(Bucket=BUCKET)
+        ObjectStoreHook(aws_conn_id="bench_aws").get_conn().create_bucket(Bucket=BUCKET)
 
         def ours(folder: Path, prefix: str) -> None:
-            S3SyncHook(aws_conn_id="bench_aws").sync_up(folder, BUCKET, prefix)
+            ObjectStoreHook(aws_conn_id="bench_aws").sync_up(folder, BUCKET, prefix)
 
         def aws(folder: Path, prefix: str) -> None:
             subprocess.run(

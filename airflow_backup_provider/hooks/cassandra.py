@@ -1,7 +1,7 @@
 """A Cassandra node: nodetool over SSH, and its files over SFTP (no agent on the node).
 
 Command lines and parsers come from :mod:`airflow_backup_provider.stores.cassandra`; this hook only
-runs them. Files move between a node and S3 through :class:`StreamingS3Hook`, several at a time,
+runs them. Files move between a node and S3 through the object store (:class:`ObjectStoreHook`), several at a time,
 each worker thread with its own SFTP session on the node's one SSH connection.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import paramiko
 
+from airflow_backup_provider.hooks.object_store import ObjectStoreHook, StreamResult
 from airflow_backup_provider.hooks.remote import CommandResult, RemoteCommandError, RemoteCommandHook
-from airflow_backup_provider.hooks.s3_stream import StreamingS3Hook, StreamResult
 from airflow_backup_provider.stores import cassandra as store
 
 T = TypeVar("T")
@@ -222,8 +222,8 @@ class CassandraNodeHook(RemoteCommandHook):
             self.thread_sftp().remove(path)
 
     # ---- to and from S3 -------------------------------------------------------------------------
-    def upload_file(self, s3: StreamingS3Hook, bucket: str, remote_path: str, key: str, size: int | None) -> StreamResult:
-        return s3.upload_stream(lambda: self.open_for_read(remote_path, size), bucket, key)
+    def upload_file(self, s3: ObjectStoreHook, bucket: str, remote_path: str, key: str, size: int | None) -> StreamResult:
+        return s3.upload_stream(bucket, key, lambda: self.open_for_read(remote_path, size))
 
     def parallel(self, items: Sequence[T], work: Callable[[T], R], threads: int) -> list[R]:
         """Run `work` on every item, `threads` at a time; the first failure stops the rest."""

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow_backup_provider import dates
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
-from airflow_backup_provider.hooks.s3_stream import ChecksumMismatch, StreamingS3Hook
+from airflow_backup_provider.hooks.object_store import ChecksumMismatch, ObjectStoreHook
 from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
 from airflow_backup_provider.retention import BackupItem, planned_backup
@@ -78,9 +78,9 @@ class CassandraBaseOperator(BackupOperator):
         self.compression_level = compression_level
         self.s3_attempts = s3_attempts
 
-    def s3_hook(self) -> StreamingS3Hook:
+    def s3_hook(self) -> ObjectStoreHook:
         return self.aws_hook(
-            StreamingS3Hook,
+            ObjectStoreHook,
             sse=self.sse,
             kms_key_id=self.kms_key_id,
             compression_level=self.compression_level,
@@ -98,13 +98,22 @@ class CassandraBaseOperator(BackupOperator):
         moment = self.run_date(context)
         return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
 
-    def day_manifests(self, s3: StreamingS3Hook, day: str, host: str | None = None) -> list[store.ManifestRef]:
+    def day_manifests(self, s3: ObjectStoreHook, day: str, host: str | None = None) -> list[store.ManifestRef]:
         base = store.host_prefix(self.prefix, self.cluster, day, host) if host else store.day_prefix(self.prefix, self.cluster, day)
-        keys, _ = s3.list_all(self.bucket, base)
-        return store.parse_manifest_keys(keys, self.prefix, self.cluster)
+        return store.parse_manifest_keys(s3.list_keys_under(self.bucket, base), self.prefix, self.cluster)
 
-    def load_manifest(self, s3: StreamingS3Hook, key: str) -> store.Manifest:
-        return store.parse_manifest(s3.get_bytes(self.bucket, key))
+    def required_bytes(self, s3: ObjectStoreHook, key: str) -> bytes:
+        body = s3.get_bytes(self.bucket, key)
+        if body is None:
+            raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist")
+        return body
+
+    def load_manifest(self, s3: ObjectStoreHook, key: str) -> store.Manifest:
+        return store.parse_manifest(self.required_bytes(s3, key))
+
+    def day_folders(self, s3: ObjectStoreHook) -> list[str]:
+        folders = s3.list_folders(self.bucket, store.cluster_prefix(self.prefix, self.cluster))
+        return store.parse_day_folders(folders, self.prefix, self.cluster)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,8 +217,8 @@ class CassandraUploadOperator(CassandraBaseOperator):
             status = remote.status_text().encode()
         schema_key = store.meta_key(self.prefix, self.cluster, day, host, tag, "schema.cql")
         status_key = store.meta_key(self.prefix, self.cluster, day, host, tag, "status.txt")
-        s3.put_bytes(schema, self.bucket, schema_key, "text/plain")
-        s3.put_bytes(status, self.bucket, status_key, "text/plain")
+        s3.put_bytes(self.bucket, schema_key, schema, "text/plain")
+        s3.put_bytes(self.bucket, status_key, status, "text/plain")
         manifest = store.build_manifest(
             cluster=self.cluster,
             host=host,
@@ -230,7 +239,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
         problems = store.verify_entries(reused, {e.key: s3.head_size(self.bucket, e.key) for e in reused})
         if problems:
             raise AirflowException(f"{host}: earlier uploads of today are gone: {problems[:5]}")
-        s3.put_bytes(manifest.to_json().encode(), self.bucket, m_key, "application/json")
+        s3.put_bytes(self.bucket, m_key, manifest.to_json().encode(), "application/json")
         summary = self._summary(manifest, m_key)
         # A cleared old run or a backfill uploads today's data into an old day folder: say so.
         logical = self.run_date(context)
@@ -393,8 +402,7 @@ class CassandraRetentionOperator(RetentionOperator, CassandraBaseOperator):
 
     def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
         s3 = self.s3_hook()
-        _, folders = s3.list_all(self.bucket, store.cluster_prefix(self.prefix, self.cluster), delimiter="/")
-        items = [item for day in store.parse_day_folders(folders, self.prefix, self.cluster) if (item := self._day(s3, day))]
+        items = [item for day in self.day_folders(s3) if (item := self._day(s3, day))]
         today = store.day_of(as_of)
         if dry_run and not any(i.id == today and i.complete for i in items):
             # A dry run uploaded nothing: plan with the day the real run would complete, or it prunes less.
@@ -402,10 +410,10 @@ class CassandraRetentionOperator(RetentionOperator, CassandraBaseOperator):
             items.append(planned_backup(today, store.day_start(today)))
         return [RetentionGroup(f"cluster {self.cluster}", items)]
 
-    def _day(self, s3: StreamingS3Hook, day: str) -> BackupItem | None:
+    def _day(self, s3: ObjectStoreHook, day: str) -> BackupItem | None:
         """One day folder as a backup, read from its manifests; None when the folder is empty."""
         refs = self.day_manifests(s3, day)
-        if not refs and not s3.list_all(self.bucket, store.day_prefix(self.prefix, self.cluster, day))[0]:
+        if not refs and not s3.list_keys_under(self.bucket, store.day_prefix(self.prefix, self.cluster, day)):
             return None
         expected: set[str] = set()
         taken: list[datetime] = []
@@ -511,7 +519,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
                 sizes = remote.parallel(entries, fetch, self.restore_threads)
                 schema_partial = None
                 if manifest.schema_key:
-                    schema = s3.get_bytes(self.bucket, manifest.schema_key)
+                    schema = self.required_bytes(s3, manifest.schema_key)
                     schema_partial = partial_name(posixpath.join(folder, "schema.cql"))
                     try:
                         with remote.open_for_write(schema_partial) as handle:
@@ -620,8 +628,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
         hosts = hosts or list(known)
         s3 = self.s3_hook()
         if day is None:
-            _, folders = s3.list_all(self.bucket, store.cluster_prefix(self.prefix, self.cluster), delimiter="/")
-            days = store.parse_day_folders(folders, self.prefix, self.cluster)
+            days = self.day_folders(s3)
             day = next((d for d in reversed(days) if all(
                 store.latest_manifest(self.day_manifests(s3, d), d, h, tag) for h in hosts)), None)
             if day is None:

@@ -31,8 +31,8 @@ from airflow_backup_provider.hooks.devicedb import (
     DevicedbUnreachable,
     hook_for_node,
 )
+from airflow_backup_provider.hooks.object_store import MIB, ObjectStoreHook
 from airflow_backup_provider.hooks.remote import RemoteCommandError, RemoteCommandHook, RemoteTransportError
-from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
 from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
 from airflow_backup_provider.retention import BackupItem, planned_backup
@@ -67,9 +67,13 @@ class DevicedbBaseOperator(BackupOperator):
         http_timeout: float = 30.0,
         ssh_tunnel: bool = False,
         sudo_user: str | None = None,
+        sse: str = "AES256",
+        kms_key_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.sse = sse
+        self.kms_key_id = kms_key_id
         self.cluster = cluster
         self.nodes = [dict(n) for n in nodes]
         self.bucket = bucket
@@ -83,8 +87,8 @@ class DevicedbBaseOperator(BackupOperator):
     def devicedb(self, spec: dict[str, Any]) -> DevicedbHook:
         return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
 
-    def s3(self) -> S3MultipartHook:
-        return self.aws_hook(S3MultipartHook)
+    def s3(self) -> ObjectStoreHook:
+        return self.aws_hook(ObjectStoreHook, sse=self.sse, kms_key_id=self.kms_key_id)
 
     def remote(self, spec: dict[str, Any]) -> RemoteCommandHook:
         return self.remote_hook(spec["host"], spec.get("ssh_port", 22))
@@ -111,7 +115,7 @@ class DevicedbBaseOperator(BackupOperator):
         return ddb.parse_snapshot_folders(listing.stdout.splitlines())
 
     def read_manifest(self, uuid: str) -> dict[str, Any] | None:
-        body = self.s3().get_bytes(bucket=self.bucket, key=ddb.manifest_key(self.prefix, self.cluster, uuid))
+        body = self.s3().get_bytes(self.bucket, ddb.manifest_key(self.prefix, self.cluster, uuid))
         if body is None:
             return None
         return ddb.parse_manifest(body, source=f"s3://{self.bucket}/{ddb.manifest_key(self.prefix, self.cluster, uuid)}")
@@ -166,7 +170,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
             context, f"devicedb_{self.cluster}_restore", "no snapshot is taken of a cluster being restored"
         )
         where = f"s3://{self.bucket}/{record_key}"
-        previous = s3.get_bytes(bucket=self.bucket, key=record_key)
+        previous = s3.get_bytes(self.bucket, record_key)
         recorded: dict[str, Any] = json.loads(previous) if previous is not None else {}
         orphans = list(recorded.get("orphans") or [])
         if recorded.get("uuid"):
@@ -184,7 +188,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         elif recorded:
             adopted = self._after_unanswered_post(recorded, where)
             if adopted is not None:
-                s3.put_bytes(json.dumps(adopted, indent=2).encode(), bucket=self.bucket, key=record_key)
+                s3.put_bytes(self.bucket, record_key, json.dumps(adopted, indent=2).encode(), "application/json")
                 return adopted
             orphans = list(recorded.get("orphans") or [])
 
@@ -211,10 +215,10 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
             "dag_id": context["ti"].dag_id,
             "run_id": context["run_id"],
         }
-        s3.put_bytes(json.dumps(intent, indent=2).encode(), bucket=self.bucket, key=record_key)
+        s3.put_bytes(self.bucket, record_key, json.dumps(intent, indent=2).encode(), "application/json")
         info, node = self._trigger(check)
         recorded = {**intent, "uuid": info.uuid, "node": node, "triggered_at": dates.now_utc().isoformat()}
-        s3.put_bytes(json.dumps(recorded, indent=2).encode(), bucket=self.bucket, key=record_key)
+        s3.put_bytes(self.bucket, record_key, json.dumps(recorded, indent=2).encode(), "application/json")
         self.log.info("Cluster snapshot %s started through %s (status %s)", info.uuid, node, info.status)
         return recorded
 
@@ -414,10 +418,10 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
                 self.node, uuid, got.seconds, got.size, " ".join(checked.members),
             )
             spool.seek(0)
-            result = s3.upload_stream(
+            result = s3.upload_parts(
+                self.bucket,
+                key,
                 iter(lambda: spool.read(MIB), b""),
-                bucket=self.bucket,
-                key=key,
                 part_size=self.part_size_mb * MIB,
                 metadata={"devicedb-uuid": uuid, "devicedb-node": self.node, "devicedb-cluster": self.cluster},
             )
@@ -427,7 +431,7 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
                 f"{result.size} (SHA-256 {result.sha256}) were uploaded from the spool"
             )
         if self.verify_upload:
-            s3.verify_object(bucket=self.bucket, key=key, size=result.size, sha256=result.sha256)
+            s3.verify_object(self.bucket, key, size=result.size, sha256=result.sha256)
         self.log.info("s3://%s/%s: %d bytes, SHA-256 %s (%d part(s))", self.bucket, key, result.size, result.sha256, result.parts)
         self.record_outcome(
             context,
@@ -496,7 +500,7 @@ class DevicedbManifestOperator(DevicedbBaseOperator):
         )
         key = ddb.manifest_key(self.prefix, self.cluster, uuid)
         body = ddb.manifest_json(manifest)
-        self.s3().put_bytes(body, bucket=self.bucket, key=key)
+        self.s3().put_bytes(self.bucket, key, body, "application/json")
         # A cleared old run or a backfill snapshots today's data under an old date: say so.
         logical, taken = self.run_date(context), dates.parse_instant(manifest["created_at"])
         late = dates.late_warning(logical, taken, f"snapshot {uuid}")
@@ -590,7 +594,7 @@ class DevicedbRetentionOperator(RetentionOperator, DevicedbBaseOperator):
         self.incomplete_grace = incomplete_grace
 
     def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
-        listing = self.s3().list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster))
+        listing = self.s3().list_objects(self.bucket, ddb.cluster_prefix(self.prefix, self.cluster))
         items = [
             ddb.snapshot_backup_item(uuid, objects, self._manifest(uuid, objects), self.cluster)
             for uuid, objects in ddb.group_snapshot_objects(listing, self.prefix, self.cluster).items()
@@ -610,7 +614,7 @@ class DevicedbRetentionOperator(RetentionOperator, DevicedbBaseOperator):
             return None
 
     def _objects(self, uuid: str) -> dict[str, Any] | None:
-        listing = self.s3().list_keys_under(bucket=self.bucket, prefix=ddb.snapshot_prefix(self.prefix, self.cluster, uuid))
+        listing = self.s3().list_objects(self.bucket, ddb.snapshot_prefix(self.prefix, self.cluster, uuid))
         return ddb.group_snapshot_objects(listing, self.prefix, self.cluster).get(uuid)
 
     def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
@@ -625,8 +629,8 @@ class DevicedbRetentionOperator(RetentionOperator, DevicedbBaseOperator):
         manifest = ddb.manifest_key(self.prefix, self.cluster, item.id)
         # The manifest goes first: a half-deleted snapshot is never listed as complete.
         if manifest in keys:
-            s3.delete_keys(bucket=self.bucket, keys=[manifest])
-        s3.delete_keys(bucket=self.bucket, keys=[k for k in keys if k != manifest])
+            s3.delete_keys(self.bucket, [manifest])
+        s3.delete_keys(self.bucket, [k for k in keys if k != manifest])
         return len(keys)
 
     def outcome_node(self) -> str:

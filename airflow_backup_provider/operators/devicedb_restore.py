@@ -110,7 +110,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
     def _manifests(self) -> list[dict[str, Any]]:
         s3 = self.s3()
         found = []
-        for obj in s3.list_keys_under(bucket=self.bucket, prefix=ddb.cluster_prefix(self.prefix, self.cluster)):
+        for obj in s3.list_objects(self.bucket, ddb.cluster_prefix(self.prefix, self.cluster)):
             uuid = ddb.uuid_from_key(self.prefix, self.cluster, obj["Key"])
             if uuid and obj["Key"] == ddb.manifest_key(self.prefix, self.cluster, uuid):
                 try:
@@ -179,7 +179,7 @@ class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
         size = 0
         with remote.sftp() as sftp, sftp.open(target, "wb") as out:
             out.set_pipelined(True)
-            for chunk in self.s3().iter_object(bucket=self.bucket, key=piece["key"]):
+            for chunk in self.s3().iter_object(self.bucket, piece["key"]):
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)

@@ -1,4 +1,4 @@
-"""Sync a folder to an S3 prefix (or back), rsync-like; see :class:`~airflow_backup_provider.hooks.s3_sync.S3SyncHook`."""
+"""Sync a folder to an S3 prefix (or back), rsync-like; see :meth:`~airflow_backup_provider.hooks.object_store.ObjectStoreHook.sync_up`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_backup_provider.hooks.s3_sync import S3SyncHook
+from airflow_backup_provider.hooks.object_store import ObjectStoreHook
 from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores.paths import check_outside, check_within, normal_path
 
@@ -29,6 +29,8 @@ class S3SyncOperator(BackupOperator):
         older copy over a live bup repository would roll its branches back).
     :param upload_root: an upload reads only this folder or one inside it (e.g. the repository).
     :param protected_paths: ``(label, path)`` of live data a download never writes into or over.
+    :param sse: server-side encryption of every uploaded object and the manifest (``AES256`` or
+        ``aws:kms``); :param kms_key_id: the KMS key for ``aws:kms``.
 
     `local_dir` is checked on the worker, with its symlinks resolved, before anything is read or
     written: no ``..``, never ``/``; one error names the value and the rule it breaks.
@@ -54,6 +56,8 @@ class S3SyncOperator(BackupOperator):
         protected_paths: Sequence[tuple[str, str]] = (),
         aws_conn_id: str | None = "aws_default",
         node: str | None = None,
+        sse: str = "AES256",
+        kms_key_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,13 +77,15 @@ class S3SyncOperator(BackupOperator):
         self.protected_paths = [tuple(p) for p in protected_paths]
         self.aws_conn_id = aws_conn_id
         self.node = node
+        self.sse = sse
+        self.kms_key_id = kms_key_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         if self.direction not in ("upload", "download"):
             raise ValueError(f"direction: value {self.direction!r} must be 'upload' or 'download'")
         dry_run = self.is_dry_run(context)
         local_dir = self.checked_local_dir()
-        hook = self.aws_hook(S3SyncHook, concurrency=self.concurrency)
+        hook = self.aws_hook(ObjectStoreHook, concurrency=self.concurrency, sse=self.sse, kms_key_id=self.kms_key_id)
         if self.direction == "upload":
             result = hook.sync_up(
                 local_dir, self.bucket, self.prefix, compare=self.compare, delete=self.delete, dry_run=dry_run,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_backup_provider.hooks.s3_sync import S3SyncHook, scan_folder
+from airflow_backup_provider.hooks.object_store import ObjectStoreHook, scan_folder
 from tests.harness import REPO, clusters_file, load_dag, run_dag
 from tests.sandbox.kinds import bup as bup_kind
 
@@ -260,7 +260,7 @@ def test_s3_sync_refuses_folders_other_than_the_repository(site, sandbox, tmp_pa
 def count_puts(monkeypatch) -> list[str]:
     """Record every S3 write request the sync hook makes (PutObject, multipart parts)."""
     calls: list[str] = []
-    original = S3SyncHook.get_conn
+    original = ObjectStoreHook.get_conn
 
     def get_conn(self):
         client = original(self)
@@ -270,7 +270,7 @@ def count_puts(monkeypatch) -> list[str]:
             client._put_counter = True
         return client
 
-    monkeypatch.setattr(S3SyncHook, "get_conn", get_conn)
+    monkeypatch.setattr(ObjectStoreHook, "get_conn", get_conn)
     return calls
 
 
@@ -286,7 +286,7 @@ def test_s3_sync_uploads_only_changed_files_then_disaster_recovery(site, sandbox
 
     # nothing changed: nothing is written
     calls.clear()
-    hook = S3SyncHook(aws_conn_id="aws_default")
+    hook = ObjectStoreHook(aws_conn_id="aws_default")
     prefix = f"bup/{site['name']}"
     result = hook.sync_up(repo, BUCKET, prefix)
     assert result.copied == [] and result.unchanged == len(first) and calls == []
@@ -416,7 +416,7 @@ def test_s3_sync_without_delete_keeps_verifying_objects_whose_file_is_gone(sandb
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "kept.bin").write_bytes(b"k" * 1000)
     (folder / "gone.bin").write_bytes(b"g" * 2000)
-    hook = S3SyncHook(aws_conn_id="aws_default")
+    hook = ObjectStoreHook(aws_conn_id="aws_default")
     hook.sync_up(folder, bucket, "p")
     (folder / "gone.bin").unlink()
     (folder / "sub" / "new.bin").write_bytes(b"n" * 10)
@@ -440,7 +440,7 @@ def test_s3_sync_modes_checksum_delete_dry_run_and_multipart(sandbox, tmp_path, 
     big = os.urandom(6 * 1024 * 1024 + 123)
     (folder / "big.bin").write_bytes(big)
     calls = count_puts(monkeypatch)
-    hook = S3SyncHook(aws_conn_id="aws_default", multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    hook = ObjectStoreHook(aws_conn_id="aws_default", part_size=5 * 1024 * 1024)
 
     # dry run: the plan, and no request that writes
     result = hook.sync_up(folder, bucket, "m", dry_run=True)

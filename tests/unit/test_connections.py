@@ -9,9 +9,7 @@ import pytest
 
 from airflow_backup_provider.connections import MissingConnectionError, connections_used
 from airflow_backup_provider.hooks.ebs import EbsHook
-from airflow_backup_provider.hooks.s3_multipart import S3MultipartHook
-from airflow_backup_provider.hooks.s3_stream import StreamingS3Hook
-from airflow_backup_provider.hooks.s3_sync import S3SyncHook
+from airflow_backup_provider.hooks.object_store import ObjectStoreHook
 from tests.harness import REPO, clusters_file, load_dagbag
 
 MISSING = "aws_nowhere"
@@ -33,9 +31,8 @@ def test_an_ebs_call_with_a_missing_connection_names_it(monkeypatch):
         hook.find_volumes(volume_ids=["vol-0123456789abcdef0"])
 
 
-@pytest.mark.parametrize("hook_class", [StreamingS3Hook, S3MultipartHook, S3SyncHook])
-def test_every_s3_hook_names_a_missing_connection(hook_class):
-    hook = hook_class(aws_conn_id=MISSING)
+def test_the_object_store_hook_names_a_missing_connection():
+    hook = ObjectStoreHook(aws_conn_id=MISSING)
     with pytest.raises(MissingConnectionError, match=f"'{MISSING}'"):
         hook.get_conn()
 

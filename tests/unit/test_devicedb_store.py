@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_backup_provider.config import parse_clusters
-from airflow_backup_provider.hooks.s3_multipart import rechunk
+from airflow_backup_provider.hooks.object_store import rechunk
 from airflow_backup_provider.stores import devicedb as ddb
 
 UUID = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"

@@ -32,10 +32,11 @@ class FakeS3:
     def __init__(self, objects):
         self.objects = dict(objects)
 
-    def get_bytes(self, *, bucket, key):
+    # the ObjectStoreHook's signatures
+    def get_bytes(self, bucket, key):
         return self.objects.get(key)
 
-    def put_bytes(self, data, *, bucket, key, **_):
+    def put_bytes(self, bucket, key, data, content_type="application/octet-stream"):
         self.objects[key] = data
 
 

@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider.hooks.devicedb import DevicedbHook
-from airflow_backup_provider.hooks.s3_multipart import S3MultipartHook, UploadResult
+from airflow_backup_provider.hooks.object_store import ObjectStoreHook, UploadResult
 from airflow_backup_provider.operators import devicedb as ops
 from airflow_backup_provider.operators import report
 from tests.unit.test_devicedb_store import SMALL_STORE, go_tar
@@ -27,7 +27,7 @@ def upload(tmp_path, monkeypatch, tar: bytes):
 
     uploads = []
 
-    def upload_stream(self, chunks, *, bucket, key, **kwargs):
+    def upload_parts(self, bucket, key, chunks, **kwargs):
         import hashlib
 
         data = b"".join(chunks)
@@ -35,7 +35,7 @@ def upload(tmp_path, monkeypatch, tar: bytes):
         return UploadResult(bucket, key, len(data), hashlib.sha256(data).hexdigest(), 1)
 
     monkeypatch.setattr(DevicedbHook, "open_snapshot_tar", chunked_tar)
-    monkeypatch.setattr(S3MultipartHook, "upload_stream", upload_stream)
+    monkeypatch.setattr(ObjectStoreHook, "upload_parts", upload_parts)
     monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
     spec = {"label": "n1", "host": "10.0.0.1", "http_port": 8080}
     operator = ops.DevicedbUploadNodeOperator(

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, DevicedbUnreachable
-from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook, UploadVerificationError
+from airflow_backup_provider.hooks.object_store import MIB, ChecksumMismatch, ObjectStoreHook
 from airflow_backup_provider.operators.devicedb import DevicedbTriggerSnapshotOperator
 from airflow_backup_provider.stores import devicedb as ddb
 from tests.devicedb_fixtures import s3_objects
@@ -150,15 +150,15 @@ def test_a_recorded_snapshot_that_failed_or_stays_missing_is_replaced(sandbox, d
 
 
 def test_multipart_upload_with_sha256_and_read_back(sandbox, bucket):
-    s3 = S3MultipartHook(aws_conn_id="aws_default")
+    s3 = ObjectStoreHook(aws_conn_id="aws_default")
     data = bytes(range(256)) * (11 * MIB // 256)
     chunks = (data[i : i + 300_000] for i in range(0, len(data), 300_000))
-    result = s3.upload_stream(chunks, bucket=bucket, key="x/y.tar", part_size=5 * MIB)
+    result = s3.upload_parts(bucket, "x/y.tar", chunks, part_size=5 * MIB)
     assert result.parts == 3 and result.size == len(data)
     assert result.sha256 == hashlib.sha256(data).hexdigest()
-    s3.verify_object(bucket=bucket, key="x/y.tar", size=result.size, sha256=result.sha256)
-    with pytest.raises(UploadVerificationError, match="expected"):
-        s3.verify_object(bucket=bucket, key="x/y.tar", size=result.size, sha256="0" * 64)
+    s3.verify_object(bucket, "x/y.tar", size=result.size, sha256=result.sha256)
+    with pytest.raises(ChecksumMismatch, match="expected"):
+        s3.verify_object(bucket, "x/y.tar", size=result.size, sha256="0" * 64)
 
 
 def test_a_broken_stream_leaves_no_object_and_no_upload(sandbox, bucket):
@@ -166,9 +166,9 @@ def test_a_broken_stream_leaves_no_object_and_no_upload(sandbox, bucket):
         yield b"x" * (5 * MIB)
         raise ConnectionResetError("node went away mid-tar")
 
-    s3 = S3MultipartHook(aws_conn_id="aws_default")
+    s3 = ObjectStoreHook(aws_conn_id="aws_default")
     with pytest.raises(ConnectionResetError):
-        s3.upload_stream(broken(), bucket=bucket, key="partial.tar", part_size=5 * MIB)
+        s3.upload_parts(bucket, "partial.tar", broken(), part_size=5 * MIB)
     assert "partial.tar" not in s3_objects(sandbox, bucket)
     uploads = sandbox.boto3_client("s3").list_multipart_uploads(Bucket=bucket).get("Uploads") or []
     assert uploads == []

@@ -15,7 +15,7 @@ import requests
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, DevicedbUnreachable
-from airflow_backup_provider.hooks.s3_multipart import MIB, S3MultipartHook
+from airflow_backup_provider.hooks.object_store import MIB, ObjectStoreHook
 from airflow_backup_provider.operators import devicedb as ops
 from airflow_backup_provider.operators import report
 from airflow_backup_provider.sensors.devicedb import DevicedbSnapshotSensor
@@ -88,8 +88,8 @@ def test_a_tar_read_at_the_pace_of_s3_is_cut_by_the_write_timeout(sandbox, devic
         # the client notices the cut only once it has consumed what the socket buffers held
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
             with hook(node) as h, h.open_snapshot_tar(uuid) as response:
-                S3MultipartHook(aws_conn_id=CONN).upload_stream(
-                    response.iter_content(MIB), bucket=bucket, key="streamed.tar", part_size=5 * MIB
+                ObjectStoreHook(aws_conn_id=CONN).upload_parts(
+                    bucket, "streamed.tar", response.iter_content(MIB), part_size=5 * MIB
                 )
     finally:
         slow_s3.reset()

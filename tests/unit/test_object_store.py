@@ -1,4 +1,5 @@
-"""Which S3 faults StreamingS3Hook retries, and what it streams (no network)."""
+"""The object store hook: which S3 faults restart a stream, what it streams, its retry policy,
+its encryption on every write and its checked deletes (no network: stub clients, moto in-process)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import zstandard
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from airflow_backup_provider.hooks import s3_stream
-from airflow_backup_provider.hooks.s3_stream import StreamingS3Hook, is_retryable_s3_fault
+from airflow_backup_provider.hooks import object_store
+from airflow_backup_provider.hooks.object_store import ObjectStoreHook, is_retryable_s3_fault
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -28,7 +29,7 @@ def test_retryable_faults():
 
 
 def test_upload_retries_from_a_fresh_source_and_hashes_the_original_bytes(monkeypatch):
-    hook = StreamingS3Hook(aws_conn_id=None, attempts=3, max_backoff=0.01, sse="AES256")
+    hook = ObjectStoreHook(aws_conn_id=None, attempts=3, max_backoff=0.01, sse="AES256")
     data = b"sstable " * 50_000
     stored: dict[str, bytes] = {}
     calls = {"n": 0, "opened": 0}
@@ -47,8 +48,8 @@ def test_upload_retries_from_a_fresh_source_and_hashes_the_original_bytes(monkey
         return io.BytesIO(data)
 
     monkeypatch.setattr(hook, "load_file_obj", fake_load)
-    monkeypatch.setattr(s3_stream, "CHUNK", 4096)
-    result = hook.upload_stream(source, "bucket", "k.zst")
+    monkeypatch.setattr(object_store, "CHUNK", 4096)
+    result = hook.upload_stream("bucket", "k.zst", source)
     assert calls == {"n": 2, "opened": 2}
     assert result.size == len(data) and result.sha256 == hashlib.sha256(data).hexdigest()
     assert result.compressed_size == len(stored["k.zst"]) < len(data)
@@ -57,5 +58,38 @@ def test_upload_retries_from_a_fresh_source_and_hashes_the_original_bytes(monkey
 
 
 def test_kms_key_means_aws_kms():
-    hook = StreamingS3Hook(aws_conn_id=None, kms_key_id="alias/backups")
+    hook = ObjectStoreHook(aws_conn_id=None, kms_key_id="alias/backups")
     assert hook.extra_args == {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/backups"}
+
+
+class _DeleteAnswers:
+    """A stub S3 client whose batch delete reports one object it could not delete."""
+
+    def __init__(self):
+        self.deleted: list[str] = []
+
+    def get_paginator(self, name):
+        class Pages:
+            def paginate(self, **kwargs):
+                return [{"Contents": [{"Key": "c/x/20261120/a"}, {"Key": "c/x/20261120/b"}]}]
+
+        return Pages()
+
+    def delete_objects(self, Bucket, Delete):
+        self.deleted += [o["Key"] for o in Delete["Objects"]]
+        return {"Errors": [{"Key": "c/x/20261120/b", "Code": "AccessDenied", "Message": "Access Denied"}]}
+
+
+def test_a_delete_that_s3_answers_with_errors_raises(monkeypatch):
+    import pytest
+
+    hook = ObjectStoreHook(aws_conn_id=None)
+    monkeypatch.setattr(hook, "get_conn", _DeleteAnswers)
+    with pytest.raises(object_store.DeleteFailed, match=r"c/x/20261120/b: AccessDenied"):
+        hook.delete_prefix("bucket", "c/x/20261120/")
+
+
+def test_every_write_is_encrypted_and_retries_are_botocores_standard_mode():
+    hook = ObjectStoreHook(aws_conn_id=None, region_name="us-east-1")
+    assert hook.extra_args == {"ServerSideEncryption": "AES256"}
+    assert hook.config.retries["mode"] == "standard"
