@@ -93,3 +93,21 @@ def test_every_write_is_encrypted_and_retries_are_botocores_standard_mode():
     hook = ObjectStoreHook(aws_conn_id=None, region_name="us-east-1")
     assert hook.extra_args == {"ServerSideEncryption": "AES256"}
     assert hook.config.retries["mode"] == "standard"
+
+
+def test_every_path_that_writes_stores_the_object_under_the_configured_kms_key(aws, tmp_path):
+    """S3 encrypts unconfigured buckets with AES256 anyway: a KMS key proves the setting reached each write."""
+    aws.s3.create_bucket(Bucket="backups")
+    hook = ObjectStoreHook(aws_conn_id="aws_default", kms_key_id="alias/backups")
+    hook.put_bytes("backups", "small/manifest.json", b"{}", "application/json")
+    hook.upload_stream("backups", "stream/file.zst", lambda: io.BytesIO(b"x" * 1000))
+    hook.upload_parts("backups", "parts/node.tar", [b"y" * (5 * 1024 * 1024), b"z" * 10], part_size=5 * 1024 * 1024)
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "pack").write_bytes(b"p" * 100)
+    hook.sync_up(tmp_path / "repo", "backups", "sync")
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket="backups")["Contents"]]
+    assert {"small/manifest.json", "stream/file.zst", "parts/node.tar", "sync/pack"} <= set(keys)
+    assert any(k.startswith("sync/") and k != "sync/pack" for k in keys), keys  # the sync's manifest
+    for key in keys:
+        head = aws.s3.head_object(Bucket="backups", Key=key)
+        assert (key, head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == (key, "aws:kms", "alias/backups")
