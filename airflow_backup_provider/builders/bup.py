@@ -176,6 +176,8 @@ def build_s3_sync(entry: BupHost):
             upload_root=entry.server.repo_dir,
             protected_paths=live_paths(entry),
             aws_conn_id=entry.aws_conn_id,
+            sse=sync.sse,
+            kms_key_id=sync.kms_key_id,
             node=entry.server.host,
             trigger_rule="none_failed",
             **({"queue": sync.queue} if sync.queue else {}),

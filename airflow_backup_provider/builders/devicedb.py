@@ -61,6 +61,8 @@ def _common(entry: DevicedbCluster, specs: list[dict[str, Any]]) -> dict[str, An
         "http_timeout": entry.http_timeout.total_seconds(),
         "ssh_tunnel": entry.ssh_tunnel,
         "sudo_user": entry.sudo_user,
+        "sse": entry.sse,
+        "kms_key_id": entry.kms_key_id,
     }
 
 

@@ -19,6 +19,7 @@ from airflow_backup_provider.config.common import (
     Identifier,
     Name,
     OwnFolder,
+    ServerSideEncryption,
     StrictModel,
     check_schedule,
     require_unique,
@@ -128,7 +129,7 @@ class BupPruneOlder(StrictModel):
         return self
 
 
-class BupS3Sync(StrictModel):
+class BupS3Sync(ServerSideEncryption):
     """The weekly rsync-like copy of the repository directory to S3."""
 
     bucket: Identifier

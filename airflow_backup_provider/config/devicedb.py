@@ -16,6 +16,7 @@ from airflow_backup_provider.config.common import (
     Host,
     Identifier,
     Node,
+    ServerSideEncryption,
     require_unique,
 )
 
@@ -48,7 +49,7 @@ def _check_service_argv(value: list[str]) -> list[str]:
 ServiceArgv = Annotated[list[str], AfterValidator(_check_service_argv)]
 
 
-class DevicedbCluster(EntryBase):
+class DevicedbCluster(EntryBase, ServerSideEncryption):
     kind: Literal["devicedb"] = "devicedb"
     nodes: list[DevicedbNode] = Field(min_length=1)
     bucket: Identifier = Field(description="the S3 bucket the node tars and manifests go to")
