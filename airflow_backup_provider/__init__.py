@@ -21,6 +21,7 @@ OPERATOR_MODULES: list[str] = [
     "airflow_backup_provider.operators.devicedb",
     "airflow_backup_provider.operators.devicedb_restore",
     "airflow_backup_provider.operators.ebs",
+    "airflow_backup_provider.operators.remote_job",
     "airflow_backup_provider.operators.report",
     "airflow_backup_provider.operators.retention",
     "airflow_backup_provider.operators.riak",
@@ -37,6 +38,7 @@ TRIGGER_MODULES: list[str] = [
     "airflow_backup_provider.triggers.devicedb",
     "airflow_backup_provider.triggers.ebs",
     "airflow_backup_provider.triggers.events",
+    "airflow_backup_provider.triggers.remote_job",
     "airflow_backup_provider.triggers.riak",
 ]
 NOTIFICATION_CLASSES = [

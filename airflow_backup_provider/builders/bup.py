@@ -93,6 +93,7 @@ def build_backup(entry: BupHost):
             one_file_system=entry.one_file_system,
             outlets=[repository_asset(entry)],
             server=_server_args(entry),
+            deferrable=entry.deferrable,
             **_host_args(entry),
         )
         if entry.dumps:
@@ -183,7 +184,7 @@ def build_s3_sync(entry: BupHost):
             **({"queue": sync.queue} if sync.queue else {}),
         )
         if entry.fsck:
-            fsck = BupFsckOperator(task_id="fsck", skip_on_download=True, **_server_args(entry))
+            fsck = BupFsckOperator(task_id="fsck", skip_on_download=True, deferrable=entry.deferrable, **_server_args(entry))
             fsck >> copy
     finish_dag(dag, entry)
     return dag
@@ -203,7 +204,7 @@ def build_fsck(entry: BupHost):
         extra_tags=["fsck"],
     )
     with dag:
-        BupFsckOperator(task_id="fsck", **_server_args(entry))
+        BupFsckOperator(task_id="fsck", deferrable=entry.deferrable, **_server_args(entry))
     finish_dag(dag, entry)
     return dag
 

@@ -8,14 +8,18 @@ connecting (refused, reset, timeout) are retried, with tenacity.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import json
+import re
 import shlex
 import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 from airflow.providers.ssh.hooks.ssh import SSHHook
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
     import logging
 
 LOCAL = "local"
+JOB_BASE_DIR = "/tmp/airflow-backup-jobs"  # where detached jobs keep their folders (see RemoteJob)
+LOG_TAIL_BYTES = 65536  # the most of a job's log one status read returns
 
 
 class RemoteCommandError(RuntimeError):
@@ -241,6 +247,34 @@ class RemoteCommandHook(BaseHook):
             stderr=done.stderr.decode("utf-8", "replace"),
         )
 
+    # ---- detached jobs (see RemoteJob) ----
+    def job_status(self, job: RemoteJob, offset: int = 0, max_bytes: int = LOG_TAIL_BYTES) -> JobStatus:
+        result = self.run(job.status_argv(offset, max_bytes), timeout=60).check(f"status of job {job.job_id}")
+        return parse_job_status(result.stdout)
+
+    def start_job(self, job: RemoteJob) -> str:
+        """Start `job` detached; ``"adopted"`` when an earlier try's job of the same name still
+        runs (it is watched, never started twice), else ``"started"``."""
+        status = self.job_status(job, max_bytes=0)
+        if status.state in ("running", "starting"):
+            self.log.info("Job %s still runs on %s (an earlier try's): watching it, not starting another", job.job_id, self.target)
+            return "adopted"
+        if status.state != "absent":  # an earlier try's job that ended: its folder goes first
+            self.run(job.remove_argv(), timeout=600).check(f"removing the old job folder {job.job_dir}")
+        self.log.info("Starting job %s on %s: %s", job.job_id, self.target, self.command_line(job.argv))
+        self.run(job.start_argv(), timeout=60).check(f"starting job {job.job_id}")
+        return "started"
+
+    def kill_job(self, job: RemoteJob) -> None:
+        self.log.info("Stopping job %s on %s (its whole process group)", job.job_id, self.target)
+        self.run(job.kill_argv(), timeout=60).check(f"stopping job {job.job_id}")
+
+    def job_alive(self, job: RemoteJob) -> bool:
+        return self.run(job.alive_argv(), timeout=60).exit_code == 0
+
+    def remove_job(self, job: RemoteJob) -> None:
+        self.run(job.remove_argv(), timeout=600).check(f"removing the job folder {job.job_dir}")
+
     @contextlib.contextmanager
     def sftp(self) -> Iterator[paramiko.SFTPClient]:
         """An SFTP session on the node, for streaming files without a local copy."""
@@ -286,3 +320,131 @@ async def run_remote_async(
             raise RemoteTransportError(f"cannot run {line} on {host}: {exc}") from exc
         raise
     return CommandResult(host or "", tuple(argv), line, exit_code, out, err)
+
+
+# ---- detached remote jobs ----------------------------------------------------------------------
+# A long command (bup save, tar -xf, rm -rf of a store) runs detached on the node, in its own
+# session (setsid), with its output and exit code in files of a per-job folder: the ssh provider's
+# job wrapper and kill command (airflow.providers.ssh.utils.remote_job). The task that started it
+# hands the wait to a trigger (triggers/remote_job.py) and holds no worker slot or SSH channel.
+
+JOB_STATES = ("absent", "starting", "running", "done", "gone")
+
+# `sh -c STATUS sh JOB_DIR OFFSET MAX`: the job's state, the log's size, then (base64) the log from
+# OFFSET, at most MAX bytes; once done, the log's last MAX bytes instead. Liveness is read BEFORE
+# the exit code: a job that ends between the two reads is then seen done, never "gone".
+_JOB_STATUS_SCRIPT = r"""
+d=$1; off=$2; max=$3
+if [ ! -d "$d" ]; then echo absent; echo 0; exit 0; fi
+alive=0
+if [ -s "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then alive=1; fi
+if [ -s "$d/exit_code" ]; then state="done $(cat "$d/exit_code")"
+elif [ $alive = 1 ]; then state=running
+elif [ -s "$d/pid" ]; then state=gone
+else state=starting
+fi
+echo "$state"
+stat -c%s "$d/stdout.log" 2>/dev/null || echo 0
+case $state in
+  done*) tail -c "$max" "$d/stdout.log" 2>/dev/null | base64 -w0 ;;
+  *) tail -c +"$((off + 1))" "$d/stdout.log" 2>/dev/null | head -c "$max" | base64 -w0 ;;
+esac
+""".strip()
+
+# Is anything of the job's process group still alive? (pid file holds the group's id)
+_JOB_ALIVE_SCRIPT = r"""
+p=$(cat "$1/pid" 2>/dev/null) || exit 1
+[ "$p" -gt 1 ] 2>/dev/null || exit 1
+kill -0 -"$p" 2>/dev/null
+""".strip()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # one of JOB_STATES
+    exit_code: int | None
+    log_size: int
+    log: str  # the log from the asked offset (running) or its tail (done)
+    log_bytes: int  # how many bytes of the log `log` decodes (the next offset is offset + log_bytes)
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """One detached command on one node; the folder is named from the task, the node and the argv.
+
+    The name leaves the try number out on purpose: a retry of the task finds the job a previous
+    try left running and waits for it instead of starting a second ``bup save`` on the same repo.
+    The hash of node, user and argv keeps two different commands (or test runs) apart.
+    """
+
+    job_id: str
+    argv: tuple[str, ...]
+    base_dir: str = JOB_BASE_DIR
+
+    @classmethod
+    def named(
+        cls, *, dag_id: str, task_id: str, run_id: str, map_index: int, step: str, argv: Sequence[str],
+        target: str, sudo_user: str | None = None, base_dir: str = JOB_BASE_DIR,
+    ) -> RemoteJob:
+        words = tuple(str(a) for a in argv)
+        digest = hashlib.sha256(json.dumps([target, sudo_user, words]).encode()).hexdigest()[:12]
+
+        def clean(value: Any) -> str:
+            return re.sub(r"[^A-Za-z0-9]", "_", str(value))[:50]
+
+        job_id = "_".join(["ab", clean(dag_id), clean(task_id), clean(run_id), f"m{map_index}", clean(step), digest])
+        return cls(job_id=job_id, argv=words, base_dir=base_dir)
+
+    @property
+    def paths(self):
+        from airflow.providers.ssh.utils.remote_job import RemoteJobPaths
+
+        return RemoteJobPaths(job_id=self.job_id, remote_os="posix", base_dir=self.base_dir)
+
+    @property
+    def job_dir(self) -> str:
+        return self.paths.job_dir
+
+    def start_argv(self) -> list[str]:
+        """Start the job detached (the provider's wrapper; argv quoted once more for its script)."""
+        from airflow.providers.ssh.utils.remote_job import build_posix_wrapper_command
+
+        return ["bash", "-c", build_posix_wrapper_command(shlex.join(self.argv), self.paths)]
+
+    def status_argv(self, offset: int = 0, max_bytes: int = LOG_TAIL_BYTES) -> list[str]:
+        return ["sh", "-c", _JOB_STATUS_SCRIPT, "sh", self.job_dir, str(int(offset)), str(int(max_bytes))]
+
+    def kill_argv(self) -> list[str]:
+        """SIGTERM to the job's whole process group (the provider's kill: refuses a pid <= 1)."""
+        from airflow.providers.ssh.utils.remote_job import build_posix_kill_command
+
+        return ["sh", "-c", build_posix_kill_command(self.paths.pid_file)]
+
+    def alive_argv(self) -> list[str]:
+        """Exits 0 while any process of the job's group lives."""
+        return ["sh", "-c", _JOB_ALIVE_SCRIPT, "sh", self.job_dir]
+
+    def remove_argv(self) -> list[str]:
+        if not self.job_dir.startswith(self.base_dir.rstrip("/") + "/") or "/../" in f"{self.job_dir}/":
+            raise ValueError(f"job folder {self.job_dir!r} is not under {self.base_dir!r}")
+        return ["rm", "-rf", "--", self.job_dir]
+
+    def as_result(self, host: str, exit_code: int, log: str, *, sudo_user: str | None = None) -> CommandResult:
+        """The finished job as a :class:`CommandResult`; its stdout and stderr are both the job's
+        log (the wrapper writes them to one file), so a parser of either reads the same text."""
+        return CommandResult(host, self.argv, build_command_line(self.argv, sudo_user=sudo_user), exit_code, log, log)
+
+
+def parse_job_status(stdout: str) -> JobStatus:
+    lines = stdout.split("\n", 2)
+    state, _, code = lines[0].strip().partition(" ")
+    if len(lines) < 2 or state not in JOB_STATES:
+        raise ValueError(f"job status: unreadable answer {stdout[:200]!r}")
+    raw = base64.b64decode(lines[2].strip()) if len(lines) > 2 and lines[2].strip() else b""
+    return JobStatus(
+        state=state,
+        exit_code=int(code) if state == "done" and code.strip().lstrip("-").isdigit() else None,
+        log_size=int(lines[1].strip() or 0),
+        log=raw.decode("utf-8", "replace"),
+        log_bytes=len(raw),
+    )

@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Connection
+from airflow.sdk import Connection, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.base import BackupOperator
+from airflow_backup_provider.operators.remote_job import RemoteJobMixin
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
 from airflow_backup_provider.retention import BackupItem, Decision, RetentionPlan, planned_backup
 from airflow_backup_provider.stores import bup as store
@@ -155,12 +156,15 @@ class BupDumpOperator(_BupNodeOperator):
         return produced
 
 
-class BupSaveOperator(_BupNodeOperator):
+class BupSaveOperator(RemoteJobMixin, _BupNodeOperator):
     """
     ``bup index`` then ``bup save -n BRANCH --date=<logical date> -r <server>`` on the host.
 
     One logical date makes at most one save: when the branch already holds a save for the run's
-    logical date (a retry, a cleared task, a second trigger), nothing is indexed or saved.
+    logical date (a retry, a cleared task, a second trigger), nothing is indexed or saved. The save
+    runs as a detached job (:mod:`~airflow_backup_provider.operators.remote_job`): with
+    ``deferrable`` the task waits in the triggerer; a retry finds a save still running from an
+    earlier try and waits for it instead of starting a second one on the same repository.
     """
 
     template_fields = ("paths",)
@@ -174,9 +178,11 @@ class BupSaveOperator(_BupNodeOperator):
         exclude_rx: Sequence[str] = (),
         one_file_system: bool = False,
         server: Mapping[str, Any] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = deferrable
         self.branch = store.check_branch(branch)
         self.paths = list(paths)
         self.excludes = list(excludes)
@@ -199,58 +205,82 @@ class BupSaveOperator(_BupNodeOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         dry_run = self.is_dry_run(context)
         when = self.run_date(context)
-        save_name = store.save_name_for(when)
         commands = self.commands
+        save = commands.save(self.branch, when, self.paths)
         index = commands.index(
             self.paths, excludes=self.excludes, exclude_rx=self.exclude_rx, one_file_system=self.one_file_system
         )
-        with self.node_hook() as hook, ThreadPoolExecutor(1) as pool:
+        with self.node_hook() as hook, ThreadPoolExecutor(2) as pool:
             if not hook.is_local:
-                hook.get_conn()  # connect once, before two threads share the connection
-            # The check asks the server; the index is local work on the host. They are
-            # independent, so they overlap. An index made for a save that then is skipped only
-            # refreshes the host's own index, which the next save uses anyway.
-            check = pool.submit(self._list_saves, hook)
-            indexed = None if dry_run else hook.run(index, timeout=self.command_timeout)
-            saves = check.result()
-            existing = store.saves_for_date(saves or [], when)
-            if existing:
-                detail = f"{self.branch}/{existing[0].name} already exists for {when.isoformat()}"
-                self.log.info("skipping: %s", detail)
-                self.record_outcome(context, status="skipped", node=self.host, detail=detail)
-                return {"save": existing[0].name, "skipped": True}
-            if dry_run:
-                detail = f"would save {', '.join(self.paths)} as {self.branch}/{save_name}"
-                self.log.info("dry run: %s", detail)
-                self.record_outcome(context, status="dry_run", node=self.host, detail=detail)
-                # skipped, not succeeded: a success would emit the repository Asset and start a
-                # real S3 sync of a backup that was never made
-                raise AirflowSkipException(f"dry run: {detail}")
-            if saves is None:
-                self.log.info("repository %s does not exist yet: bup init", self.remote.spec() if self.remote else self.bup_dir)
-                self._check(hook.run(["mkdir", "-p", "--", self.bup_dir], timeout=60), "mkdir")
-                self._check(hook.run(commands.init(), timeout=600), "bup init")
-            if indexed is None or not indexed.ok:  # e.g. the host's bup dir did not exist before init
-                indexed = hook.run(index, timeout=self.command_timeout)
-            self._check(indexed, "bup index")
+                hook.get_conn()  # connect once, before threads share the connection
+            # an earlier try's save still runs: wait for it (an index now would race it)
+            running = hook.job_status(self.remote_job(context, hook, save, step="save"), max_bytes=0).state
+            if running not in ("running", "starting"):
+                skipped = self._before_save(context, hook, pool, when, index, dry_run)
+                if skipped:
+                    return skipped
             # the size of what is backed up (apparent bytes of the paths), for the report; it
             # runs beside the save, on its own channel
             du = pool.submit(hook.run, ["du", "-s", "-b", "-c", "--", *self.paths], timeout=self.command_timeout)
-            save = commands.save(self.branch, when, self.paths)
             # bup dates the save --date=logical date; only this report keeps when it really ran
             taken_at = dates.now_utc()
-            result = self._check(hook.run(save, timeout=self.command_timeout), "bup save")
+            job = self.start_remote_job(context, hook, save, step="save")
             du = du.result()
+            size = store.parse_du_total(du.stdout) if du.ok else None
+            return self.wait_remote_job(
+                context, hook, job, method_name="execute_complete", timeout=self.command_timeout,
+                kwargs={"taken_at": taken_at.isoformat(), "size": size},
+            )
+
+    def _before_save(
+        self, context: Any, hook: BupNodeHook, pool: ThreadPoolExecutor, when: datetime, index: list[str], dry_run: bool
+    ) -> dict[str, Any] | None:
+        """The check for an existing save (its result when there is one), ``bup init`` if needed, the index."""
+        commands = self.commands
+        save_name = store.save_name_for(when)
+        # The check asks the server; the index is local work on the host. They are
+        # independent, so they overlap. An index made for a save that then is skipped only
+        # refreshes the host's own index, which the next save uses anyway.
+        check = pool.submit(self._list_saves, hook)
+        indexed = None if dry_run else hook.run(index, timeout=self.command_timeout)
+        saves = check.result()
+        existing = store.saves_for_date(saves or [], when)
+        if existing:
+            detail = f"{self.branch}/{existing[0].name} already exists for {when.isoformat()}"
+            self.log.info("skipping: %s", detail)
+            self.record_outcome(context, status="skipped", node=self.host, detail=detail)
+            return {"save": existing[0].name, "skipped": True}
+        if dry_run:
+            detail = f"would save {', '.join(self.paths)} as {self.branch}/{save_name}"
+            self.log.info("dry run: %s", detail)
+            self.record_outcome(context, status="dry_run", node=self.host, detail=detail)
+            # skipped, not succeeded: a success would emit the repository Asset and start a
+            # real S3 sync of a backup that was never made
+            raise AirflowSkipException(f"dry run: {detail}")
+        if saves is None:
+            self.log.info("repository %s does not exist yet: bup init", self.remote.spec() if self.remote else self.bup_dir)
+            self._check(hook.run(["mkdir", "-p", "--", self.bup_dir], timeout=60), "mkdir")
+            self._check(hook.run(commands.init(), timeout=600), "bup init")
+        if indexed is None or not indexed.ok:  # e.g. the host's bup dir did not exist before init
+            indexed = hook.run(index, timeout=self.command_timeout)
+        self._check(indexed, "bup index")
+        return None
+
+    def execute_complete(self, context: Any, event: dict[str, Any], taken_at: str, size: int | None) -> dict[str, Any]:
+        when = self.run_date(context)
+        save_name = store.save_name_for(when)
+        taken = datetime.fromisoformat(taken_at)
+        with self.node_hook() as hook:
+            result = self._check(self.remote_job_result(hook, event, what=f"bup save on {self.host}"), "bup save")
         commit = store.parse_commit_id(result.stdout)
-        size = store.parse_du_total(du.stdout) if du.ok else None
         self.log.info("saved %s/%s (commit %s, %s bytes of data)", self.branch, save_name, commit, size)
-        late = dates.late_warning(when, taken_at, f"save {self.branch}/{save_name}")
+        late = dates.late_warning(when, taken, f"save {self.branch}/{save_name}")
         if late:
             self.log.warning("%s", late)
         self.record_outcome(
             context, status="done", node=self.host,
             produced=[{"id": f"{self.branch}/{save_name}", "size": size}],
-            detail=f"commit {commit}; logical date {dates.format_instant(when)}, taken at {dates.format_instant(taken_at)}",
+            detail=f"commit {commit}; logical date {dates.format_instant(when)}, taken at {dates.format_instant(taken)}",
             warnings=[late] if late else (),
         )
         return {"save": save_name, "commit": commit, "skipped": False, "data_bytes": size}
@@ -409,29 +439,54 @@ class BupRestoreOperator(_BupNodeOperator):
         return {"save": chosen.name, "source": source, "restored": count}
 
 
-class BupFsckOperator(_BupNodeOperator):
-    """``bup fsck`` of the repository, on the backup server; with par2 there, also writes recovery blocks."""
+class BupFsckOperator(RemoteJobMixin, _BupNodeOperator):
+    """``bup fsck`` of the repository, on the backup server; with par2 there, also writes recovery blocks.
 
-    def __init__(self, *, use_par2: bool = True, skip_on_download: bool = False, **kwargs: Any) -> None:
+    Both passes run as detached jobs (:mod:`~airflow_backup_provider.operators.remote_job`)."""
+
+    def __init__(
+        self,
+        *,
+        use_par2: bool = True,
+        skip_on_download: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.use_par2 = use_par2
         self.skip_on_download = skip_on_download
+        self.deferrable = deferrable
 
     def execute(self, context: Any) -> dict[str, Any]:
-        dry_run = self.is_dry_run(context)
         if self.skip_on_download and context["params"].get("direction") == "download":
             raise AirflowSkipException("download run: the repository is being brought back, nothing to check yet")
         with self.node_hook() as hook:
             par2 = self.use_par2 and hook.run(["sh", "-c", "command -v par2"], timeout=60).ok
             # verify every pack first, and apart: `bup fsck -g` skips the packs that already have
             # recovery blocks, so a pack damaged after its first check would pass it for ever
-            verify = self._check(hook.run(self.commands.fsck(), timeout=self.command_timeout), "bup fsck")
+            return self.run_remote_job(
+                context, hook, self.commands.fsck(), step="fsck", method_name="verified",
+                timeout=self.command_timeout, kwargs={"par2": par2},
+            )
+
+    def verified(self, context: Any, event: dict[str, Any], par2: bool) -> dict[str, Any]:
+        dry_run = self.is_dry_run(context)
+        with self.node_hook() as hook:
+            verify = self._check(self.remote_job_result(hook, event, what=f"bup fsck on {self.host}"), "bup fsck")
             self.log.info("bup fsck (every pack verified):\n%s", verify.stderr.strip()[-2000:])
             if par2 and not dry_run:
-                written = self._check(
-                    hook.run(self.commands.fsck(generate_par2=True), timeout=self.command_timeout), "bup fsck -g"
+                return self.run_remote_job(
+                    context, hook, self.commands.fsck(generate_par2=True), step="fsck-g",
+                    method_name="execute_complete", timeout=self.command_timeout, kwargs={"par2": par2},
                 )
-                self.log.info("bup fsck -g (recovery blocks for new packs):\n%s", written.stderr.strip()[-2000:])
+        return self.execute_complete(context, None, par2=par2)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None, par2: bool) -> dict[str, Any]:
+        dry_run = self.is_dry_run(context)
+        if event is not None:
+            with self.node_hook() as hook:
+                written = self._check(self.remote_job_result(hook, event, what=f"bup fsck -g on {self.host}"), "bup fsck -g")
+            self.log.info("bup fsck -g (recovery blocks for new packs):\n%s", written.stderr.strip()[-2000:])
         detail = f"bup fsck of {self.bup_dir}: ok" + (" (par2 recovery blocks written)" if par2 and not dry_run else "")
         self.log.info("%s", detail)
         self.record_outcome(context, status="done", node=self.host, detail=detail)
