@@ -196,6 +196,7 @@ def build_restore(entry: DevicedbCluster) -> DAG:
                 task_id=f"restore_{task_label(s['label'])}",
                 node=s,
                 status_command=entry.service_status_command,
+                deferrable=entry.deferrable,
                 **common,
             )
             for s in specs
@@ -219,7 +220,8 @@ def build_restore(entry: DevicedbCluster) -> DAG:
             **_sensor_args(entry, specs),
         )
         finalize = DevicedbFinalizeRestoreOperator(
-            keep_old_stores=entry.keep_old_stores, restore_task_ids=[r.task_id for r in restores], **common
+            keep_old_stores=entry.keep_old_stores, restore_task_ids=[r.task_id for r in restores],
+            deferrable=entry.deferrable, **common,
         )
         watched = [r.task_id for r in restores] + [t.task_id for t in starts.values()] + [wait_up.task_id, verify.task_id]
         rollback = DevicedbRollbackOperator(

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
@@ -26,6 +26,7 @@ from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.notifications import send_report_mail
 from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator, task_label
+from airflow_backup_provider.operators.remote_job import RemoteJobMixin
 from airflow_backup_provider.stores import devicedb as ddb
 
 RESOLVE_TASK_ID = "resolve_snapshot"
@@ -120,26 +121,42 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
         return [m for m in found if m]
 
 
-class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
-    """On one stopped node: set the store aside, then extract that node's tar into a new store."""
+class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):
+    """On one stopped node: set the store aside, then extract that node's tar into a new store.
 
-    def __init__(self, *, node: dict[str, Any], status_command: Sequence[str], **kwargs: Any) -> None:
+    The long steps (clearing a partial restore of an earlier try, ``tar -xf``) run as detached
+    jobs (:mod:`~airflow_backup_provider.operators.remote_job`): deferrable, they hold no worker
+    slot; a killed task stops them."""
+
+    def __init__(
+        self,
+        *,
+        node: dict[str, Any],
+        status_command: Sequence[str],
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.node_spec = dict(node)
         self.node = node["label"]
         self.status_command = list(status_command)
+        self.deferrable = deferrable
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def _plan(self, context: Any) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+        """(manifest, this node's piece, store, tar file): the same on every try and after a deferral."""
         manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
-        uuid = manifest["uuid"]
         piece = next(n for n in manifest["nodes"] if n["node"] == self.node)
         store = self.node_spec["store_dir"].rstrip("/")
-        aside = ddb.aside_path(store, manifest["tag"])
         tar_file = (
             f"{self.node_spec['transfer_dir'].rstrip('/')}/devicedb-restore-{manifest['tag']}-{task_label(self.node)}.tar"
             if self.node_spec.get("transfer_dir")
             else f"{store}.restore-{manifest['tag']}.tar"
         )
+        return manifest, piece, store, tar_file
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        manifest, _, store, _ = self._plan(context)
+        aside = ddb.aside_path(store, manifest["tag"])
         with self.remote(self.node_spec) as remote:
             running = remote.run(self.status_command, timeout=120)
             if running.exit_code == 0:
@@ -151,24 +168,48 @@ class DevicedbRestoreNodeOperator(DevicedbBaseOperator):
                 # A previous try set the live store aside already: what is in `store` is our own
                 # partial extraction, never the original.
                 self.log.info("%s already holds the original store; clearing the partial restore in %s", aside, store)
-                remote.run(["rm", "-rf", "--", store], timeout=3600).check(f"clearing the partial restore {store}")
-            elif _exists(remote, store):
+                return self.run_remote_job(
+                    context, remote, ["rm", "-rf", "--", store], step="clear", method_name="cleared",
+                    timeout=3600, kwargs={"aside": aside},
+                )
+            if _exists(remote, store):
                 remote.run(["mv", "--", store, aside], timeout=600).check(f"setting {store} aside")
                 self.log.info("node %s: live store moved to %s", self.node, aside)
             else:
                 aside = ""
                 self.log.warning("node %s: no store at %s, nothing to set aside", self.node, store)
-            remote.run(["mkdir", "-p", "--", store], timeout=60).check(f"creating {store}")
-            self._transfer(remote, piece, tar_file)
-            listing = remote.run(["tar", "-tf", tar_file], timeout=600).check(f"listing {tar_file}")
-            members = ddb.check_tar_members(listing.stdout.splitlines())
-            remote.run(["tar", "-xf", tar_file, "-C", store], timeout=3600).check(f"extracting {tar_file}")
+            return self._fill(context, remote, aside)
+
+    def cleared(self, context: Any, event: dict[str, Any], aside: str) -> dict[str, Any]:
+        _, _, store, _ = self._plan(context)
+        with self.remote(self.node_spec) as remote:
+            self.remote_job_result(remote, event, what=f"clearing {store} on {self.node}").check(
+                f"clearing the partial restore {store}"
+            )
+            return self._fill(context, remote, aside)
+
+    def _fill(self, context: Any, remote: RemoteCommandHook, aside: str) -> dict[str, Any]:
+        """Bring the tar to the node, check its members, then extract it (a detached job)."""
+        _, piece, store, tar_file = self._plan(context)
+        remote.run(["mkdir", "-p", "--", store], timeout=60).check(f"creating {store}")
+        self._transfer(remote, piece, tar_file)
+        listing = remote.run(["tar", "-tf", tar_file], timeout=600).check(f"listing {tar_file}")
+        members = ddb.check_tar_members(listing.stdout.splitlines())
+        return self.run_remote_job(
+            context, remote, ["tar", "-xf", tar_file, "-C", store], step="extract", method_name="extracted",
+            timeout=3600, kwargs={"aside": aside, "members": members},
+        )
+
+    def extracted(self, context: Any, event: dict[str, Any], aside: str, members: list[str]) -> dict[str, Any]:
+        manifest, piece, store, tar_file = self._plan(context)
+        with self.remote(self.node_spec) as remote:
+            self.remote_job_result(remote, event, what=f"tar -xf on {self.node}").check(f"extracting {tar_file}")
             remote.run(["rm", "-f", "--", tar_file], timeout=600).check(f"removing {tar_file}")
         self.record_outcome(
             context,
             status="done",
             node=self.node,
-            produced=[{"id": f"{store} from snapshot {uuid}", "size": piece["size"]}],
+            produced=[{"id": f"{store} from snapshot {manifest['uuid']}", "size": piece["size"]}],
             detail=f"{len(members)} files; previous store kept at {aside or '(none)'}",
         )
         return {"node": self.node, "store": store, "aside": aside, "files": members}
@@ -415,28 +456,65 @@ class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
         return {"started": started}
 
 
-class DevicedbFinalizeRestoreOperator(DevicedbBaseOperator):
-    """After verification: keep the old stores beside the new ones, or delete them (from the file)."""
+class DevicedbFinalizeRestoreOperator(RemoteJobMixin, DevicedbBaseOperator):
+    """After verification: keep the old stores beside the new ones, or delete them (from the file).
 
-    def __init__(self, *, keep_old_stores: bool = True, restore_task_ids: Sequence[str] = (), **kwargs: Any):
+    Each removal (``rm -rf`` of a whole store) is a detached job; all start at once, then the task
+    waits for them one by one (deferrable: in the triggerer)."""
+
+    def __init__(
+        self,
+        *,
+        keep_old_stores: bool = True,
+        restore_task_ids: Sequence[str] = (),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ):
         kwargs.setdefault("task_id", "finalize")
         super().__init__(**kwargs)
         self.keep_old_stores = keep_old_stores
         self.restore_task_ids = list(restore_task_ids)
+        self.deferrable = deferrable
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
+    def _asides(self, context: Any) -> dict[str, str]:
         asides = {}
         for task_id in self.restore_task_ids:
             result = context["ti"].xcom_pull(task_ids=task_id) or {}
             if result.get("aside"):
                 asides[result["node"]] = result["aside"]
-        if not self.keep_old_stores:
-            for spec in self.nodes:
-                aside = asides.get(spec["label"])
-                if aside:
-                    with self.remote(spec) as remote:
-                        remote.run(["rm", "-rf", "--", aside], timeout=3600).check(f"removing {aside}")
+        return asides
+
+    def _spec(self, label: str) -> dict[str, Any]:
+        return next(spec for spec in self.nodes if spec["label"] == label)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        asides = self._asides(context)
+        pending = [spec["label"] for spec in self.nodes if spec["label"] in asides] if not self.keep_old_stores else []
+        for label in pending:
+            with self.remote(self._spec(label)) as remote:
+                self.start_remote_job(context, remote, ["rm", "-rf", "--", asides[label]], step=f"rm-{label}")
+        return self.removed(context, None, pending=pending)
+
+    def removed(self, context: Any, event: dict[str, Any] | None, pending: list[str]) -> dict[str, Any]:
+        """`event`: the end of the removal on ``pending[0]``; then wait for the next one."""
+        asides = self._asides(context)
+        if event is not None:
+            label, *pending = pending
+            with self.remote(self._spec(label)) as remote:
+                self.remote_job_result(remote, event, what=f"removing {asides[label]} on {label}").check(
+                    f"removing {asides[label]}"
+                )
+        if pending:
+            with self.remote(self._spec(pending[0])) as remote:
+                job = self.remote_job(context, remote, ["rm", "-rf", "--", asides[pending[0]]], step=f"rm-{pending[0]}")
+                self._remote_job = (remote, job)
+                return self.wait_remote_job(
+                    context, remote, job, method_name="removed", timeout=3600, kwargs={"pending": pending}
+                )
+        return self._finished(context, asides)
+
+    def _finished(self, context: Any, asides: dict[str, str]) -> dict[str, Any]:
+        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
         detail = (
             f"cluster restored to snapshot {manifest['uuid']} ({manifest['logical_date']}); previous stores "
             + ("kept at " + ", ".join(f"{k}:{v}" for k, v in asides.items()) if self.keep_old_stores else "deleted")
