@@ -52,6 +52,10 @@ HOST_RE = re.compile(
 EMAIL_RE = whole(r"[^@\s,;<>]+@[^@\s,;<>]+")
 # the characters of every path the project passes to a command (no space, no quote, no `$`)
 PATH_CHARS = r"[A-Za-z0-9_./@+-]"
+# a path bup saves or restores may hold spaces too (it reaches bup as one argv word, never a shell)
+SAVED_PATH_CHARS = r"[A-Za-z0-9_./@+ -]"
+# a restore folder of the Cassandra form: `{host}` becomes the node's host
+TEMPLATED_PATH_CHARS = r"[A-Za-z0-9_./@+{}-]"
 ABS_PATH_RE = whole(rf"/{PATH_CHARS}*")
 # connection ids, buckets, regions, pools, users, S3 prefixes, tag keys
 IDENTIFIER = r"[A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,127}"

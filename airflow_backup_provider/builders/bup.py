@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
 from airflow_backup_provider.config import BupHost
 from airflow_backup_provider.operators.bup import (
@@ -232,7 +233,7 @@ def build_restore(entry: BupHost):
                 description="latest, a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
             ),
             "path": Param(
-                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/[A-Za-z0-9_./@+ -]*" + FORM_END,
+                default_path, type="string", pattern=r"^(?!.*/\.\.(/|$))/" + names.SAVED_PATH_CHARS + "*" + FORM_END,
                 maxLength=PATH_MAX, title="Path",
                 description="The path as it was backed up, e.g. /etc or " + default_path + ".",
             ),

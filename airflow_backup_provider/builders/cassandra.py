@@ -170,7 +170,7 @@ def restore_dag(entry: CassandraCluster) -> DAG:
             "restore_folder": Param(
                 entry.restore_folder,
                 type="string",
-                pattern=FORM_PATH.replace("[A-Za-z0-9_./@+-]", "[A-Za-z0-9_./@+{}-]"),
+                pattern=FORM_PATH.replace(names.PATH_CHARS, names.TEMPLATED_PATH_CHARS),
                 maxLength=4095,
                 title="Restore folder",
                 description="Folder on each node (outside the data folder); `{host}` becomes the node's host.",

@@ -18,7 +18,7 @@ from typing import Any
 from airflow.sdk import Connection, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-from airflow_backup_provider import dates
+from airflow_backup_provider import dates, names
 from airflow_backup_provider.config import RetentionPolicy
 from airflow_backup_provider.hooks.bup import BupNodeHook, dump_argv, env_lines
 from airflow_backup_provider.operators.base import BackupOperator
@@ -308,7 +308,7 @@ def choose_save(saves: Sequence[store.Save], which: str) -> store.Save:
     raise BupError(f"param 'save': {which!r} must be 'latest', YYYY-MM-DD or YYYY-MM-DD-HHMMSS")
 
 
-_SAFE_RESTORE_PATH = re.compile(r"/[A-Za-z0-9_./@+ -]*")
+_SAFE_RESTORE_PATH = re.compile(rf"/{names.SAVED_PATH_CHARS}*")
 PATH_MAX = 4095  # a longer path is no path (Linux PATH_MAX, its NUL excluded)
 
 
