@@ -244,19 +244,22 @@ def plan_retention(items: Iterable[BackupItem], policy: RetentionPolicy, as_of: 
     return RetentionPlan(as_of=as_of_utc, policy=policy, keep=keep, prune=prune)
 
 
-def newest_complete(items: Iterable[BackupItem], as_of: datetime) -> BackupItem | None:
-    """The newest complete item of ours dated at or before ``as_of``: the one never deleted."""
+def newest_complete(items: Iterable[BackupItem], as_of: datetime, *, with_planned: bool = False) -> BackupItem | None:
+    """The newest complete item of ours dated at or before ``as_of``: the one never deleted.
+    ``with_planned``: a dry run's plan counts the backup its real run would make (:func:`planned_backup`)."""
     as_of_utc = as_utc(as_of, "as_of")
-    eligible = [i for i in items if _counts_as_backup(i, as_of_utc)]
+    eligible = [i for i in items if _counts_as_backup(i, as_of_utc, with_planned)]
     return max(eligible, key=_order_key, default=None)
 
 
-def _counts_as_backup(item: BackupItem, as_of_utc: datetime) -> bool:
-    return item.ours and item.complete and not item.meta.get(PLANNED) and _order_key(item)[0] <= as_of_utc
+def _counts_as_backup(item: BackupItem, as_of_utc: datetime, with_planned: bool = False) -> bool:
+    if item.meta.get(PLANNED) and not with_planned:
+        return False
+    return item.ours and item.complete and _order_key(item)[0] <= as_of_utc
 
 
 def delete_refusals(
-    planned: BackupItem, fresh: BackupItem, as_of: datetime, newest: BackupItem | None
+    planned: BackupItem, fresh: BackupItem, as_of: datetime, newest: BackupItem | None, *, with_planned: bool = False
 ) -> list[str]:
     """Why ``fresh`` (the item the plan prunes, re-read just before its delete) must not be
     deleted; empty when it may go. The plan's own reasons are judged again on the fresh state,
@@ -265,6 +268,7 @@ def delete_refusals(
     ``newest``: the newest complete backup (:func:`newest_complete` of the plan), re-read just as
     freshly, or None when it is gone. When it is gone, no longer complete, no longer ours or newer
     than ``as_of``, ``fresh`` may have become the newest complete backup: refused.
+    ``with_planned``: a dry run, whose newest may be the backup its real run would make.
     """
     as_of_utc = as_utc(as_of, "as_of")
     created = _order_key(fresh)[0]
@@ -275,7 +279,7 @@ def delete_refusals(
         reasons.append(REASON_PENDING)
     if created > as_of_utc:
         reasons.append(REASON_NEWER)
-    if newest is None or not _counts_as_backup(newest, as_of_utc) or _order_key(fresh) >= _order_key(newest):
+    if newest is None or not _counts_as_backup(newest, as_of_utc, with_planned) or _order_key(fresh) >= _order_key(newest):
         reasons.append(REASON_NEWEST)
     if created != _order_key(planned)[0]:
         reasons.append(REASON_CHANGED)

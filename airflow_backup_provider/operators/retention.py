@@ -114,6 +114,11 @@ class RetentionOperator(BackupOperator):
         """The item as it is now, read again from the store (None: it is gone)."""
         raise NotImplementedError
 
+    def reread_many(self, group: RetentionGroup, items: Sequence[BackupItem]) -> dict[str, BackupItem | None]:
+        """`items` as they are now, by id; a kind whose store answers for several ids at once
+        (EC2's DescribeSnapshots) overrides this to read them in one call."""
+        return {item.id: self.reread(group, item) for item in items}
+
     def delete_item(self, group: RetentionGroup, item: BackupItem) -> Any:
         """Delete one item; raise when the store says it failed."""
         raise NotImplementedError
@@ -143,7 +148,8 @@ class RetentionOperator(BackupOperator):
             plan = self.plan(group, run.as_of)
             run.groups[group.label], run.plans[group.label] = group, plan
             self.log.info("%s:\n%s", group.label, plan.table())
-            newest = retention.newest_complete(group.items, run.as_of)
+            # a dry run judges as the real run would: with the backup it would have made
+            newest = retention.newest_complete(group.items, run.as_of, with_planned=run.dry_run)
             for decision in plan.prune:
                 self._delete_checked(run, group, decision.item, newest)
             if group.leftovers_before is not None:
@@ -170,16 +176,18 @@ class RetentionOperator(BackupOperator):
             # plan that would be refused shows up now and not at the real run.
             fresh, fresh_newest = item, newest
         else:
-            fresh = self.reread(group, item)
+            others = [newest] if newest is not None and newest.id != item.id else []
+            now = self.reread_many(group, [item, *others])
+            fresh = now[item.id]
             if fresh is None:
                 self.log.warning("%s %s: already gone, nothing to delete", what, item.id)
                 run.gone.append(item.id)
                 return
-            fresh_newest = self.reread(group, newest) if newest is not None and newest.id != item.id else newest
+            fresh_newest = now[newest.id] if others else newest
         if leftover:
             reasons = retention.leftover_refusals(fresh, group.leftovers_before)
         else:
-            reasons = retention.delete_refusals(item, fresh, run.as_of, fresh_newest)
+            reasons = retention.delete_refusals(item, fresh, run.as_of, fresh_newest, with_planned=run.dry_run)
         if reasons:
             self.log.error("refusing to delete %s %s: %s", what, item.id, ", ".join(reasons))
             run.refused[item.id] = reasons

@@ -267,8 +267,12 @@ class RiakRetentionOperator(RetentionOperator):
         return groups
 
     def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
-        found = self.hook.find_snapshots(snapshot_ids=[item.id])
-        return found[0].to_backup_item(series_name(self.cluster)) if found else None
+        return self.reread_many(group, [item])[item.id]
+
+    def reread_many(self, group: RetentionGroup, items: Sequence[BackupItem]) -> dict[str, BackupItem | None]:
+        # one DescribeSnapshots for the snapshot about to go and the newest one
+        found = {s.id: s.to_backup_item(series_name(self.cluster)) for s in self.hook.find_snapshots(snapshot_ids=[i.id for i in items])}
+        return {item.id: found.get(item.id) for item in items}
 
     def delete_item(self, group: RetentionGroup, item: BackupItem) -> bool:
         return self.hook.delete_snapshot(item.id)

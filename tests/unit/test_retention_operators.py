@@ -221,6 +221,32 @@ def test_ebs_dry_run_prunes_what_the_real_run_prunes(aws):
     assert result["deleted"] == [snaps["2026-11-17"]]
 
 
+def test_ebs_dry_run_that_prunes_every_existing_snapshot_is_not_refused(aws):
+    """keep_last 1: the real run keeps its new snapshot and deletes the three before it, the
+    newest of them included; the dry run says just that instead of refusing the newest."""
+    from airflow_backup_provider.operators.ebs import EbsRetentionOperator, EbsSnapshotOperator
+
+    volume = aws.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    snaps = [
+        tagged_snapshot(aws.ec2, volume, backup_tags(name="p", logical_date=day_at(day), run_id="r", volume_id=volume))
+        for day in ("2026-11-17", "2026-11-18", "2026-11-19")
+    ]
+    keep_1 = {"keep_last": 1}
+    dry = airflow_context("2026-11-20", dry_run=True)
+    EbsSnapshotOperator(task_id="snapshot", target=volume, name="p", dry_run=True).execute(dry)
+    result = EbsRetentionOperator(
+        task_id="retention", target=volume, name="p", policy=keep_1, listing=dry["ti"].pushed["listing"], dry_run=True
+    ).execute(dry)
+    assert sorted(result["would_delete"]) == sorted(snaps) and result["deleted"] == []
+
+    real = airflow_context("2026-11-20")
+    EbsSnapshotOperator(task_id="snapshot", target=volume, name="p").execute(real)
+    result = EbsRetentionOperator(
+        task_id="retention", target=volume, name="p", policy=keep_1, listing=real["ti"].pushed["listing"]
+    ).execute(real)
+    assert sorted(result["deleted"]) == sorted(snaps)
+
+
 def test_riak_dry_run_prunes_what_the_real_run_would(aws):
     from airflow_backup_provider.operators.riak import RiakRetentionOperator
 
