@@ -32,15 +32,6 @@ from airflow_backup_provider.stores import (
 VERIFIED_KEY = "verified_hosts"
 
 
-def partial_name(final: str) -> str:
-    """Where a restored file is written before it is checked: hidden, and clearly unfinished."""
-    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
-
-
-def final_name(partial: str) -> str:
-    return posixpath.join(posixpath.dirname(partial), posixpath.basename(partial)[1 : -len(".part")])
-
-
 def write_failed(host: str, folder: str, path: str, exc: OSError) -> AirflowException:
     # SFTP reports ENOSPC only as "Failure": say what it most likely is
     reason = str(exc) or type(exc).__name__
@@ -498,7 +489,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
                 raise write_failed(host, folder, "its folders", exc) from exc
 
             def fetch(entry: cassandra_manifest.ManifestEntry) -> int:
-                partial = partial_name(posixpath.join(folder, entry.path))
+                partial = cassandra_restore.partial_name(posixpath.join(folder, entry.path))
                 try:
                     result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
                     if result.sha256 != entry.sha256 or result.size != entry.size:
@@ -519,13 +510,13 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             # Every file lands under a hidden `.part` name and gets its real name only once its
             # bytes on the node's disk have the manifest's size and SHA-256: a failed write
             # (full disk, no permission) fails the restore and leaves no complete-looking file.
-            partials = {partial_name(posixpath.join(folder, e.path)): e for e in entries}
+            partials = {cassandra_restore.partial_name(posixpath.join(folder, e.path)): e for e in entries}
             try:
                 sizes = remote.parallel(entries, fetch, self.restore_threads)
                 schema_partial = None
                 if manifest.schema_key:
                     schema = self.required_bytes(s3, manifest.schema_key)
-                    schema_partial = partial_name(posixpath.join(folder, "schema.cql"))
+                    schema_partial = cassandra_restore.partial_name(posixpath.join(folder, "schema.cql"))
                     try:
                         with remote.open_for_write(schema_partial) as handle:
                             handle.write(schema)
@@ -542,9 +533,9 @@ class CassandraRestoreOperator(CassandraBaseOperator):
                         f"written (SHA-256), e.g. {wrong[:3]}"
                     )
                 for partial in expected:
-                    remote.replace(partial, final_name(partial))
+                    remote.replace(partial, cassandra_restore.final_name(partial))
             except BaseException:
-                for partial in [*partials, partial_name(posixpath.join(folder, "schema.cql"))]:
+                for partial in [*partials, cassandra_restore.partial_name(posixpath.join(folder, "schema.cql"))]:
                     with contextlib.suppress(Exception):
                         remote.remove(partial)
                 raise

@@ -8,7 +8,6 @@ it back and the nodes are started again.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,10 +27,6 @@ from airflow_backup_provider.stores import devicedb as ddb
 
 RESOLVE_TASK_ID = "resolve_snapshot"
 FAILED_STATES = {"failed", "upstream_failed"}
-
-
-def run_tag(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:100]
 
 
 def _run_states(context: Any) -> dict[str, str]:
@@ -94,7 +89,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
             raise AirflowFailException(
                 f"snapshot {manifest['uuid']}: its nodes {recorded} are not the clusters file's nodes {configured}"
             )
-        manifest["tag"] = run_tag(context["run_id"])
+        manifest["tag"] = ddb.run_tag(context["run_id"])
         plan = (
             f"restore snapshot {manifest['uuid']} (logical date {manifest['logical_date']}, "
             f"taken at {manifest['created_at']}, {manifest['total_size']} bytes) onto {', '.join(configured)}"
@@ -270,7 +265,7 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
         failed = sorted(t for t in self.watched_task_ids if states.get(t) in FAILED_STATES)
         if not failed:
             raise AirflowSkipException("nothing failed: no rollback")
-        tag = run_tag(context["run_id"])
+        tag = ddb.run_tag(context["run_id"])
         restored, problems = [], []
         for spec in self.nodes:
             store = spec["store_dir"].rstrip("/")

@@ -141,6 +141,15 @@ def check_outside(folder: str, data_dir: str, field_name: str = "restore_folder"
     return folder
 
 
+def partial_name(final: str) -> str:
+    """Where a restored file is written before it is checked: hidden, and clearly unfinished."""
+    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
+
+
+def final_name(partial: str) -> str:
+    return posixpath.join(posixpath.dirname(partial), posixpath.basename(partial)[1 : -len(".part")])
+
+
 @dataclass(frozen=True)
 class RestoredNode:
     """Where one node's restore went, and that node's own live folders (nodes may differ)."""

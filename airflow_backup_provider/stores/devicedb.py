@@ -602,6 +602,11 @@ def parse_sha256sum(output: str) -> str:
     return word
 
 
+def run_tag(run_id: str) -> str:
+    """The restore run's tag in the aside/failed-restore folder names: its run id, made safe."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:100]
+
+
 def aside_path(store_dir: str, tag: str) -> str:
     """Where the restore moves a node's live store: beside it, never deleted before verification."""
     safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", tag)[:120]
