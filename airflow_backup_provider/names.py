@@ -122,28 +122,14 @@ def check_service_word(value: Any, field: str | None = None) -> str:
     return _matching(SERVICE_WORD_RE, value, field, "must contain only letters, digits and _ . / @ % + = : , -")
 
 
-def check_env_name(value: Any, field: str | None = None) -> str:
-    return _matching(ENV_NAME_RE, value, field, "is not an environment variable name")
-
-
 def check_file_name(value: Any, field: str | None = None) -> str:
     return _matching(FILE_NAME_RE, value, field, "must be a plain file name (letters, digits, _ . + -), not a path")
-
-
-def check_conn_field(value: Any, field: str | None = None) -> str:
-    return _matching(
-        CONN_FIELD_RE, value, field, "must be 'CONN_ID.FIELD' (login, password, host, port, schema, extra.KEY)"
-    )
 
 
 def check_s3_prefix(value: Any, field: str | None = None) -> str:
     if not isinstance(value, str) or not S3_PREFIX_RE.match(value) or ".." in value.split("/"):
         raise _refuse(value, field, "must be an S3 key prefix of letters, digits and _ . = + - separated by '/'")
     return value
-
-
-def check_sha256_hex(value: Any, field: str | None = None) -> str:
-    return _matching(SHA256_HEX_RE, value, field, "is not a SHA-256 digest (64 lowercase hex digits)")
 
 
 # ---- AWS -----------------------------------------------------------------------------------------
@@ -189,10 +175,6 @@ DAY_FOLDER_RE = whole(r"\d{8}")
 
 def check_keyspace(value: Any, field: str | None = None) -> str:
     return _matching(CASSANDRA_NAME_RE, value, field, "is not a Cassandra keyspace name (1 to 48 letters, digits or '_')")
-
-
-def check_table_name(value: Any, field: str | None = None) -> str:
-    return _matching(CASSANDRA_NAME_RE, value, field, "is not a Cassandra table name (1 to 48 letters, digits or '_')")
 
 
 def check_table_ref(value: Any, field: str | None = None) -> str:

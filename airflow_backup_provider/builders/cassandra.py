@@ -19,11 +19,8 @@ from airflow_backup_provider.operators.cassandra import (
     CassandraUploadOperator,
     CassandraVerifyOperator,
 )
-from airflow_backup_provider.stores.cassandra import (
-    DEFAULT_SYSTEM_KEYSPACES,
-    SYSTEM_KEYSPACE_CHOICES,
-    TAG_PREFIX,
-)
+from airflow_backup_provider.stores.cassandra_layout import TAG_PREFIX
+from airflow_backup_provider.stores.cassandra_restore import DEFAULT_SYSTEM_KEYSPACES, SYSTEM_KEYSPACE_CHOICES
 
 NAME_FORM = "^" + names.CASSANDRA_NAME + FORM_END  # a keyspace, as the clusters file checks it
 

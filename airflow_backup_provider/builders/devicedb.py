@@ -23,9 +23,12 @@ from airflow_backup_provider.operators.devicedb_restore import (
     DevicedbResolveSnapshotOperator,
     DevicedbRestoreNodeOperator,
     DevicedbRollbackOperator,
+)
+from airflow_backup_provider.sensors.devicedb import (
+    DevicedbNodesUpSensor,
+    DevicedbSnapshotSensor,
     DevicedbVerifyRestoreSensor,
 )
-from airflow_backup_provider.sensors.devicedb import DevicedbNodesUpSensor, DevicedbSnapshotSensor
 from airflow_backup_provider.stores.devicedb import node_labels
 
 # The restore form's snapshot: empty (refused by the restore's first task, which says what to

@@ -1,8 +1,9 @@
 """A Cassandra node: nodetool over SSH, and its files over SFTP (no agent on the node).
 
-Command lines and parsers come from :mod:`airflow_backup_provider.stores.cassandra`; this hook only
-runs them. Files move between a node and S3 through the object store (:class:`ObjectStoreHook`), several at a time,
-each worker thread with its own SFTP session on the node's one SSH connection.
+Command lines and parsers come from :mod:`airflow_backup_provider.stores.cassandra_nodetool`, the
+file walker from ``stores.cassandra_files``; this hook only runs them. Files move between a node and S3
+through the object store (:class:`ObjectStoreHook`), several at a time, each worker thread with its own
+SFTP session on the node's one SSH connection.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import paramiko
 
 from airflow_backup_provider.hooks.object_store import ObjectStoreHook, StreamResult
 from airflow_backup_provider.hooks.remote import CommandResult, RemoteCommandError, RemoteCommandHook
-from airflow_backup_provider.stores import cassandra as store
+from airflow_backup_provider.stores import cassandra_files, cassandra_layout, cassandra_nodetool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,37 +65,37 @@ class CassandraNodeHook(RemoteCommandHook):
     def run_nodetool(self, argv: Sequence[str], what: str) -> CommandResult:
         result = self.run(argv, timeout=self.nodetool_timeout)
         if not result.ok:
-            raise RemoteCommandError(result, f"{what} ({store.nodetool_failure(result.stderr + result.stdout)})")
+            raise RemoteCommandError(result, f"{what} ({cassandra_nodetool.nodetool_failure(result.stderr + result.stdout)})")
         return result
 
     def flush(self, keyspaces: Sequence[str] = ()) -> None:
         for keyspace in keyspaces or [None]:
-            self.run_nodetool(store.flush_argv(self.nodetool, keyspace), "nodetool flush")
+            self.run_nodetool(cassandra_nodetool.flush_argv(self.nodetool, keyspace), "nodetool flush")
 
-    def snapshot(self, tag: str, keyspaces: Sequence[str] = ()) -> store.SnapshotResult:
+    def snapshot(self, tag: str, keyspaces: Sequence[str] = ()) -> cassandra_nodetool.SnapshotResult:
         """Take snapshot `tag`; a snapshot this run already made (a retried task) counts as made."""
-        result = self.run(store.snapshot_argv(tag, keyspaces, self.nodetool), timeout=self.nodetool_timeout)
+        result = self.run(cassandra_nodetool.snapshot_argv(tag, keyspaces, self.nodetool), timeout=self.nodetool_timeout)
         text = result.stdout + "\n" + result.stderr
         if not result.ok:
             parsed = None
-            with contextlib.suppress(store.NodetoolOutputError):
-                parsed = store.parse_snapshot(text, tag)
+            with contextlib.suppress(cassandra_nodetool.NodetoolOutputError):
+                parsed = cassandra_nodetool.parse_snapshot(text, tag)
             if parsed and parsed.already_exists:
                 return parsed
-            raise RemoteCommandError(result, f"nodetool snapshot -t {tag} ({store.nodetool_failure(text)})")
-        return store.parse_snapshot(text, tag)
+            raise RemoteCommandError(result, f"nodetool snapshot -t {tag} ({cassandra_nodetool.nodetool_failure(text)})")
+        return cassandra_nodetool.parse_snapshot(text, tag)
 
-    def list_snapshots(self) -> list[store.ListedSnapshot]:
-        result = self.run_nodetool(store.listsnapshots_argv(self.nodetool), "nodetool listsnapshots")
-        return store.parse_listsnapshots(result.stdout)[0]
+    def list_snapshots(self) -> list[cassandra_nodetool.ListedSnapshot]:
+        result = self.run_nodetool(cassandra_nodetool.listsnapshots_argv(self.nodetool), "nodetool listsnapshots")
+        return cassandra_nodetool.parse_listsnapshots(result.stdout)[0]
 
     def clear_snapshot(self, tag: str, keyspaces: Sequence[str] = ()) -> tuple[str, ...]:
-        result = self.run_nodetool(store.clearsnapshot_argv(tag, keyspaces, self.nodetool), "nodetool clearsnapshot")
-        return store.parse_clearsnapshot(result.stdout + result.stderr, tag)
+        result = self.run_nodetool(cassandra_nodetool.clearsnapshot_argv(tag, keyspaces, self.nodetool), "nodetool clearsnapshot")
+        return cassandra_nodetool.parse_clearsnapshot(result.stdout + result.stderr, tag)
 
     def status_text(self) -> str:
-        text = self.run_nodetool(store.status_argv(self.nodetool), "nodetool status").stdout
-        store.parse_status(text)  # refuse to store something that is not a status
+        text = self.run_nodetool(cassandra_nodetool.status_argv(self.nodetool), "nodetool status").stdout
+        cassandra_nodetool.parse_status(text)  # refuse to store something that is not a status
         return text
 
     # ---- files ----------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class CassandraNodeHook(RemoteCommandHook):
         self._local_sftp = threading.local()
         super().close()
 
-    def listdir(self, path: str) -> list[store.DirEntry]:
+    def listdir(self, path: str) -> list[cassandra_files.DirEntry]:
         try:
             entries = self.thread_sftp().listdir_attr(path)
         except OSError as exc:
@@ -132,16 +133,16 @@ class CassandraNodeHook(RemoteCommandHook):
                 try:
                     attrs = self.thread_sftp().stat(posixpath.join(path, name))
                 except FileNotFoundError:
-                    raise store.CassandraNameError(
+                    raise cassandra_layout.CassandraNameError(
                         f"data folder: {posixpath.join(path, name)!r} is a dangling symlink"
                     ) from None
             mode = attrs.st_mode or 0
             if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-                result.append(store.DirEntry(name=name, is_dir=stat.S_ISDIR(mode), size=int(attrs.st_size or 0)))
+                result.append(cassandra_files.DirEntry(name=name, is_dir=stat.S_ISDIR(mode), size=int(attrs.st_size or 0)))
         return result
 
-    def walk(self, data_dir: str, tag: str, scope: store.Scope, include_backups: bool = True) -> store.WalkResult:
-        return store.walk_data_dir(data_dir, tag, scope, self.listdir, include_backups=include_backups)
+    def walk(self, data_dir: str, tag: str, scope: cassandra_files.Scope, include_backups: bool = True) -> cassandra_files.WalkResult:
+        return cassandra_files.walk_data_dir(data_dir, tag, scope, self.listdir, include_backups=include_backups)
 
     def read_file(self, path: str) -> bytes:
         with self.thread_sftp().open(path, "rb") as handle:
@@ -208,8 +209,8 @@ class CassandraNodeHook(RemoteCommandHook):
         bytes are read there, not sent back)."""
         digests: dict[str, str] = {}
         for start in range(0, len(paths), batch):
-            result = self.run(store.sha256sum_argv(paths[start : start + batch]), timeout=self.nodetool_timeout)
-            digests.update(store.parse_sha256sum(result.stdout))
+            result = self.run(cassandra_nodetool.sha256sum_argv(paths[start : start + batch]), timeout=self.nodetool_timeout)
+            digests.update(cassandra_nodetool.parse_sha256sum(result.stdout))
             if not result.ok:
                 raise RemoteCommandError(result, f"sha256sum ({result.stderr.strip()[:300]})")
         return digests

@@ -22,18 +22,14 @@ from airflow_backup_provider.hooks.object_store import ChecksumMismatch, ObjectS
 from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
 from airflow_backup_provider.retention import BackupItem, planned_backup
-from airflow_backup_provider.stores import cassandra as store
+from airflow_backup_provider.stores import (
+    cassandra_files,
+    cassandra_layout,
+    cassandra_manifest,
+    cassandra_restore,
+)
 
 VERIFIED_KEY = "verified_hosts"
-
-
-def partial_name(final: str) -> str:
-    """Where a restored file is written before it is checked: hidden, and clearly unfinished."""
-    return posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.part")
-
-
-def final_name(partial: str) -> str:
-    return posixpath.join(posixpath.dirname(partial), posixpath.basename(partial)[1 : -len(".part")])
 
 
 def write_failed(host: str, folder: str, path: str, exc: OSError) -> AirflowException:
@@ -89,18 +85,18 @@ class CassandraBaseOperator(BackupOperator):
 
     def node_hook(self, node: dict[str, Any]) -> CassandraNodeHook:
         return self.remote_hook(
-            store.validate_host(node["host"], "nodes.host"), node.get("port"),
+            cassandra_layout.validate_host(node["host"], "nodes.host"), node.get("port"),
             hook_class=CassandraNodeHook, nodetool=self.nodetool,
         )
 
     def run_tag_and_day(self, context: Any) -> tuple[str, str]:
         """The run's snapshot tag and its day folder, both from :meth:`run_date`."""
         moment = self.run_date(context)
-        return store.snapshot_tag(moment, context["run_id"]), store.day_of(moment)
+        return cassandra_layout.snapshot_tag(moment, context["run_id"]), cassandra_layout.day_of(moment)
 
-    def day_manifests(self, s3: ObjectStoreHook, day: str, host: str | None = None) -> list[store.ManifestRef]:
-        base = store.host_prefix(self.prefix, self.cluster, day, host) if host else store.day_prefix(self.prefix, self.cluster, day)
-        return store.parse_manifest_keys(s3.list_keys_under(self.bucket, base), self.prefix, self.cluster)
+    def day_manifests(self, s3: ObjectStoreHook, day: str, host: str | None = None) -> list[cassandra_layout.ManifestRef]:
+        base = cassandra_layout.host_prefix(self.prefix, self.cluster, day, host) if host else cassandra_layout.day_prefix(self.prefix, self.cluster, day)
+        return cassandra_layout.parse_manifest_keys(s3.list_keys_under(self.bucket, base), self.prefix, self.cluster)
 
     def required_bytes(self, s3: ObjectStoreHook, key: str) -> bytes:
         body = s3.get_bytes(self.bucket, key)
@@ -108,12 +104,12 @@ class CassandraBaseOperator(BackupOperator):
             raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist")
         return body
 
-    def load_manifest(self, s3: ObjectStoreHook, key: str) -> store.Manifest:
-        return store.parse_manifest(self.required_bytes(s3, key))
+    def load_manifest(self, s3: ObjectStoreHook, key: str) -> cassandra_manifest.Manifest:
+        return cassandra_manifest.parse_manifest(self.required_bytes(s3, key))
 
     def day_folders(self, s3: ObjectStoreHook) -> list[str]:
-        folders = s3.list_folders(self.bucket, store.cluster_prefix(self.prefix, self.cluster))
-        return store.parse_day_folders(folders, self.prefix, self.cluster)
+        folders = s3.list_folders(self.bucket, cassandra_layout.cluster_prefix(self.prefix, self.cluster))
+        return cassandra_layout.parse_day_folders(folders, self.prefix, self.cluster)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,14 +170,14 @@ class CassandraUploadOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         tag, day = self.run_tag_and_day(context)
-        host = store.validate_host(self.node["host"], "nodes.host")
+        host = cassandra_layout.validate_host(self.node["host"], "nodes.host")
         data_dir = self.node.get("data_dir") or self.data_dir
-        scope = store.Scope(**{k: tuple(v) for k, v in self.scope.items()})
+        scope = cassandra_files.Scope(**{k: tuple(v) for k, v in self.scope.items()})
         if self.is_dry_run(context):
             self.record_outcome(context, status="dry_run", node=host, detail="nothing uploaded (dry run)")
             return {"host": host, "dry_run": True}
         s3 = self.s3_hook()
-        m_key = store.manifest_key(self.prefix, self.cluster, day, host, tag)
+        m_key = cassandra_layout.manifest_key(self.prefix, self.cluster, day, host, tag)
         if s3.head_size(self.bucket, m_key) is not None:
             manifest = self.load_manifest(s3, m_key)
             self.record_outcome(context, status="skipped", node=host, detail=f"{m_key} already written by an earlier try")
@@ -194,7 +190,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
                 raise AirflowException(
                     f"{host}: no snapshot {tag} under {data_dir} (cleared by someone, or wrong data_dir?)"
                 )
-            plan = store.plan_upload(
+            plan = cassandra_manifest.plan_upload(
                 walk.files, earlier, prefix=self.prefix, cluster=self.cluster, day=day, host=host, tag=tag
             )
             self.log.info(
@@ -202,7 +198,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
                 host, plan.mode, len(plan.upload), len(plan.reuse),
             )
 
-            def upload(item: tuple[store.NodeFile, str]) -> tuple[str, dict[str, Any]]:
+            def upload(item: tuple[cassandra_files.NodeFile, str]) -> tuple[str, dict[str, Any]]:
                 node_file, key = item
                 result = remote.upload_file(s3, self.bucket, node_file.remote_path, key, node_file.size)
                 if result.size != node_file.size:
@@ -215,11 +211,11 @@ class CassandraUploadOperator(CassandraBaseOperator):
             uploaded = dict(remote.parallel(plan.upload, upload, self.upload_threads))
             schema = b"".join(remote.read_file(p).rstrip(b"\n") + b"\n\n" for p in walk.schemas)
             status = remote.status_text().encode()
-        schema_key = store.meta_key(self.prefix, self.cluster, day, host, tag, "schema.cql")
-        status_key = store.meta_key(self.prefix, self.cluster, day, host, tag, "status.txt")
+        schema_key = cassandra_layout.meta_key(self.prefix, self.cluster, day, host, tag, "schema.cql")
+        status_key = cassandra_layout.meta_key(self.prefix, self.cluster, day, host, tag, "status.txt")
         s3.put_bytes(self.bucket, schema_key, schema, "text/plain")
         s3.put_bytes(self.bucket, status_key, status, "text/plain")
-        manifest = store.build_manifest(
+        manifest = cassandra_manifest.build_manifest(
             cluster=self.cluster,
             host=host,
             day=day,
@@ -236,7 +232,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
         )
         # Objects taken from earlier manifests must still be there before a new manifest names them.
         reused = [e for e in manifest.files if e.uploaded_in != tag]
-        problems = store.verify_entries(reused, {e.key: s3.head_size(self.bucket, e.key) for e in reused})
+        problems = cassandra_manifest.verify_entries(reused, {e.key: s3.head_size(self.bucket, e.key) for e in reused})
         if problems:
             raise AirflowException(f"{host}: earlier uploads of today are gone: {problems[:5]}")
         s3.put_bytes(self.bucket, m_key, manifest.to_json().encode(), "application/json")
@@ -269,7 +265,7 @@ class CassandraUploadOperator(CassandraBaseOperator):
         return summary
 
     @staticmethod
-    def _summary(manifest: store.Manifest, key: str) -> dict[str, Any]:
+    def _summary(manifest: cassandra_manifest.Manifest, key: str) -> dict[str, Any]:
         new = manifest.new_files
         return {
             "host": manifest.host,
@@ -314,7 +310,7 @@ class CassandraVerifyOperator(CassandraBaseOperator):
                 continue
             manifest = self.load_manifest(s3, ref.key)
             entries = list(manifest.files)
-            found = store.verify_entries(entries, {e.key: s3.head_size(self.bucket, e.key) for e in entries})
+            found = cassandra_manifest.verify_entries(entries, {e.key: s3.head_size(self.bucket, e.key) for e in entries})
             host_problems = [f"{p.key}: {p.problem}" for p in found]
             if checksums and not found:
                 for entry in entries:
@@ -371,18 +367,18 @@ class CassandraCleanupOperator(CassandraBaseOperator):
         with self.node_hook(self.node) as remote:
             if self.remove_incrementals:
                 s3 = self.s3_hook()
-                manifest = self.load_manifest(s3, store.manifest_key(self.prefix, self.cluster, day, host, tag))
+                manifest = self.load_manifest(s3, cassandra_layout.manifest_key(self.prefix, self.cluster, day, host, tag))
                 data_dir = self.node.get("data_dir") or self.data_dir
                 for entry in manifest.files:
                     if not entry.in_backups:
                         continue
                     keyspace, table_dir, name = entry.path.split("/", 2)
-                    remote.remove(posixpath.join(data_dir, keyspace, table_dir, store.BACKUPS_DIR, name))
+                    remote.remove(posixpath.join(data_dir, keyspace, table_dir, cassandra_layout.BACKUPS_DIR, name))
                     removed += 1
             remote.clear_snapshot(tag)
             # Snapshots of earlier runs that never got verified pin old SSTables on disk; a newer
             # snapshot is now safely in S3, so they go too. Only our own tags, only older ones.
-            stale = sorted({s.tag for s in remote.list_snapshots() if store.is_our_tag(s.tag) and s.tag < tag})
+            stale = sorted({s.tag for s in remote.list_snapshots() if cassandra_layout.is_our_tag(s.tag) and s.tag < tag})
             for old_tag in stale:
                 remote.clear_snapshot(old_tag)
         detail = f"snapshot {tag} cleared"
@@ -403,17 +399,17 @@ class CassandraRetentionOperator(RetentionOperator, CassandraBaseOperator):
     def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
         s3 = self.s3_hook()
         items = [item for day in self.day_folders(s3) if (item := self._day(s3, day))]
-        today = store.day_of(as_of)
+        today = cassandra_layout.day_of(as_of)
         if dry_run and not any(i.id == today and i.complete for i in items):
             # A dry run uploaded nothing: plan with the day the real run would complete, or it prunes less.
             items = [i for i in items if i.id != today]
-            items.append(planned_backup(today, store.day_start(today)))
+            items.append(planned_backup(today, cassandra_layout.day_start(today)))
         return [RetentionGroup(f"cluster {self.cluster}", items)]
 
     def _day(self, s3: ObjectStoreHook, day: str) -> BackupItem | None:
         """One day folder as a backup, read from its manifests; None when the folder is empty."""
         refs = self.day_manifests(s3, day)
-        if not refs and not s3.list_keys_under(self.bucket, store.day_prefix(self.prefix, self.cluster, day)):
+        if not refs and not s3.list_keys_under(self.bucket, cassandra_layout.day_prefix(self.prefix, self.cluster, day)):
             return None
         expected: set[str] = set()
         taken: list[datetime] = []
@@ -423,8 +419,8 @@ class CassandraRetentionOperator(RetentionOperator, CassandraBaseOperator):
             taken += [t for t in [dates.parse_instant(manifest.created_at)] if t]
         return BackupItem(
             id=day,
-            created_at=store.day_start(day),
-            complete=bool(refs) and store.is_day_complete(refs, day, expected),
+            created_at=cassandra_layout.day_start(day),
+            complete=bool(refs) and cassandra_restore.is_day_complete(refs, day, expected),
             ours=True,  # a YYYYMMDD folder under this cluster's prefix
             meta={"manifests": len(refs)},
             taken_at=max(taken, default=None),  # the day's last upload
@@ -434,7 +430,7 @@ class CassandraRetentionOperator(RetentionOperator, CassandraBaseOperator):
         return self._day(self.s3_hook(), item.id)
 
     def delete_item(self, group: RetentionGroup, item: BackupItem) -> int:
-        return self.s3_hook().delete_prefix(self.bucket, store.day_prefix(self.prefix, self.cluster, item.id))
+        return self.s3_hook().delete_prefix(self.bucket, cassandra_layout.day_prefix(self.prefix, self.cluster, item.id))
 
     def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
         return {"keep": run.kept, "prune": run.pruned, "deleted_objects": sum(run.deleted.values())}
@@ -457,11 +453,11 @@ class CassandraRestoreOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         target = self.target
-        host = store.validate_host(target["host"], "hosts")
-        folder = store.restore_folder_for(target["restore_folder"], host)
+        host = cassandra_layout.validate_host(target["host"], "hosts")
+        folder = cassandra_restore.restore_folder_for(target["restore_folder"], host)
         data_dir = target["data_dir"]
-        store.check_outside(folder, data_dir)
-        scope = store.Scope(
+        cassandra_restore.check_outside(folder, data_dir)
+        scope = cassandra_files.Scope(
             keyspaces=tuple(target.get("keyspaces") or ()),
             tables=tuple(target.get("tables") or ()),
             exclude_keyspaces=tuple(target.get("exclude_keyspaces") or ()),
@@ -471,8 +467,8 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         if manifest.host != host:
             raise AirflowException(f"{target['manifest']} belongs to {manifest.host}, not {host}")
         self.log.info("%s: restoring day %s (run %s), taken at %s", host, manifest.day, manifest.run_id, manifest.created_at)
-        entries = store.select_restore_entries(manifest, scope)
-        table_folders = store.select_restore_tables(manifest, scope)
+        entries = cassandra_restore.select_restore_entries(manifest, scope)
+        table_folders = cassandra_restore.select_restore_tables(manifest, scope)
         if not table_folders:
             raise AirflowException(f"{host}: nothing in {target['manifest']} matches keyspaces/tables {scope}")
         if self.is_dry_run(context):
@@ -480,7 +476,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             return {"host": host, "dry_run": True, "files": len(entries)}
         with self.node_hook(target) as remote:
             real_folder = remote.realpath(folder)
-            store.check_outside(real_folder, remote.realpath(data_dir))
+            cassandra_restore.check_outside(real_folder, remote.realpath(data_dir))
             try:
                 remote.makedirs(folder)
                 # every table folder, an empty table's too; then index sub-folders
@@ -492,8 +488,8 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             except OSError as exc:
                 raise write_failed(host, folder, "its folders", exc) from exc
 
-            def fetch(entry: store.ManifestEntry) -> int:
-                partial = partial_name(posixpath.join(folder, entry.path))
+            def fetch(entry: cassandra_manifest.ManifestEntry) -> int:
+                partial = cassandra_restore.partial_name(posixpath.join(folder, entry.path))
                 try:
                     result = s3.download_stream(self.bucket, entry.key, lambda: remote.open_for_write(partial))
                     if result.sha256 != entry.sha256 or result.size != entry.size:
@@ -514,13 +510,13 @@ class CassandraRestoreOperator(CassandraBaseOperator):
             # Every file lands under a hidden `.part` name and gets its real name only once its
             # bytes on the node's disk have the manifest's size and SHA-256: a failed write
             # (full disk, no permission) fails the restore and leaves no complete-looking file.
-            partials = {partial_name(posixpath.join(folder, e.path)): e for e in entries}
+            partials = {cassandra_restore.partial_name(posixpath.join(folder, e.path)): e for e in entries}
             try:
                 sizes = remote.parallel(entries, fetch, self.restore_threads)
                 schema_partial = None
                 if manifest.schema_key:
                     schema = self.required_bytes(s3, manifest.schema_key)
-                    schema_partial = partial_name(posixpath.join(folder, "schema.cql"))
+                    schema_partial = cassandra_restore.partial_name(posixpath.join(folder, "schema.cql"))
                     try:
                         with remote.open_for_write(schema_partial) as handle:
                             handle.write(schema)
@@ -537,9 +533,9 @@ class CassandraRestoreOperator(CassandraBaseOperator):
                         f"written (SHA-256), e.g. {wrong[:3]}"
                     )
                 for partial in expected:
-                    remote.replace(partial, final_name(partial))
+                    remote.replace(partial, cassandra_restore.final_name(partial))
             except BaseException:
-                for partial in [*partials, partial_name(posixpath.join(folder, "schema.cql"))]:
+                for partial in [*partials, cassandra_restore.partial_name(posixpath.join(folder, "schema.cql"))]:
                     with contextlib.suppress(Exception):
                         remote.remove(partial)
                 raise
@@ -581,7 +577,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
         tables: Any = (),
         restore_folder: Any = "/tmp/cassandra_restore",
         tag: Any = "",
-        system_keyspaces: Any = store.DEFAULT_SYSTEM_KEYSPACES,
+        system_keyspaces: Any = cassandra_restore.DEFAULT_SYSTEM_KEYSPACES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -606,20 +602,20 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         try:
-            hosts = [store.validate_host(h, "param 'hosts'") for h in self._as_list(self.hosts, "hosts")]
-            keyspaces = [store.validate_keyspace(k, "param 'keyspaces'") for k in self._as_list(self.keyspaces, "keyspaces")]
-            tables = [store.validate_table(t, "param 'tables'") for t in self._as_list(self.tables, "tables")]
+            hosts = [cassandra_layout.validate_host(h, "param 'hosts'") for h in self._as_list(self.hosts, "hosts")]
+            keyspaces = [cassandra_layout.validate_keyspace(k, "param 'keyspaces'") for k in self._as_list(self.keyspaces, "keyspaces")]
+            tables = [cassandra_layout.validate_table(t, "param 'tables'") for t in self._as_list(self.tables, "tables")]
             folder_template = str(self.restore_folder or "")
             for node in self.nodes:
-                folder = store.restore_folder_for(folder_template, node["host"])
-                store.check_outside(folder, node["data_dir"], "param 'restore_folder'")
+                folder = cassandra_restore.restore_folder_for(folder_template, node["host"])
+                cassandra_restore.check_outside(folder, node["data_dir"], "param 'restore_folder'")
             # native rendering turns 20261121 into an int: names and dates are text here
-            tag = store.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
-            day = store.validate_day(str(self.date), "param 'date'") if self.date else None
-            excluded = store.excluded_system_keyspaces(
-                str(self.system_keyspaces or store.DEFAULT_SYSTEM_KEYSPACES), keyspaces, tables
+            tag = cassandra_layout.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
+            day = cassandra_layout.validate_day(str(self.date), "param 'date'") if self.date else None
+            excluded = cassandra_restore.excluded_system_keyspaces(
+                str(self.system_keyspaces or cassandra_restore.DEFAULT_SYSTEM_KEYSPACES), keyspaces, tables
             )
-        except store.CassandraNameError as exc:
+        except cassandra_layout.CassandraNameError as exc:
             raise AirflowFailException(str(exc)) from exc
         known = {n["host"]: n for n in self.nodes}
         unknown = [h for h in hosts if h not in known]
@@ -630,11 +626,11 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
         if day is None:
             days = self.day_folders(s3)
             day = next((d for d in reversed(days) if all(
-                store.latest_manifest(self.day_manifests(s3, d), d, h, tag) for h in hosts)), None)
+                cassandra_restore.latest_manifest(self.day_manifests(s3, d), d, h, tag) for h in hosts)), None)
             if day is None:
                 raise AirflowFailException(f"no day in s3://{self.bucket}/{self.prefix}/{self.cluster}/ has a manifest for {hosts}")
         refs = self.day_manifests(s3, day)
-        chosen = {host: store.latest_manifest(refs, day, host, tag) for host in hosts}
+        chosen = {host: cassandra_restore.latest_manifest(refs, day, host, tag) for host in hosts}
         missing = [host for host, ref in chosen.items() if ref is None]
         if missing:
             raise AirflowFailException(
@@ -642,12 +638,12 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             )
         manifests = {host: self.load_manifest(s3, ref.key) for host, ref in chosen.items()}
         # a wrong name (or its case) fails here, once, not on every host
-        scope = store.Scope(keyspaces=tuple(keyspaces), tables=tuple(tables), exclude_keyspaces=excluded)
+        scope = cassandra_files.Scope(keyspaces=tuple(keyspaces), tables=tuple(tables), exclude_keyspaces=excluded)
         try:
-            store.check_restore_names(keyspaces, tables, manifests.values(), f"the backup of {day}")
-        except store.CassandraNameError as exc:
+            cassandra_restore.check_restore_names(keyspaces, tables, manifests.values(), f"the backup of {day}")
+        except cassandra_layout.CassandraNameError as exc:
             raise AirflowFailException(str(exc)) from exc
-        empty = [host for host, manifest in manifests.items() if not store.select_restore_tables(manifest, scope)]
+        empty = [host for host, manifest in manifests.items() if not cassandra_restore.select_restore_tables(manifest, scope)]
         if empty:
             raise AirflowFailException(
                 f"params 'keyspaces'/'tables'/'system_keyspaces': nothing of the backup of {day} on {empty} matches "
@@ -691,7 +687,7 @@ class CassandraRestoreReportOperator(BackupOperator):
         tables = sorted({t for r in results for t in r.get("tables", [])})
         # each node's own folders (a node may have its own data_dir / commitlog_dir)
         nodes = [
-            store.RestoredNode(
+            cassandra_restore.RestoredNode(
                 host=r["host"],
                 folder=r["folder"],
                 data_dir=r.get("data_dir") or self.data_dir,
@@ -699,7 +695,7 @@ class CassandraRestoreReportOperator(BackupOperator):
             )
             for r in results
         ]
-        text = store.next_steps(nodes, tables)
+        text = cassandra_restore.next_steps(nodes, tables)
         self.log.info("%s", text)
         # one status row per line: the report mail shows them as a table, in order
         self.record_outcome(

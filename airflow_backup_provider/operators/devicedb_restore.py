@@ -8,33 +8,25 @@ it back and the nodes are started again.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import conf
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
-    AirflowSensorTimeout,
     AirflowSkipException,
 )
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.notifications import send_report_mail
-from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator, task_label
 from airflow_backup_provider.operators.remote_job import RemoteJobMixin
 from airflow_backup_provider.stores import devicedb as ddb
 
 RESOLVE_TASK_ID = "resolve_snapshot"
 FAILED_STATES = {"failed", "upstream_failed"}
-
-
-def run_tag(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:100]
 
 
 def _run_states(context: Any) -> dict[str, str]:
@@ -97,7 +89,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
             raise AirflowFailException(
                 f"snapshot {manifest['uuid']}: its nodes {recorded} are not the clusters file's nodes {configured}"
             )
-        manifest["tag"] = run_tag(context["run_id"])
+        manifest["tag"] = ddb.run_tag(context["run_id"])
         plan = (
             f"restore snapshot {manifest['uuid']} (logical date {manifest['logical_date']}, "
             f"taken at {manifest['created_at']}, {manifest['total_size']} bytes) onto {', '.join(configured)}"
@@ -235,94 +227,6 @@ class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):
             raise AirflowException(f"node {self.node}: {target} on the node does not match SHA-256 {piece['sha256']}")
 
 
-class DevicedbVerifyRestoreSensor(BackupOperatorMixin, BaseSensorOperator):
-    """
-    The restored cluster is the snapshot: every node reports the same membership (and the one
-    recorded at backup time), and the manifest's check key reads back through every node.
-
-    Pokes until it passes or ``timeout`` ends (a restarted cluster needs a moment to serve reads);
-    then fails naming what was still wrong.
-    """
-
-    ui_color = "#d8f0e0"
-
-    def __init__(
-        self,
-        *,
-        nodes: Sequence[dict[str, Any]],
-        membership_check: str = "best_effort",
-        http_timeout: float = 30.0,
-        ssh_tunnel: bool = False,
-        ssh_conn_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("task_id", "verify_restore")
-        kwargs.setdefault("mode", "poke")
-        super().__init__(**kwargs)
-        self.nodes = [dict(n) for n in nodes]
-        self.membership_check = membership_check
-        self.http_timeout = http_timeout
-        self.ssh_tunnel = ssh_tunnel
-        self.ssh_conn_id = ssh_conn_id
-        self._problems: list[str] = []
-
-    def execute(self, context: Any) -> Any:
-        try:
-            return super().execute(context)
-        except AirflowSensorTimeout as exc:
-            raise AirflowFailException(
-                f"restored cluster not verified within {self.timeout}s: {'; '.join(self._problems) or exc}"
-            ) from exc
-
-    def poke(self, context: Any) -> bool:
-        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
-        problems: list[str] = []
-        notes: list[str] = []
-        memberships: dict[str, list[str]] = {}
-        check = manifest.get("check")
-        for spec in self.nodes:
-            hook = hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
-            with hook:
-                if check:
-                    try:
-                        values = hook.get_key(check["site"], check["bucket"], check["key"])
-                        if check["value"] not in values:
-                            problems.append(
-                                f"{spec['label']}: check key {check['key']!r} reads {values!r}, the snapshot holds {check['value']!r}"
-                            )
-                    except DevicedbError as exc:
-                        problems.append(f"{spec['label']}: check key unreadable: {exc}")
-                if self.membership_check != "off":
-                    try:
-                        memberships[spec["label"]] = hook.membership()
-                    except DevicedbError as exc:
-                        (problems if self.membership_check == "required" else notes).append(
-                            f"{spec['label']}: membership unavailable: {exc}"
-                        )
-        distinct = {tuple(m) for m in memberships.values()}
-        if len(distinct) > 1:
-            problems.append("nodes report different memberships: " + "; ".join(f"{k}={v}" for k, v in memberships.items()))
-        recorded = manifest.get("membership")
-        if recorded and distinct and len(distinct) == 1 and list(next(iter(distinct))) != sorted(recorded):
-            raise AirflowFailException(
-                f"restored membership {list(next(iter(distinct)))} is not the one recorded at backup time {sorted(recorded)}"
-            )
-        for note in notes:
-            self.log.warning("%s (membership_check is best_effort)", note)
-        self._problems = problems
-        if problems:
-            self.log.info("not verified yet: %s", "; ".join(problems))
-            return False
-        detail = "check key read back on every node" if check else "no check key recorded"
-        if memberships and len(distinct) == 1:
-            detail += f"; every node reports membership {list(next(iter(distinct)))}"
-        elif self.membership_check != "off":
-            detail += "; membership not compared (" + "; ".join(notes) + ")"
-        self.record_outcome(context, status="done", node=None, detail=detail)
-        self.log.info("restored cluster verified: %s", detail)
-        return True
-
-
 class DevicedbRollbackOperator(DevicedbBaseOperator):
     """
     When anything in the restore failed: put every node's old store back and alert.
@@ -361,7 +265,7 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
         failed = sorted(t for t in self.watched_task_ids if states.get(t) in FAILED_STATES)
         if not failed:
             raise AirflowSkipException("nothing failed: no rollback")
-        tag = run_tag(context["run_id"])
+        tag = ddb.run_tag(context["run_id"])
         restored, problems = [], []
         for spec in self.nodes:
             store = spec["store_dir"].rstrip("/")

@@ -32,8 +32,6 @@ from airflow_backup_provider.stores.ebs import (
     status_table,
 )
 
-STATUS_KEY = "ebs_status"
-
 
 def target_kind(target: str) -> str:
     if target.startswith("vol-"):

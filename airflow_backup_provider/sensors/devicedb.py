@@ -1,4 +1,4 @@
-"""Sensors of the devicedb DAGs: the cluster snapshot completes; restarted nodes answer."""
+"""Sensors of the devicedb DAGs: the cluster snapshot completes; restarted nodes answer; the restore is verified."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
+from airflow_backup_provider.operators.base import BackupOperatorMixin
+from airflow_backup_provider.operators.devicedb_restore import RESOLVE_TASK_ID
 from airflow_backup_provider.stores import devicedb as ddb
 from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
 from airflow_backup_provider.triggers.events import read_event
@@ -142,3 +144,91 @@ class DevicedbNodesUpSensor(_DevicedbNodesSensor):
         if down:
             self.log.info("not answering yet: %s", "; ".join(down))
         return not down
+
+
+class DevicedbVerifyRestoreSensor(BackupOperatorMixin, BaseSensorOperator):
+    """
+    The restored cluster is the snapshot: every node reports the same membership (and the one
+    recorded at backup time), and the manifest's check key reads back through every node.
+
+    Pokes until it passes or ``timeout`` ends (a restarted cluster needs a moment to serve reads);
+    then fails naming what was still wrong.
+    """
+
+    ui_color = "#d8f0e0"
+
+    def __init__(
+        self,
+        *,
+        nodes: Sequence[dict[str, Any]],
+        membership_check: str = "best_effort",
+        http_timeout: float = 30.0,
+        ssh_tunnel: bool = False,
+        ssh_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", "verify_restore")
+        kwargs.setdefault("mode", "poke")
+        super().__init__(**kwargs)
+        self.nodes = [dict(n) for n in nodes]
+        self.membership_check = membership_check
+        self.http_timeout = http_timeout
+        self.ssh_tunnel = ssh_tunnel
+        self.ssh_conn_id = ssh_conn_id
+        self._problems: list[str] = []
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as exc:
+            raise AirflowFailException(
+                f"restored cluster not verified within {self.timeout}s: {'; '.join(self._problems) or exc}"
+            ) from exc
+
+    def poke(self, context: Any) -> bool:
+        manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
+        problems: list[str] = []
+        notes: list[str] = []
+        memberships: dict[str, list[str]] = {}
+        check = manifest.get("check")
+        for spec in self.nodes:
+            hook = hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
+            with hook:
+                if check:
+                    try:
+                        values = hook.get_key(check["site"], check["bucket"], check["key"])
+                        if check["value"] not in values:
+                            problems.append(
+                                f"{spec['label']}: check key {check['key']!r} reads {values!r}, the snapshot holds {check['value']!r}"
+                            )
+                    except DevicedbError as exc:
+                        problems.append(f"{spec['label']}: check key unreadable: {exc}")
+                if self.membership_check != "off":
+                    try:
+                        memberships[spec["label"]] = hook.membership()
+                    except DevicedbError as exc:
+                        (problems if self.membership_check == "required" else notes).append(
+                            f"{spec['label']}: membership unavailable: {exc}"
+                        )
+        distinct = {tuple(m) for m in memberships.values()}
+        if len(distinct) > 1:
+            problems.append("nodes report different memberships: " + "; ".join(f"{k}={v}" for k, v in memberships.items()))
+        recorded = manifest.get("membership")
+        if recorded and distinct and len(distinct) == 1 and list(next(iter(distinct))) != sorted(recorded):
+            raise AirflowFailException(
+                f"restored membership {list(next(iter(distinct)))} is not the one recorded at backup time {sorted(recorded)}"
+            )
+        for note in notes:
+            self.log.warning("%s (membership_check is best_effort)", note)
+        self._problems = problems
+        if problems:
+            self.log.info("not verified yet: %s", "; ".join(problems))
+            return False
+        detail = "check key read back on every node" if check else "no check key recorded"
+        if memberships and len(distinct) == 1:
+            detail += f"; every node reports membership {list(next(iter(distinct)))}"
+        elif self.membership_check != "off":
+            detail += "; membership not compared (" + "; ".join(notes) + ")"
+        self.record_outcome(context, status="done", node=None, detail=detail)
+        self.log.info("restored cluster verified: %s", detail)
+        return True

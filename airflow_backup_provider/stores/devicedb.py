@@ -13,7 +13,6 @@ Pure functions only (no Airflow, no I/O), written against the documented HTTP AP
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tarfile
@@ -247,15 +246,6 @@ def parse_cluster_nodes(body: bytes | str) -> list[ClusterNode]:
     return found
 
 
-def parse_membership(body: bytes | str) -> list[str]:
-    """Node ids from the cluster overview (GET /cluster), sorted.
-
-    Raises :class:`DevicedbResponseError` when the shape is not recognised, so the caller can
-    decide whether an unknown shape is fatal (``membership_check: required``).
-    """
-    return sorted(n.node_id for n in parse_cluster_nodes(body))
-
-
 def node_id_at(nodes: Sequence[ClusterNode], host: str, port: int) -> str | None:
     """The id of the overview's node at ``host:port`` (None when no single node matches)."""
     matches = {n.node_id for n in nodes if n.host == host and n.port == port}
@@ -272,11 +262,6 @@ class SnapshotFolder:
     name: str
     uuid: str
     node_id: str
-
-
-def snapshot_folder_name(uuid: str, node_id: str) -> str:
-    """A node keeps snapshot `uuid` as ``<snapshot_store>/snapshot-<uuid>-<nodeID>/``."""
-    return f"snapshot-{check_uuid(uuid)}-{names.check_devicedb_node_id(node_id)}"
 
 
 def parse_snapshot_folders(listed: Iterable[str]) -> list[SnapshotFolder]:
@@ -590,16 +575,17 @@ def check_snapshot_tar(fileobj: IO[bytes]) -> TarCheck:
     return TarCheck(members=names, size=end + 2 * tarfile.BLOCKSIZE)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def parse_sha256sum(output: str) -> str:
     """The digest from ``sha256sum FILE`` output."""
     word = output.strip().split(maxsplit=1)[0] if output.strip() else ""
     if not names.SHA256_HEX_RE.match(word):
         raise ValueError(f"sha256sum: unexpected output {output[:200]!r}")
     return word
+
+
+def run_tag(run_id: str) -> str:
+    """The restore run's tag in the aside/failed-restore folder names: its run id, made safe."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:100]
 
 
 def aside_path(store_dir: str, tag: str) -> str:

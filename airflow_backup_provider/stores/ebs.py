@@ -150,11 +150,6 @@ class Snapshot:
         """When it was really taken: our tag, else EBS's own start time (snapshots made before the tag)."""
         return parse_instant(self.tags.get(TAG_TAKEN_AT)) or (parse_instant(self.start_time) if self.start_time else None)
 
-    @property
-    def dated(self) -> datetime | None:
-        """The date retention judges by: the logical date for ours, else the start time."""
-        return self.logical_date or self.start_time
-
     def to_backup_item(self, name: str | None = None) -> BackupItem:
         """
         Retention's view. Ours means: our created-by tag, a logical-date tag, and (when `name` is

@@ -371,9 +371,9 @@ def test_hostile_names_are_rejected(sandbox, airflow_db, proxy, s3, tmp_path):
 
 
 def fake_manifest(day: str, host: str, tag: str, hosts: list[str]) -> str:
-    from airflow_backup_provider.stores import cassandra as store
+    from airflow_backup_provider.stores import cassandra_manifest
 
-    return store.Manifest(
+    return cassandra_manifest.Manifest(
         cluster="ret", host=host, day=day, tag=tag, run_id="x", created_at=f"{day[:4]}-{day[4:6]}-{day[6:]}T01:00:00+00:00",
         mode="full", files=(), cluster_hosts=tuple(hosts),
     ).to_json()
@@ -437,7 +437,7 @@ def test_demo_entry_dry_run_then_backup_and_restore(sandbox, airflow_db, s3, tmp
 def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox):
     from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
     from airflow_backup_provider.hooks.remote import RemoteCommandError
-    from airflow_backup_provider.stores import cassandra as store
+    from airflow_backup_provider.stores import cassandra_files
 
     node = sandbox.nodes[2]
     sim.reset_node(node, {"shop": ["orders"]})
@@ -460,7 +460,7 @@ def test_node_hook_snapshot_is_idempotent_per_tag_and_failures_are_clear(sandbox
         moved.parent.mkdir(exist_ok=True)
         (sim.data_dir(node) / "shop").rename(moved)
         (sim.data_dir(node) / "shop").symlink_to(moved)
-        walk = remote.walk(str(sim.data_dir(node)), "abp-20261120T000000-aaaaaaaa", store.Scope())
+        walk = remote.walk(str(sim.data_dir(node)), "abp-20261120T000000-aaaaaaaa", cassandra_files.Scope())
         assert {f.keyspace for f in walk.files} == {"shop"} and any(f.name.endswith("-Data.db") for f in walk.files)
         assert remote.clear_snapshot("abp-20261120T000000-aaaaaaaa") == ()
         assert remote.list_snapshots() == []

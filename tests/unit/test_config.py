@@ -91,10 +91,10 @@ def test_a_trailing_newline_is_no_part_of_a_valid_value(field, value):
      ("validate_tag", "t1\n"), ("validate_day", "20261120\n"), ("validate_abs_path", "/tmp/x\n")],
 )
 def test_cassandra_names_refuse_a_trailing_newline(check, value):
-    from airflow_backup_provider.stores import cassandra
+    from airflow_backup_provider.stores import cassandra_layout
 
-    with pytest.raises(cassandra.CassandraNameError):
-        getattr(cassandra, check)(value)
+    with pytest.raises(cassandra_layout.CassandraNameError):
+        getattr(cassandra_layout, check)(value)
 
 
 def test_paths_must_be_absolute_and_plain():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -104,9 +105,9 @@ def test_membership_from_the_cluster_overview():
         ],
         "ClusterSettings": {"ReplicationFactor": 3, "Partitions": 1024},
     }
-    assert ddb.parse_membership(json.dumps(body)) == ["4678103818387409268", "8131915220083707319"]
+    assert sorted(n.node_id for n in ddb.parse_cluster_nodes(json.dumps(body))) == ["4678103818387409268", "8131915220083707319"]
     with pytest.raises(ddb.DevicedbResponseError):
-        ddb.parse_membership('{"something": "else"}')
+        ddb.parse_cluster_nodes('{"something": "else"}')
 
 
 # ---- the verdict ---------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def manifest(uuid=UUID, day=T0, created=None):
         uuid=uuid,
         logical_date=day,
         created_at=created or day + timedelta(minutes=5),
-        artifacts=[ddb.NodeArtifact("n1", "10.0.0.1", 8080, "k1", 10, ddb.sha256_hex(b"x"))],
+        artifacts=[ddb.NodeArtifact("n1", "10.0.0.1", 8080, "k1", 10, hashlib.sha256(b"x").hexdigest())],
         check={"site": "s", "bucket": "lww", "key": "k", "value": "v"},
         membership=["2", "1"],
     )
@@ -172,7 +173,7 @@ def manifest(uuid=UUID, day=T0, created=None):
 def test_manifest_round_trip():
     body = ddb.manifest_json(manifest())
     parsed = ddb.parse_manifest(body)
-    assert parsed["uuid"] == UUID and parsed["total_size"] == 10 and parsed["nodes"][0]["sha256"] == ddb.sha256_hex(b"x")
+    assert parsed["uuid"] == UUID and parsed["total_size"] == 10 and parsed["nodes"][0]["sha256"] == hashlib.sha256(b"x").hexdigest()
     assert parsed["check"]["value"] == "v"
 
 
@@ -228,7 +229,7 @@ def test_aside_paths_stay_beside_the_store():
 
 
 def test_sha256sum_output():
-    digest = ddb.sha256_hex(b"")
+    digest = hashlib.sha256(b"").hexdigest()
     assert ddb.parse_sha256sum(f"{digest}  /tmp/x.tar\n") == digest
     with pytest.raises(ValueError):
         ddb.parse_sha256sum("sha256sum: /tmp/x.tar: No such file or directory")
@@ -357,7 +358,6 @@ def test_a_500_no_snapshot_directory_is_final_and_names_the_node():
 
 def test_snapshot_folders_are_named_by_uuid_and_node_id():
     big_id = "17756478523337819288"  # > 2**63, as on the real cluster
-    assert ddb.snapshot_folder_name(UUID, big_id) == f"snapshot-{UUID}-{big_id}"
     other = "19a7e40e-adcc-4cc2-87a7-ae599272b050"
     folders = ddb.parse_snapshot_folders([f"snapshot-{UUID}-{big_id}", f"snapshot-{other}-12", UUID, "lost+found", "snapshot-x-1"])
     assert sorted((f.uuid, f.node_id) for f in folders) == [(other, "12"), (UUID, big_id)]
@@ -367,8 +367,6 @@ def test_snapshot_folders_are_named_by_uuid_and_node_id():
     shared = ddb.parse_snapshot_folders([f"snapshot-{UUID}-1", f"snapshot-{UUID}-2"])  # two nodes, one store
     assert ddb.folder_to_remove(shared, UUID, None) is None and ddb.folder_to_remove(shared, UUID, "2").node_id == "2"
     assert ddb.new_snapshots([other], folders) == [UUID]
-    with pytest.raises(ValueError, match="node id"):
-        ddb.snapshot_folder_name(UUID, "1; rm -rf /")
 
 
 def test_node_id_from_the_cluster_overview_of_the_reference():
@@ -380,7 +378,7 @@ def test_node_id_from_the_cluster_overview_of_the_reference():
     nodes = ddb.parse_cluster_nodes(body)
     assert ddb.node_id_at(nodes, "10.0.0.1", 8080) == "17756478523337819288"
     assert ddb.node_id_at(nodes, "10.0.0.3", 8080) is None
-    assert ddb.parse_membership(body) == ["17756478523337819288", "42"]
+    assert sorted(n.node_id for n in nodes) == ["17756478523337819288", "42"]
 
 
 def test_batch_answers_of_the_reference():

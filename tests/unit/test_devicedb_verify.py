@@ -8,8 +8,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider.hooks.devicedb import DevicedbError
-from airflow_backup_provider.operators import devicedb_restore, report
-from airflow_backup_provider.operators.devicedb_restore import DevicedbVerifyRestoreSensor
+from airflow_backup_provider.operators import report
+from airflow_backup_provider.sensors import devicedb as devicedb_sensors
+from airflow_backup_provider.sensors.devicedb import DevicedbVerifyRestoreSensor
 
 NODES = [{"label": f"n{i}", "host": f"10.0.0.{i}", "http_port": 8080} for i in (1, 2, 3)]
 CHECK = {"site": "s", "bucket": "lww", "key": "k", "value": "backup-1"}
@@ -38,7 +39,7 @@ class FakeNode:
 
 def poke(monkeypatch, answers, *, mode="required", recorded=None, check=CHECK):
     fakes = {f"10.0.0.{i + 1}": FakeNode(*answer) for i, answer in enumerate(answers)}
-    monkeypatch.setattr(devicedb_restore, "hook_for_node", lambda spec, **_: fakes[spec["host"]])
+    monkeypatch.setattr(devicedb_sensors, "hook_for_node", lambda spec, **_: fakes[spec["host"]])
     monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
     sensor = DevicedbVerifyRestoreSensor(task_id="verify_restore", nodes=NODES, membership_check=mode)
     manifest = {"uuid": "u", "check": check, "membership": recorded}

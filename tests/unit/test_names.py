@@ -5,7 +5,7 @@ import pytest
 
 from airflow_backup_provider import names
 from airflow_backup_provider.config import parse_clusters
-from airflow_backup_provider.stores import bup, cassandra, devicedb, riak
+from airflow_backup_provider.stores import bup, cassandra_layout, devicedb, riak
 
 
 @pytest.mark.parametrize(
@@ -24,9 +24,9 @@ def test_store_checks_refuse_a_trailing_newline(check, value):
 
 
 def test_a_table_has_at_most_one_keyspace():
-    assert cassandra.validate_table("shop.orders") == "shop.orders"
-    with pytest.raises(cassandra.CassandraNameError, match=r"tables: value 'a.b.c' is not a Cassandra table name"):
-        cassandra.validate_table("a.b.c", "tables")
+    assert cassandra_layout.validate_table("shop.orders") == "shop.orders"
+    with pytest.raises(cassandra_layout.CassandraNameError, match=r"tables: value 'a.b.c' is not a Cassandra table name"):
+        cassandra_layout.validate_table("a.b.c", "tables")
 
 
 def test_error_names_field_and_value_or_gives_the_reason_alone():

@@ -103,14 +103,14 @@ def test_riak_retention_with_a_pendulum_logical_date(aws):
 
 
 def put_cassandra_day(s3, bucket: str, day: str, created_at: datetime) -> None:
-    from airflow_backup_provider.stores import cassandra as store
+    from airflow_backup_provider.stores import cassandra_layout, cassandra_manifest
 
     tag = f"t{day}"
-    manifest = store.Manifest(
+    manifest = cassandra_manifest.Manifest(
         cluster="c1", host="10.0.0.1", day=day, tag=tag, run_id="r", created_at=created_at.isoformat(),
         mode="full", files=(), cluster_hosts=("10.0.0.1",),
     )
-    key = store.manifest_key("cassandra", "c1", day, "10.0.0.1", tag)
+    key = cassandra_layout.manifest_key("cassandra", "c1", day, "10.0.0.1", tag)
     s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json().encode())
 
 

@@ -245,7 +245,7 @@ def seed_snapshot(sandbox, bucket, cluster, uuid, day, complete=True):
             uuid=uuid,
             logical_date=logical,
             created_at=logical + timedelta(minutes=1),
-            artifacts=[ddb.NodeArtifact("n1", "n1", 8080, key, 3, ddb.sha256_hex(b"tar"))],
+            artifacts=[ddb.NodeArtifact("n1", "n1", 8080, key, 3, hashlib.sha256(b"tar").hexdigest())],
             check=None,
         )
         s3.put_object(Bucket=bucket, Key=ddb.manifest_key("devicedb", cluster, uuid), Body=ddb.manifest_json(manifest))
