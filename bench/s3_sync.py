@@ -1,9 +1,12 @@
 """Benchmark: the S3 sync hook vs `aws s3 sync` (awscli) and `rclone sync`, on one moto server.
 
-    .venv/bin/python bench/s3_sync.py [--small 2000] [--large 4] [--large-mib 64]
+    .venv/bin/python bench/s3_sync.py [--small 2000] [--large 4] [--large-mib 64] [--rounds 3]
+    .venv/bin/python bench/s3_sync.py --small 0      # only the 4 x 64 MiB case
 
-For each case every tool syncs the same folder to its own fresh prefix; then each syncs again with
-nothing changed. Printed: seconds per tool and ratio = ours / fastest other tool (goal <= 1.0).
+Every round, for each case, every tool syncs the same folder into an emptied moto (its reset, the
+bucket created again: the receiver in the same state for every run), then syncs again with nothing
+changed; the tools take turns in an order that rotates each round. Printed: every round's seconds and
+ratio = ours / fastest other tool, then the medians (goal <= 1.0), and `uptime` before and after.
 Each tool runs with its default settings (ours: 16 concurrent requests; awscli: 10; rclone:
 4 transfers, 8 checkers). Ours runs in-process, as it does inside an Airflow worker; the other two
 are processes (their start-up time is part of what a cron job would pay, so it is counted).
@@ -17,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +57,14 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     raise SystemExit("moto server did not start")
 
 
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def ratio(times: dict[str, float]) -> float:
+    return times["ours"] / min(times["awscli"], times["rclone"])
+
+
 def make_small(root: Path, count: int) -> None:
     root.mkdir(parents=True)
     for i in range(count):
@@ -74,7 +86,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=4)
     parser.add_argument("--large-mib", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool and case; the best one counts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; every tool runs once per round and case")
     args = parser.parse_args()
 
     moto, url = start_moto()
@@ -102,8 +114,13 @@ def main() -> None:
     rclone = shutil.which("rclone")
     if not rclone:
         raise SystemExit("rclone is not installed (apt-get install -y rclone)")
+    print(f"uptime before: {uptime()}", flush=True)
     try:
-        ObjectStoreHook(aws_conn_id="bench_aws").get_conn().create_bucket(Bucket=BUCKET)
+        def fresh_bucket() -> None:
+            """The receiver in the same state for every run: moto emptied (its reset), the bucket again
+            (a moto server slows down as it fills)."""
+            urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=60).close()
+            ObjectStoreHook(aws_conn_id="bench_aws").get_conn().create_bucket(Bucket=BUCKET)
 
         def ours(folder: Path, prefix: str) -> None:
             ObjectStoreHook(aws_conn_id="bench_aws").sync_up(folder, BUCKET, prefix)
@@ -115,40 +132,61 @@ def main() -> None:
             )
 
         def rclone_sync(folder: Path, prefix: str) -> None:
-            subprocess.run([rclone, "sync", str(folder), f"moto:{BUCKET}/{prefix}"], env=env, check=True)
+            subprocess.run([rclone, "sync", "-q", str(folder), f"moto:{BUCKET}/{prefix}"], env=env, check=True)
 
         tools = {"ours": ours, "awscli": aws, "rclone": rclone_sync}
-        small, large = work / "small", work / "large"
-        make_small(small, args.small)
-        make_large(large, args.large, args.large_mib)
-        rows = []
-        # every repetition syncs into fresh prefixes (a first upload), then re-syncs them unchanged
-        first: dict[str, dict[str, float]] = {}
-        again: dict[str, dict[str, float]] = {}
-        for rep in range(args.repeat):
-            for label, folder in ((f"{args.small} small files", small), (f"{args.large} x {args.large_mib} MiB", large)):
-                for name, tool in tools.items():
-                    prefix = f"{name}/{folder.name}/{rep}"
+        cases = []
+        if args.small:
+            small = work / "small"
+            make_small(small, args.small)
+            cases.append((f"{args.small} small files", small))
+        if args.large:
+            large = work / "large"
+            make_large(large, args.large, args.large_mib)
+            cases.append((f"{args.large} x {args.large_mib} MiB", large))
+        fresh_bucket()
+        ours(cases[0][1], "warmup")  # loads moto's S3 backend and our client once
+        # per round, every tool syncs each case into an empty bucket (a first upload), then syncs it
+        # again unchanged; the tools take turns in a rotating order, so that load from elsewhere on
+        # the machine hits all alike. The median of the per-round ratios is the result.
+        times: dict[str, list[dict[str, float]]] = {}
+        names = list(tools)
+        for round_no in range(args.rounds):
+            order = names[round_no % len(names):] + names[: round_no % len(names)]
+            for label, folder in cases:
+                for name in order:
+                    fresh_bucket()
+                    prefix = f"{name}/{folder.name}"
                     started = time.perf_counter()
-                    tool(folder, prefix)
-                    elapsed = time.perf_counter() - started
-                    first.setdefault(label, {})[name] = min(elapsed, first.get(label, {}).get(name, elapsed))
+                    tools[name](folder, prefix)
+                    first = time.perf_counter() - started
                     started = time.perf_counter()
-                    tool(folder, prefix)
-                    elapsed = time.perf_counter() - started
-                    key = f"re-sync, nothing changed ({label})"
-                    again.setdefault(key, {})[name] = min(elapsed, again.get(key, {}).get(name, elapsed))
-        rows = [*first.items(), *again.items()]
+                    tools[name](folder, prefix)
+                    again = time.perf_counter() - started
+                    for key, seconds in ((label, first), (f"re-sync, nothing changed ({label})", again)):
+                        rounds = times.setdefault(key, [])
+                        while len(rounds) <= round_no:
+                            rounds.append({})
+                        rounds[round_no][name] = seconds
+            for key, rounds in times.items():
+                t = rounds[round_no]
+                print(
+                    f"round {round_no + 1} ({' '.join(order)}): {key}: ours {t['ours']:.2f} s, awscli "
+                    f"{t['awscli']:.2f} s, rclone {t['rclone']:.2f} s, ratio {ratio(t):.2f}", flush=True,
+                )
     finally:
         os.killpg(moto.pid, signal.SIGTERM)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"best of {args.repeat} runs, seconds")
+    print(f"uptime after: {uptime()}")
+    print(f"median of {args.rounds} rounds, seconds (ratio: median of the per-round ratios; goal <= 1.0)")
     print(f"{'case':<52} {'ours':>8} {'awscli':>8} {'rclone':>8}  ratio ours/fastest other")
-    for label, times in rows:
-        best = min(times["awscli"], times["rclone"])
-        print(f"{label:<52} {times['ours']:8.2f} {times['awscli']:8.2f} {times['rclone']:8.2f}  {times['ours'] / best:6.2f}")
-
+    for key, rounds in times.items():
+        med = {n: statistics.median(r[n] for r in rounds) for n in ("ours", "awscli", "rclone")}
+        print(
+            f"{key:<52} {med['ours']:8.2f} {med['awscli']:8.2f} {med['rclone']:8.2f}  "
+            f"{statistics.median(ratio(r) for r in rounds):6.2f}"
+        )
 
 if __name__ == "__main__":
     main()
