@@ -36,6 +36,10 @@ BUCKET = "bench-cassandra"
 GCM_ONLY = ["aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"]
 
 
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def make_files(folder: Path, count: int, size: int) -> list[Path]:
     """SSTable-like Data.db files: Cassandra compresses SSTables (LZ4), so mostly incompressible
     bytes with some repeated structure, like real Data.db files."""
@@ -119,6 +123,7 @@ def main() -> None:
         "AES-CTR + HMAC), as docs/kinds/cassandra.md recommends; the ssh baseline picks its own",
     )
     args = parser.parse_args()
+    print(f"uptime before: {uptime()}", flush=True)
 
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
     from tests.sandbox import Sandbox
@@ -150,7 +155,8 @@ def main() -> None:
             print(
                 f"round {round_no}: raw ssh cat > /dev/null {raw_rate:.1f} MB/s; ssh cat | plain upload "
                 f"{plain_rate:.1f} MB/s; SFTP -> SHA-256 -> zstd -> S3 {our_rate:.1f} MB/s; "
-                f"ratio ours/raw {our_rate / raw_rate:.2f}, ours/plain {our_rate / plain_rate:.2f}"
+                f"ratio ours/raw {our_rate / raw_rate:.2f}, ours/plain {our_rate / plain_rate:.2f}",
+                flush=True,
             )
         print(
             f"files: {args.files} x {args.mb} MiB = {total / 1e6:.0f} MB; threads={args.threads}, "
@@ -160,7 +166,7 @@ def main() -> None:
         print(
             f"ratio (ours / ssh cat | plain upload to the same receiver), median: {statistics.median(plain_ratios):.2f}"
         )
-        print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+        print(f"uptime after: {uptime()}")
 
 if __name__ == "__main__":
     main()
