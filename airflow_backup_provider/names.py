@@ -132,6 +132,11 @@ def check_s3_prefix(value: Any, field: str | None = None) -> str:
     return value
 
 
+def cluster_prefix(prefix: str, cluster: str) -> str:
+    """The S3 folder of one entry's backups, ``<prefix>/<cluster>/``, for every kind that writes to S3."""
+    return f"{prefix.strip('/')}/{cluster}/"
+
+
 # ---- AWS -----------------------------------------------------------------------------------------
 
 VOLUME_ID_RE = whole(r"vol-[0-9a-f]{8,17}")

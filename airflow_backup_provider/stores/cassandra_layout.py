@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_backup_provider import names
+from airflow_backup_provider.names import cluster_prefix
 
 # The names themselves are checked by airflow_backup_provider.names (the clusters file's checks).
 _TABLE_DIR_RE = re.compile(rf"^(?P<table>{names.CASSANDRA_NAME})-(?P<id>[0-9a-f]{{32}})\Z")
@@ -125,10 +126,6 @@ def day_of(backup_time: datetime) -> str:
 def day_start(day: str) -> datetime:
     """`20261120` -> its first instant, UTC: the date retention judges a day folder by."""
     return datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
-
-
-def cluster_prefix(prefix: str, cluster: str) -> str:
-    return f"{prefix.strip('/')}/{cluster}/"
 
 
 def day_prefix(prefix: str, cluster: str, day: str) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_backup_provider import names
 from airflow_backup_provider.dates import parse_instant
+from airflow_backup_provider.names import cluster_prefix
 from airflow_backup_provider.retention import BackupItem
 
 PROCESSING = "processing"
@@ -364,10 +365,6 @@ def node_labels(nodes: Sequence[tuple[str, int]]) -> list[str]:
     hosts = [host for host, _ in nodes]
     labels = [host if hosts.count(host) == 1 else f"{host}-{port}" for host, port in nodes]
     return [label.replace(":", "_") for label in labels]
-
-
-def cluster_prefix(prefix: str, cluster: str) -> str:
-    return f"{prefix.strip('/')}/{cluster}/"
 
 
 def snapshot_prefix(prefix: str, cluster: str, uuid: str) -> str:
