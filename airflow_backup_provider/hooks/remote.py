@@ -332,15 +332,17 @@ JOB_STATES = ("absent", "starting", "running", "done", "gone")
 
 # `sh -c STATUS sh JOB_DIR OFFSET MAX`: the job's state, the log's size, then (base64) the log from
 # OFFSET, at most MAX bytes; once done, the log's last MAX bytes instead. Liveness is read BEFORE
-# the exit code: a job that ends between the two reads is then seen done, never "gone".
+# the exit code: a job that ends between the two reads is then seen done, never "gone". The pid
+# file is read once: a job that writes it between two reads was seen "gone" (no pid, then a pid).
 _JOB_STATUS_SCRIPT = r"""
 d=$1; off=$2; max=$3
 if [ ! -d "$d" ]; then echo absent; echo 0; exit 0; fi
+p=$(cat "$d/pid" 2>/dev/null) || p=""
 alive=0
-if [ -s "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then alive=1; fi
+if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then alive=1; fi
 if [ -s "$d/exit_code" ]; then state="done $(cat "$d/exit_code")"
 elif [ $alive = 1 ]; then state=running
-elif [ -s "$d/pid" ]; then state=gone
+elif [ -n "$p" ]; then state=gone
 else state=starting
 fi
 echo "$state"
