@@ -218,7 +218,25 @@ class EbsSnapshotOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
         ]
 
 
-class EbsRetentionOperator(RetentionOperator, AwsBaseOperator[EbsHook]):
+class EbsSnapshotRetention(RetentionOperator):
+    """How the retention of EBS snapshots (an ``ebs`` entry's, a Riak cluster's) re-reads and
+    deletes them; the operator gives its ``hook`` (an EbsHook) and ``series`` (the ``backup:name``)."""
+
+    series: str
+
+    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
+        return self.reread_many(group, [item])[item.id]
+
+    def reread_many(self, group: RetentionGroup, items: Sequence[BackupItem]) -> dict[str, BackupItem | None]:
+        # one DescribeSnapshots for the snapshot about to go and the newest one
+        found = {s.id: s.to_backup_item(self.series) for s in self.hook.find_snapshots(snapshot_ids=[i.id for i in items])}
+        return {item.id: found.get(item.id) for item in items}
+
+    def delete_item(self, group: RetentionGroup, item: BackupItem) -> bool:
+        return self.hook.delete_snapshot(item.id)
+
+
+class EbsRetentionOperator(EbsSnapshotRetention, AwsBaseOperator[EbsHook]):
     """
     Apply the retention policy to this entry's snapshots of one target, as of the run's logical
     date (:class:`~airflow_backup_provider.operators.retention.RetentionOperator`).
@@ -270,16 +288,9 @@ class EbsRetentionOperator(RetentionOperator, AwsBaseOperator[EbsHook]):
             groups.append(RetentionGroup(f"volume {volume_id}", items, context=by_volume[volume_id]))
         return groups
 
-    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
-        return self.reread_many(group, [item])[item.id]
-
-    def reread_many(self, group: RetentionGroup, items: Sequence[BackupItem]) -> dict[str, BackupItem | None]:
-        # one DescribeSnapshots for the snapshot about to go and the newest one
-        found = {s.id: s.to_backup_item(self.name) for s in self.hook.find_snapshots(snapshot_ids=[i.id for i in items])}
-        return {item.id: found.get(item.id) for item in items}
-
-    def delete_item(self, group: RetentionGroup, item: BackupItem) -> bool:
-        return self.hook.delete_snapshot(item.id)
+    @property
+    def series(self) -> str:
+        return self.name
 
     def outcome_node(self) -> str:
         return self.target

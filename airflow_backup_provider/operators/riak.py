@@ -15,8 +15,9 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.operators.base import BackupOperator
-from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
-from airflow_backup_provider.retention import BackupItem, planned_backup
+from airflow_backup_provider.operators.ebs import EbsSnapshotRetention
+from airflow_backup_provider.operators.retention import RetentionGroup, RetentionRun
+from airflow_backup_provider.retention import planned_backup
 from airflow_backup_provider.stores import riak
 
 
@@ -214,7 +215,7 @@ class RiakNodeSnapshotOperator(BackupOperator):
                 "created": [s.id for s in created]}
 
 
-class RiakRetentionOperator(RetentionOperator):
+class RiakRetentionOperator(EbsSnapshotRetention):
     """
     Apply the cluster's retention policy to its snapshots, per source volume, as of the run's
     logical date (:class:`~airflow_backup_provider.operators.retention.RetentionOperator`: never a
@@ -253,29 +254,22 @@ class RiakRetentionOperator(RetentionOperator):
         )
 
         date_tag = format_logical_date(as_of)
-        snapshots = self.hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: series_name(self.cluster)})
+        snapshots = self.hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: self.series})
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
             by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
         groups = []
         for volume_id, group in sorted(by_volume.items()):
-            items = [s.to_backup_item(series_name(self.cluster)) for s in group]
+            items = [s.to_backup_item(self.series) for s in group]
             # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
             if dry_run and not any(s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state != "error" for s in group):
                 items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
             groups.append(RetentionGroup(f"volume {volume_id}", items))
         return groups
 
-    def reread(self, group: RetentionGroup, item: BackupItem) -> BackupItem | None:
-        return self.reread_many(group, [item])[item.id]
-
-    def reread_many(self, group: RetentionGroup, items: Sequence[BackupItem]) -> dict[str, BackupItem | None]:
-        # one DescribeSnapshots for the snapshot about to go and the newest one
-        found = {s.id: s.to_backup_item(series_name(self.cluster)) for s in self.hook.find_snapshots(snapshot_ids=[i.id for i in items])}
-        return {item.id: found.get(item.id) for item in items}
-
-    def delete_item(self, group: RetentionGroup, item: BackupItem) -> bool:
-        return self.hook.delete_snapshot(item.id)
+    @property
+    def series(self) -> str:
+        return series_name(self.cluster)
 
     def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
         deleted = [i for i, gone in run.deleted.items() if gone]
