@@ -147,7 +147,8 @@ class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):
         return manifest, piece, store, tar_file
 
     def execute(self, context: Any) -> dict[str, Any]:
-        manifest, _, store, _ = self._plan(context)
+        plan = self._plan(context)
+        manifest, _, store, _ = plan
         aside = ddb.aside_path(store, manifest["tag"])
         with self.remote(self.node_spec) as remote:
             running = remote.run(self.status_command, timeout=120)
@@ -170,19 +171,22 @@ class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):
             else:
                 aside = ""
                 self.log.warning("node %s: no store at %s, nothing to set aside", self.node, store)
-            return self._fill(context, remote, aside)
+            return self._fill(context, remote, plan, aside)
 
     def cleared(self, context: Any, event: dict[str, Any], aside: str) -> dict[str, Any]:
-        _, _, store, _ = self._plan(context)
+        plan = self._plan(context)
+        store = plan[2]
         with self.remote(self.node_spec) as remote:
             self.remote_job_result(remote, event, what=f"clearing {store} on {self.node}").check(
                 f"clearing the partial restore {store}"
             )
-            return self._fill(context, remote, aside)
+            return self._fill(context, remote, plan, aside)
 
-    def _fill(self, context: Any, remote: RemoteCommandHook, aside: str) -> dict[str, Any]:
+    def _fill(
+        self, context: Any, remote: RemoteCommandHook, plan: tuple[dict[str, Any], dict[str, Any], str, str], aside: str
+    ) -> dict[str, Any]:
         """Bring the tar to the node, check its members, then extract it (a detached job)."""
-        _, piece, store, tar_file = self._plan(context)
+        _, piece, store, tar_file = plan
         remote.run(["mkdir", "-p", "--", store], timeout=60).check(f"creating {store}")
         self._transfer(remote, piece, tar_file)
         listing = remote.run(["tar", "-tf", tar_file], timeout=600).check(f"listing {tar_file}")
