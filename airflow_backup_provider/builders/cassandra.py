@@ -24,7 +24,7 @@ from airflow_backup_provider.stores.cassandra_restore import DEFAULT_SYSTEM_KEYS
 
 NAME_FORM = "^" + names.CASSANDRA_NAME + FORM_END  # a keyspace, as the clusters file checks it
 
-NODE_LABEL = "{{ task.node['host'] }}"
+NODE_LABEL = "{{ task.node.host }}"
 
 
 def _common(entry: CassandraCluster) -> dict[str, Any]:
@@ -43,21 +43,9 @@ def _common(entry: CassandraCluster) -> dict[str, Any]:
     }
 
 
-def _nodes(entry: CassandraCluster) -> list[dict[str, Any]]:
-    return [
-        {
-            "host": n.host,
-            "port": n.port,
-            "data_dir": entry.node_data_dir(n),
-            "commitlog_dir": n.commitlog_dir or entry.commitlog_dir,
-        }
-        for n in entry.nodes
-    ]
-
-
 def backup_dag(entry: CassandraCluster) -> DAG:
-    nodes = _nodes(entry)
-    hosts = [n["host"] for n in nodes]
+    nodes = entry.node_specs()
+    hosts = [n.host for n in nodes]
     common = _common(entry)
     dag = new_dag(
         entry,
@@ -94,7 +82,6 @@ def backup_dag(entry: CassandraCluster) -> DAG:
         ).expand(node=nodes)
         upload = CassandraUploadOperator.partial(
             task_id="upload",
-            data_dir=entry.data_dir,
             cluster_hosts=hosts,
             scope=scope,
             upload_threads=entry.upload_threads,
@@ -111,7 +98,6 @@ def backup_dag(entry: CassandraCluster) -> DAG:
         )
         cleanup = CassandraCleanupOperator.partial(
             task_id="cleanup",
-            data_dir=entry.data_dir,
             verify_task_id="verify",
             remove_incrementals=entry.remove_uploaded_incrementals,
             trigger_rule="all_done",
@@ -127,8 +113,8 @@ def backup_dag(entry: CassandraCluster) -> DAG:
 
 
 def restore_dag(entry: CassandraCluster) -> DAG:
-    nodes = _nodes(entry)
-    hosts = [n["host"] for n in nodes]
+    nodes = entry.node_specs()
+    hosts = [n.host for n in nodes]
     common = _common(entry)
     dag = new_dag(
         entry,

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -34,6 +36,22 @@ RestoreFolder = Annotated[str, AfterValidator(_check_restore_folder)]
 class CassandraNode(Node):
     data_dir: AbsPath | None = Field(None, description="this node's data folder, when not the cluster's data_dir")
     commitlog_dir: AbsPath | None = Field(None, description="this node's commit log folder (named in restore steps)")
+
+
+@dataclasses.dataclass(frozen=True)
+class CassandraNodeSpec:
+    """One node as the Cassandra operators take it: fields checked by the clusters file, the
+    node's folders resolved against the cluster's defaults. Operators use it as it is."""
+
+    host: str
+    port: int | None
+    data_dir: str
+    commitlog_dir: str
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> CassandraNodeSpec:
+        """The spec back from a JSON record that carries its fields (the restore plan's XCom)."""
+        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
 
 
 class CassandraCluster(EntryBase, ServerSideEncryption):
@@ -70,3 +88,14 @@ class CassandraCluster(EntryBase, ServerSideEncryption):
 
     def node_data_dir(self, node: CassandraNode) -> str:
         return node.data_dir or self.data_dir
+
+    def node_specs(self) -> list[CassandraNodeSpec]:
+        return [
+            CassandraNodeSpec(
+                host=n.host,
+                port=n.port,
+                data_dir=self.node_data_dir(n),
+                commitlog_dir=n.commitlog_dir or self.commitlog_dir,
+            )
+            for n in self.nodes
+        ]

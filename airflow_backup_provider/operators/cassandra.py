@@ -7,6 +7,7 @@ node) -> retention -> report. Restore run: plan -> restore (mapped per host) -> 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import posixpath
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from airflow_backup_provider import dates
+from airflow_backup_provider.config.cassandra import CassandraNodeSpec
 from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
 from airflow_backup_provider.hooks.object_store import ChecksumMismatch, ObjectStoreHook
@@ -83,11 +85,8 @@ class CassandraBaseOperator(BackupOperator):
             attempts=self.s3_attempts,
         )
 
-    def node_hook(self, node: dict[str, Any]) -> CassandraNodeHook:
-        return self.remote_hook(
-            cassandra_layout.validate_host(node["host"], "nodes.host"), node.get("port"),
-            hook_class=CassandraNodeHook, nodetool=self.nodetool,
-        )
+    def node_hook(self, node: CassandraNodeSpec) -> CassandraNodeHook:
+        return self.remote_hook(node.host, node.port, hook_class=CassandraNodeHook, nodetool=self.nodetool)
 
     def run_tag_and_day(self, context: Any) -> tuple[str, str]:
         """The run's snapshot tag and its day folder, both from :meth:`run_date`."""
@@ -119,16 +118,14 @@ class CassandraBaseOperator(BackupOperator):
 class CassandraSnapshotOperator(CassandraBaseOperator):
     """Phase one on one node: `nodetool flush`, then `nodetool snapshot -t <run tag>`."""
 
-    template_fields: Sequence[str] = ("node",)
-
-    def __init__(self, *, node: dict[str, Any], keyspaces: Sequence[str] = (), **kwargs: Any) -> None:
+    def __init__(self, *, node: CassandraNodeSpec, keyspaces: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.node = node
         self.keyspaces = list(keyspaces)
 
     def execute(self, context: Any) -> dict[str, Any]:
         tag, day = self.run_tag_and_day(context)
-        host = self.node["host"]
+        host = self.node.host
         with self.node_hook(self.node) as remote:
             if self.is_dry_run(context):
                 remote.status_text()  # reachable, nodetool answers
@@ -149,13 +146,10 @@ class CassandraUploadOperator(CassandraBaseOperator):
     no manifest of that day lists yet. The manifest goes last, after every object it lists is in S3.
     """
 
-    template_fields: Sequence[str] = ("node",)
-
     def __init__(
         self,
         *,
-        node: dict[str, Any],
-        data_dir: str,
+        node: CassandraNodeSpec,
         cluster_hosts: Sequence[str],
         scope: dict[str, Sequence[str]] | None = None,
         upload_threads: int = 4,
@@ -163,15 +157,13 @@ class CassandraUploadOperator(CassandraBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.node = node
-        self.data_dir = data_dir
         self.cluster_hosts = list(cluster_hosts)
         self.scope = dict(scope or {})
         self.upload_threads = upload_threads
 
     def execute(self, context: Any) -> dict[str, Any]:
         tag, day = self.run_tag_and_day(context)
-        host = cassandra_layout.validate_host(self.node["host"], "nodes.host")
-        data_dir = self.node.get("data_dir") or self.data_dir
+        host, data_dir = self.node.host, self.node.data_dir
         scope = cassandra_files.Scope(**{k: tuple(v) for k, v in self.scope.items()})
         if self.is_dry_run(context):
             self.record_outcome(context, status="dry_run", node=host, detail="nothing uploaded (dry run)")
@@ -342,20 +334,17 @@ class CassandraCleanupOperator(CassandraBaseOperator):
     delete the uploaded files from `backups/`. A node whose upload was not verified keeps its
     snapshot (for the next try or for a look), and this task says so."""
 
-    template_fields: Sequence[str] = ("node",)
-
     def __init__(
-        self, *, node: dict[str, Any], data_dir: str, verify_task_id: str, remove_incrementals: bool = False, **kwargs: Any
+        self, *, node: CassandraNodeSpec, verify_task_id: str, remove_incrementals: bool = False, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.node = node
-        self.data_dir = data_dir
         self.verify_task_id = verify_task_id
         self.remove_incrementals = remove_incrementals
 
     def execute(self, context: Any) -> dict[str, Any]:
         tag, day = self.run_tag_and_day(context)
-        host = self.node["host"]
+        host = self.node.host
         if self.is_dry_run(context):
             self.record_outcome(context, status="dry_run", node=host, detail=f"would clear snapshot {tag}")
             return {"host": host, "dry_run": True}
@@ -368,7 +357,7 @@ class CassandraCleanupOperator(CassandraBaseOperator):
             if self.remove_incrementals:
                 s3 = self.s3_hook()
                 manifest = self.load_manifest(s3, cassandra_layout.manifest_key(self.prefix, self.cluster, day, host, tag))
-                data_dir = self.node.get("data_dir") or self.data_dir
+                data_dir = self.node.data_dir
                 for entry in manifest.files:
                     if not entry.in_backups:
                         continue
@@ -474,7 +463,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         if self.is_dry_run(context):
             self.record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
             return {"host": host, "dry_run": True, "files": len(entries)}
-        with self.node_hook(target) as remote:
+        with self.node_hook(CassandraNodeSpec.from_record(target)) as remote:
             real_folder = remote.realpath(folder)
             cassandra_restore.check_outside(real_folder, remote.realpath(data_dir))
             try:
@@ -570,7 +559,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
     def __init__(
         self,
         *,
-        nodes: Sequence[dict[str, Any]],
+        nodes: Sequence[CassandraNodeSpec],
         date: Any = "",
         hosts: Any = (),
         keyspaces: Any = (),
@@ -582,7 +571,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.system_keyspaces = system_keyspaces
-        self.nodes = [dict(n) for n in nodes]
+        self.nodes = list(nodes)
         self.date = date
         self.hosts = hosts
         self.keyspaces = keyspaces
@@ -607,8 +596,8 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             tables = [cassandra_layout.validate_table(t, "param 'tables'") for t in self._as_list(self.tables, "tables")]
             folder_template = str(self.restore_folder or "")
             for node in self.nodes:
-                folder = cassandra_restore.restore_folder_for(folder_template, node["host"])
-                cassandra_restore.check_outside(folder, node["data_dir"], "param 'restore_folder'")
+                folder = cassandra_restore.restore_folder_for(folder_template, node.host)
+                cassandra_restore.check_outside(folder, node.data_dir, "param 'restore_folder'")
             # native rendering turns 20261121 into an int: names and dates are text here
             tag = cassandra_layout.validate_tag(str(self.tag), "param 'tag'") if self.tag else None
             day = cassandra_layout.validate_day(str(self.date), "param 'date'") if self.date else None
@@ -617,7 +606,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             )
         except cassandra_layout.CassandraNameError as exc:
             raise AirflowFailException(str(exc)) from exc
-        known = {n["host"]: n for n in self.nodes}
+        known = {n.host: n for n in self.nodes}
         unknown = [h for h in hosts if h not in known]
         if unknown:
             raise AirflowFailException(f"param 'hosts': value {unknown!r} are not nodes of cluster {self.cluster} ({sorted(known)})")
@@ -651,7 +640,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             )
         targets = [
             {
-                **known[host],
+                **dataclasses.asdict(known[host]),
                 "manifest": ref.key,
                 "keyspaces": keyspaces,
                 "tables": tables,

@@ -23,7 +23,7 @@ def test_backup_dag_shape(bag):
     # every node's snapshot before any upload: upload depends on the whole mapped snapshot task
     assert upload.upstream_task_ids == {"snapshot"} and snapshot.downstream_task_ids == {"upload"}
     assert upload.partial_kwargs["max_active_tis_per_dagrun"] == 2
-    assert [n["host"] for n in upload.expand_input.value["node"]] == [
+    assert [n.host for n in upload.expand_input.value["node"]] == [
         "cassandra-1.example.internal", "cassandra-2.example.internal", "cassandra-3.example.internal"
     ]
     assert verify.trigger_rule == "all_done"
