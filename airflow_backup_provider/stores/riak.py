@@ -37,7 +37,6 @@ _FIELD_RE = re.compile(r"^(?P<key>transfer type|vnode type|partition|started|las
 _ARROW_RE = re.compile(r"^(?P<source>\S+@\S+)\s+=*>?\s+(?P<target>\S+@\S+)$")
 _PERCENT_RE = re.compile(r"\|\s*(?P<percent>\d+)%$")
 NOT_RESPONDING_PATTERN = rf"Node {_NODE} not responding to pings\."
-_NOT_RESPONDING_RE = re.compile(rf"^{NOT_RESPONDING_PATTERN}$")
 
 PONG = "pong"
 STOP_OK = "ok"
@@ -174,37 +173,7 @@ def parse_transfers(text: str) -> TransfersStatus:
     )
 
 
-# ---- riak ping / start / stop, riak-admin wait-for-service -----------------------------------
-
-
-@dataclass(frozen=True)
-class PingResult:
-    up: bool
-    node: str | None = None
-    detail: str = ""
-
-
-def parse_ping(stdout: str, exit_code: int = 0, stderr: str = "") -> PingResult:
-    """``pong`` (exit 0) means up; anything else, ``not responding to pings`` included, means down."""
-    lines = _lines(stdout) + _lines(stderr)
-    for line in lines:
-        if match := _NOT_RESPONDING_RE.match(line):
-            return PingResult(up=False, node=match["node"], detail=line)
-    up = exit_code == 0 and PONG in _lines(stdout)
-    return PingResult(up=up, detail=" / ".join(lines)[-300:])
-
-
-def stop_printed_ok(stdout: str) -> bool:
-    """``riak stop`` prints ``ok`` once the node has stopped."""
-    return STOP_OK in _lines(stdout)
-
-
-def start_outcome(stdout: str, stderr: str = "") -> str:
-    """``started`` (prints nothing), ``already_running``, or ``unexpected`` (then ping decides)."""
-    lines = _lines(stdout) + _lines(stderr)
-    if ALREADY_RUNNING in lines:
-        return "already_running"
-    return "started" if not lines else "unexpected"
+# ---- riak-admin wait-for-service -----------------------------------
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.operators.service import riak_start, riak_stop
 from airflow_backup_provider.stores import riak as store
 from tests.sandbox.kinds import riak as kind
 from tests.unit import riak_texts as t
@@ -74,13 +75,16 @@ def test_busy_text_matches_the_reference_layout(cluster):
 def test_faults(cluster):
     first = cluster.nodes[0]
     kind.set_knobs(first, stop_fails=1, start_fails=1, transfers_failed=1, stop_seconds=0, start_seconds=0)
+    # judged as the DAG's stop and start tasks judge them
+    stop, start = riak_stop(task_id="stop", host=first.address), riak_start(task_id="start", host=first.address)
     failed_stop = run(first, "riak", "stop")
-    assert failed_stop.exit_code == 1 and not store.stop_printed_ok(failed_stop.stdout)
-    assert store.parse_ping(run(first, "riak", "ping").stdout).up
+    assert failed_stop.exit_code == 1 and not stop.action_matched(failed_stop)
+    assert start.verify_shows_wanted_state(run(first, "riak", "ping"))
     assert run(first, "riak", "stop").stdout == t.STOP_OK
     failed_start = run(first, "riak", "start")
     assert failed_start.exit_code == 1
-    assert not store.parse_ping(run(first, "riak", "ping").stdout).up
+    assert not start.verify_shows_wanted_state(run(first, "riak", "ping"))
+    assert stop.verify_shows_wanted_state(run(first, "riak", "ping"))
     assert run(first, "riak", "start").exit_code == 0
     assert run(first, "riak-admin", "transfers").stdout == t.TRANSFERS_FAILED
     assert run(first, "riak-admin", "transfers").stdout != t.TRANSFERS_FAILED

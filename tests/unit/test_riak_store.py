@@ -111,23 +111,6 @@ def test_only_handoffs_waiting_passes_the_vnode_gate_not_the_handoff_gate():
     assert status.vnodes_ok and not status.handoffs_ok
 
 
-def test_ping():
-    assert riak.parse_ping(t.PING_UP, 0).up
-    down = riak.parse_ping(t.PING_DOWN, 1)
-    assert not down.up and down.node == "riak@10.0.0.1"
-    assert not riak.parse_ping("", 0).up
-    assert not riak.parse_ping(t.PING_UP, 1).up
-    assert not riak.parse_ping("pong pong\n", 0).up
-
-
-def test_stop_and_start_texts():
-    assert riak.stop_printed_ok(t.STOP_OK)
-    assert not riak.stop_printed_ok("Node is not running!\n")
-    assert riak.start_outcome("") == "started"
-    assert riak.start_outcome(t.START_ALREADY_RUNNING) == "already_running"
-    assert riak.start_outcome("Riak failed to start within 15 seconds\n") == "unexpected"
-
-
 def test_wait_for_service():
     wait = riak.parse_wait_for_service(t.WAIT_FOR_SERVICE)
     assert wait.up and wait.not_up_lines == 2

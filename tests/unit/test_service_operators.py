@@ -53,6 +53,8 @@ def test_riak_start_accepts_already_running_and_wants_pong():
     assert start.verify_shows_wanted_state(result(t.PING_UP))
     assert not start.verify_shows_wanted_state(result(t.PING_DOWN, 1))
     assert not start.verify_shows_wanted_state(result(t.PING_UP, 1))
+    assert not start.verify_shows_wanted_state(result("", 0))
+    assert not start.verify_shows_wanted_state(result("pong pong\n", 0))  # the whole line is `pong`
 
 
 def test_plain_command_needs_exit_zero():
