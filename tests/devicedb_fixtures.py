@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from tests.sandbox.devicedb import DevicedbSim
 
 
@@ -45,3 +46,11 @@ def s3_objects(sandbox, bucket: str, prefix: str = "") -> dict[str, int]:
 
 def s3_json(sandbox, bucket: str, key: str):
     return json.loads(sandbox.boto3_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def node_spec(label: str, host: str, **fields) -> DevicedbNodeSpec:
+    """A devicedb node spec as the builder makes one, with the fields a test does not care about
+    at the entry's defaults."""
+    defaults = {"ssh_port": 22, "http_port": 8080, "http_host": None, "store_dir": "/var/lib/devicedb/store",
+                "snapshot_dir": None, "transfer_dir": None}
+    return DevicedbNodeSpec(label=label, host=host, **{**defaults, **fields})

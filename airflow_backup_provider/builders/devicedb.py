@@ -9,6 +9,7 @@ from airflow.sdk import DAG, Param
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
 from airflow_backup_provider.config import DevicedbCluster
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.operators.devicedb import (
     DevicedbCleanupNodeOperator,
     DevicedbManifestOperator,
@@ -36,24 +37,24 @@ from airflow_backup_provider.stores.devicedb import node_labels
 SNAPSHOT_FORM = r"^(|" + names.UUID + "|" + FORM_DAY + ")" + FORM_END
 
 
-def node_specs(entry: DevicedbCluster) -> list[dict[str, Any]]:
+def node_specs(entry: DevicedbCluster) -> list[DevicedbNodeSpec]:
     labels = node_labels([(n.host, n.http_port) for n in entry.nodes])
     return [
-        {
-            "label": label,
-            "host": node.host,
-            "ssh_port": node.port,
-            "http_port": node.http_port,
-            "http_host": node.http_host,
-            "store_dir": entry.node_store_dir(node),
-            "snapshot_dir": entry.node_snapshot_dir(node),
-            "transfer_dir": entry.transfer_dir,
-        }
+        DevicedbNodeSpec(
+            label=label,
+            host=node.host,
+            ssh_port=node.port,
+            http_port=node.http_port,
+            http_host=node.http_host,
+            store_dir=entry.node_store_dir(node),
+            snapshot_dir=entry.node_snapshot_dir(node),
+            transfer_dir=entry.transfer_dir,
+        )
         for label, node in zip(labels, entry.nodes, strict=True)
     ]
 
 
-def _common(entry: DevicedbCluster, specs: list[dict[str, Any]]) -> dict[str, Any]:
+def _common(entry: DevicedbCluster, specs: list[DevicedbNodeSpec]) -> dict[str, Any]:
     return {
         "cluster": entry.name,
         "nodes": specs,
@@ -69,7 +70,7 @@ def _common(entry: DevicedbCluster, specs: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def _sensor_args(entry: DevicedbCluster, specs: list[dict[str, Any]]) -> dict[str, Any]:
+def _sensor_args(entry: DevicedbCluster, specs: list[DevicedbNodeSpec]) -> dict[str, Any]:
     return {
         "nodes": specs,
         "http_timeout": entry.http_timeout.total_seconds(),
@@ -93,7 +94,7 @@ def build_backup(entry: DevicedbCluster) -> DAG:
             "runs over complete snapshots"
             + (", and each node's local snapshot folder is removed after its verified upload." if entry.cleanup_local_snapshots else ".")
         ),
-        nodes=[f"{s['label']} (http {s['http_port']})" for s in specs],
+        nodes=[f"{s.label} (http {s.http_port})" for s in specs],
     )
     common = _common(entry, specs)
     with dag:
@@ -112,7 +113,7 @@ def build_backup(entry: DevicedbCluster) -> DAG:
         )
         uploads = [
             DevicedbUploadNodeOperator(
-                task_id=f"upload_{task_label(spec['label'])}",
+                task_id=f"upload_{task_label(spec.label)}",
                 node=spec,
                 part_size_mb=entry.part_size_mb,
                 verify_upload=entry.verify_upload,
@@ -128,13 +129,13 @@ def build_backup(entry: DevicedbCluster) -> DAG:
         if entry.cleanup_local_snapshots:
             for spec in specs:
                 manifest >> DevicedbCleanupNodeOperator(
-                    task_id=f"cleanup_{task_label(spec['label'])}", node=spec, **common
+                    task_id=f"cleanup_{task_label(spec.label)}", node=spec, **common
                 )
     finish_dag(dag, entry)
     return dag
 
 
-def _service_task(entry: DevicedbCluster, spec: dict[str, Any], action: str, **kwargs: Any):
+def _service_task(entry: DevicedbCluster, spec: DevicedbNodeSpec, action: str, **kwargs: Any):
     """The generic service operators: the file's command, verified by its status command."""
     from airflow_backup_provider.operators.service import ServiceStartOperator, ServiceStopOperator
 
@@ -143,13 +144,13 @@ def _service_task(entry: DevicedbCluster, spec: dict[str, Any], action: str, **k
         "start": (ServiceStartOperator, entry.service_start_command),
     }[action]
     return operator(
-        task_id=f"{action}_{task_label(spec['label'])}",
+        task_id=f"{action}_{task_label(spec.label)}",
         command=command,
         verify_command=entry.service_status_command,
         verify_expect=[entry.service_running_output],
-        host=spec["host"],
-        port=spec["ssh_port"],
-        node=spec["label"],
+        host=spec.host,
+        port=spec.ssh_port,
+        node=spec.label,
         ssh_conn_id=entry.ssh_conn_id,
         sudo_user=entry.sudo_user,
         **kwargs,
@@ -170,7 +171,7 @@ def build_restore(entry: DevicedbCluster) -> DAG:
             "at backup time reads back. On any failure the old stores are put back, the nodes started, "
             "and an alert is sent."
         ),
-        nodes=[s["label"] for s in specs],
+        nodes=[s.label for s in specs],
         schedule=None,
         params={
             "snapshot": Param(
@@ -193,10 +194,10 @@ def build_restore(entry: DevicedbCluster) -> DAG:
     common = _common(entry, specs)
     with dag:
         resolve = DevicedbResolveSnapshotOperator(**common)
-        stops = {s["label"]: _service_task(entry, s, "stop") for s in specs}
+        stops = {s.label: _service_task(entry, s, "stop") for s in specs}
         restores = [
             DevicedbRestoreNodeOperator(
-                task_id=f"restore_{task_label(s['label'])}",
+                task_id=f"restore_{task_label(s.label)}",
                 node=s,
                 status_command=entry.service_status_command,
                 deferrable=entry.deferrable,
@@ -207,8 +208,8 @@ def build_restore(entry: DevicedbCluster) -> DAG:
         # Only once every store is restored; whatever fails, rollback then ensure_started start
         # every node this run stopped.
         starts = {
-            s["label"]: _service_task(
-                entry, s, "start", trigger_rule="all_success", only_after=stops[s["label"]].task_id
+            s.label: _service_task(
+                entry, s, "start", trigger_rule="all_success", only_after=stops[s.label].task_id
             )
             for s in specs
         }

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -33,6 +35,30 @@ class DevicedbNode(Node):
     snapshot_dir: AbsPath | None = Field(
         None, description="this node's -snapshot_store folder (default: the cluster's snapshot_dir)"
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicedbNodeSpec:
+    """One node as the devicedb operators, sensors and trigger take it: fields checked by the
+    clusters file, folders resolved against the cluster's defaults, and its file-name-safe
+    `label` (the name of its tar and of its tasks)."""
+
+    label: str
+    host: str
+    ssh_port: int
+    http_port: int
+    http_host: str | None
+    store_dir: str
+    snapshot_dir: str | None
+    transfer_dir: str | None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> DevicedbNodeSpec:
+        """The spec back from the JSON record a trigger is serialised with."""
+        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
+
+    def as_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def _check_service_argv(value: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from typing import IO, Any
 import requests
 from airflow.sdk.bases.hook import BaseHook
 
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.hooks.remote import RemoteCommandHook, RemoteTransportError
 from airflow_backup_provider.stores import devicedb as ddb
 
@@ -405,7 +406,7 @@ class DevicedbAsyncHook(DevicedbNodeHookBase):
 
 
 def hook_for_node(
-    spec: dict[str, Any],
+    spec: DevicedbNodeSpec,
     *,
     timeout: float,
     ssh_tunnel: bool,
@@ -415,11 +416,11 @@ def hook_for_node(
     """The hook for one node described by a node spec (see ``builders/devicedb.py``): sync by
     default, ``hook_class=DevicedbAsyncHook`` in a trigger."""
     return hook_class(
-        spec["host"],
-        spec["http_port"],
-        http_host=spec.get("http_host"),
+        spec.host,
+        spec.http_port,
+        http_host=spec.http_host,
         timeout=timeout,
         ssh_tunnel=ssh_tunnel,
         ssh_conn_id=ssh_conn_id,
-        ssh_port=spec.get("ssh_port", 22),
+        ssh_port=spec.ssh_port,
     )

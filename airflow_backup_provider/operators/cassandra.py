@@ -442,9 +442,10 @@ class CassandraRestoreOperator(CassandraBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         target = self.target
-        host = cassandra_layout.validate_host(target["host"], "hosts")
+        # the plan's target: a node spec of the clusters file plus what to restore
+        node = CassandraNodeSpec.from_record(target)
+        host, data_dir = node.host, node.data_dir
         folder = cassandra_restore.restore_folder_for(target["restore_folder"], host)
-        data_dir = target["data_dir"]
         cassandra_restore.check_outside(folder, data_dir)
         scope = cassandra_files.Scope(
             keyspaces=tuple(target.get("keyspaces") or ()),
@@ -463,7 +464,7 @@ class CassandraRestoreOperator(CassandraBaseOperator):
         if self.is_dry_run(context):
             self.record_outcome(context, status="dry_run", node=host, detail=f"would restore {len(entries)} files to {folder}")
             return {"host": host, "dry_run": True, "files": len(entries)}
-        with self.node_hook(CassandraNodeSpec.from_record(target)) as remote:
+        with self.node_hook(node) as remote:
             real_folder = remote.realpath(folder)
             cassandra_restore.check_outside(real_folder, remote.realpath(data_dir))
             try:

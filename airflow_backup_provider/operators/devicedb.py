@@ -24,6 +24,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from airflow_backup_provider import dates
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.hooks.devicedb import (
     DevicedbError,
     DevicedbHook,
@@ -59,7 +60,7 @@ class DevicedbBaseOperator(BackupOperator):
         self,
         *,
         cluster: str,
-        nodes: Sequence[dict[str, Any]],
+        nodes: Sequence[DevicedbNodeSpec],
         bucket: str,
         prefix: str,
         aws_conn_id: str = "aws_default",
@@ -75,7 +76,7 @@ class DevicedbBaseOperator(BackupOperator):
         self.sse = sse
         self.kms_key_id = kms_key_id
         self.cluster = cluster
-        self.nodes = [dict(n) for n in nodes]
+        self.nodes = list(nodes)
         self.bucket = bucket
         self.prefix = prefix
         self.aws_conn_id = aws_conn_id
@@ -84,14 +85,14 @@ class DevicedbBaseOperator(BackupOperator):
         self.ssh_tunnel = ssh_tunnel
         self.sudo_user = sudo_user
 
-    def devicedb(self, spec: dict[str, Any]) -> DevicedbHook:
+    def devicedb(self, spec: DevicedbNodeSpec) -> DevicedbHook:
         return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
 
     def s3(self) -> ObjectStoreHook:
         return self.aws_hook(ObjectStoreHook, sse=self.sse, kms_key_id=self.kms_key_id)
 
-    def remote(self, spec: dict[str, Any]) -> RemoteCommandHook:
-        return self.remote_hook(spec["host"], spec.get("ssh_port", 22))
+    def remote(self, spec: DevicedbNodeSpec) -> RemoteCommandHook:
+        return self.remote_hook(spec.host, spec.ssh_port)
 
     def refuse_overlap(self, context: Any, other_dag_id: str, what: str) -> None:
         """The backup and the restore of one cluster never run at the same time."""
@@ -105,12 +106,12 @@ class DevicedbBaseOperator(BackupOperator):
             raise AirflowException(f"{TRIGGER_TASK_ID} recorded no snapshot UUID for this run")
         return record
 
-    def snapshot_folders(self, spec: dict[str, Any]) -> list[ddb.SnapshotFolder]:
+    def snapshot_folders(self, spec: DevicedbNodeSpec) -> list[ddb.SnapshotFolder]:
         """The snapshot folders in a node's -snapshot_store (``snapshot-<uuid>-<nodeID>``), over SSH."""
-        folder = spec["snapshot_dir"]
+        folder = spec.snapshot_dir
         with self.remote(spec) as remote:
             listing = remote.run(["ls", "-1", "--", folder], timeout=60).check(
-                f"listing the snapshot store {folder} (snapshot_dir) of node {spec['label']}"
+                f"listing the snapshot store {folder} (snapshot_dir) of node {spec.label}"
             )
         return ddb.parse_snapshot_folders(listing.stdout.splitlines())
 
@@ -161,9 +162,9 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         record_key = ddb.run_record_key(self.prefix, self.cluster, logical_date)
         s3 = self.s3()
         if self.is_dry_run(context):
-            detail = f"dry run: would take a cluster snapshot through {self.nodes[0]['label']} and record it at s3://{self.bucket}/{record_key}"
+            detail = f"dry run: would take a cluster snapshot through {self.nodes[0].label} and record it at s3://{self.bucket}/{record_key}"
             self.log.info(detail)
-            self.record_outcome(context, status="dry_run", node=self.nodes[0]["label"], detail=detail)
+            self.record_outcome(context, status="dry_run", node=self.nodes[0].label, detail=detail)
             raise AirflowSkipException(detail)
 
         self.refuse_overlap(
@@ -206,7 +207,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         intent = {
             "uuid": None,
             "posted_at": dates.now_utc().isoformat(),
-            "node": self.nodes[0]["label"],
+            "node": self.nodes[0].label,
             "check": check,
             "before": before if before is not None else self._snapshots_on_nodes(),
             "orphans": sorted(set(orphans)),
@@ -224,14 +225,14 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
 
     def _snapshots_on_nodes(self) -> dict[str, list[str]] | None:
         """Per node, the UUIDs in its snapshot store (None: no snapshot_dir; [] per node never listed)."""
-        if not all(spec.get("snapshot_dir") for spec in self.nodes):
+        if not all(spec.snapshot_dir for spec in self.nodes):
             return None
         found: dict[str, list[str]] = {}
         for spec in self.nodes:
             try:
-                found[spec["label"]] = sorted({f.uuid for f in self.snapshot_folders(spec)})
+                found[spec.label] = sorted({f.uuid for f in self.snapshot_folders(spec)})
             except (RemoteCommandError, RemoteTransportError) as exc:  # left out of the comparison
-                self.log.warning("node %s: snapshot store not listed (%s)", spec["label"], exc)
+                self.log.warning("node %s: snapshot store not listed (%s)", spec.label, exc)
         return found
 
     def _after_unanswered_post(self, recorded: dict[str, Any], where: str) -> dict[str, Any] | None:
@@ -248,7 +249,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         appeared: dict[str, set[str]] = {}
         compared = 0  # nodes listed both before the POST and now
         for spec in self.nodes:
-            label = spec["label"]
+            label = spec.label
             if label not in before:
                 continue
             try:
@@ -299,13 +300,13 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
         for spec in self.nodes:
             with self.devicedb(spec) as hook:
                 try:
-                    statuses[spec["label"]] = hook.snapshot_status(uuid).status
+                    statuses[spec.label] = hook.snapshot_status(uuid).status
                 except DevicedbError as exc:
                     self.log.warning("%s", exc)
                     if ddb.status_error_kind(exc.http_status, exc.detail) == ddb.NO_SNAPSHOT_STORE:
                         # no new snapshot would fare better on that node
-                        raise AirflowFailException(f"{exc} (node {spec['label']} runs without -snapshot_store)") from exc
-                    statuses[spec["label"]] = ddb.UNREACHABLE
+                        raise AirflowFailException(f"{exc} (node {spec.label} runs without -snapshot_store)") from exc
+                    statuses[spec.label] = ddb.UNREACHABLE
         failed = sorted(n for n, s in statuses.items() if s == ddb.FAILED)
         if failed:
             return f"failed on {', '.join(failed)}"
@@ -323,7 +324,7 @@ class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
                     if check:
                         hook.ensure_site(check["site"])
                         self._write_check_key(hook, check)
-                    return hook.trigger_snapshot(), spec["label"]
+                    return hook.trigger_snapshot(), spec.label
                 except DevicedbUnreachable as exc:
                     if not exc.refused:
                         raise  # the request may have reached the node: another node could take a second snapshot
@@ -371,7 +372,7 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
     def __init__(
         self,
         *,
-        node: dict[str, Any],
+        node: DevicedbNodeSpec,
         part_size_mb: int = 16,
         verify_upload: bool = True,
         spool_dir: str | None = None,
@@ -379,8 +380,8 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.node_spec = dict(node)
-        self.node = node["label"]
+        self.node_spec = node
+        self.node = node.label
         self.part_size_mb = part_size_mb
         self.verify_upload = verify_upload
         self.spool_dir = spool_dir
@@ -450,8 +451,8 @@ class DevicedbUploadNodeOperator(DevicedbBaseOperator):
         )
         return {
             "node": self.node,
-            "host": self.node_spec["host"],
-            "http_port": self.node_spec["http_port"],
+            "host": self.node_spec.host,
+            "http_port": self.node_spec.http_port,
             "key": key,
             "size": result.size,
             "sha256": result.sha256,
@@ -532,10 +533,10 @@ class DevicedbCleanupNodeOperator(DevicedbBaseOperator):
     """Delete a node's local ``<snapshot_dir>/snapshot-<uuid>-<nodeID>`` folder once its upload is
     in a manifest, and the run's orphans: snapshots it replaced, or that an unanswered POST took."""
 
-    def __init__(self, *, node: dict[str, Any], **kwargs: Any):
+    def __init__(self, *, node: DevicedbNodeSpec, **kwargs: Any):
         super().__init__(**kwargs)
-        self.node_spec = dict(node)
-        self.node = node["label"]
+        self.node_spec = node
+        self.node = node.label
 
     def execute(self, context: Any) -> None:
         snapshot = self.snapshot_of_run(context)
@@ -544,7 +545,7 @@ class DevicedbCleanupNodeOperator(DevicedbBaseOperator):
         entry = next((n for n in (manifest or {}).get("nodes", []) if n["node"] == self.node), None)
         if entry is None:
             raise AirflowException(f"node {self.node}: snapshot {uuid} has no verified upload in a manifest; local copy kept")
-        store = self.node_spec["snapshot_dir"].rstrip("/")
+        store = self.node_spec.snapshot_dir.rstrip("/")
         folders = self.snapshot_folders(self.node_spec)
         node_id = self._node_id()
         mine = ddb.folder_to_remove(folders, uuid, node_id)

@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import (
 )
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.hooks.remote import RemoteCommandHook
 from airflow_backup_provider.notifications import send_report_mail
 from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator, task_label
@@ -83,7 +84,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
             manifest = dict(ddb.choose_snapshot(manifests, wanted))
         except (LookupError, ValueError) as exc:
             raise AirflowFailException(str(exc)) from exc
-        configured = sorted(n["label"] for n in self.nodes)
+        configured = sorted(n.label for n in self.nodes)
         recorded = sorted(n["node"] for n in manifest["nodes"])
         if configured != recorded:
             raise AirflowFailException(
@@ -123,14 +124,14 @@ class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):
     def __init__(
         self,
         *,
-        node: dict[str, Any],
+        node: DevicedbNodeSpec,
         status_command: Sequence[str],
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.node_spec = dict(node)
-        self.node = node["label"]
+        self.node_spec = node
+        self.node = node.label
         self.status_command = list(status_command)
         self.deferrable = deferrable
 
@@ -138,10 +139,10 @@ class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):
         """(manifest, this node's piece, store, tar file): the same on every try and after a deferral."""
         manifest = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
         piece = next(n for n in manifest["nodes"] if n["node"] == self.node)
-        store = self.node_spec["store_dir"].rstrip("/")
+        store = self.node_spec.store_dir.rstrip("/")
         tar_file = (
-            f"{self.node_spec['transfer_dir'].rstrip('/')}/devicedb-restore-{manifest['tag']}-{task_label(self.node)}.tar"
-            if self.node_spec.get("transfer_dir")
+            f"{self.node_spec.transfer_dir.rstrip('/')}/devicedb-restore-{manifest['tag']}-{task_label(self.node)}.tar"
+            if self.node_spec.transfer_dir
             else f"{store}.restore-{manifest['tag']}.tar"
         )
         return manifest, piece, store, tar_file
@@ -272,25 +273,25 @@ class DevicedbRollbackOperator(DevicedbBaseOperator):
         tag = ddb.run_tag(context["run_id"])
         restored, problems = [], []
         for spec in self.nodes:
-            store = spec["store_dir"].rstrip("/")
+            store = spec.store_dir.rstrip("/")
             aside = ddb.aside_path(store, tag)
             try:
                 with self.remote(spec) as remote:
                     if not _exists(remote, aside):
-                        self.log.info("node %s: no store set aside, nothing to put back", spec["label"])
+                        self.log.info("node %s: no store set aside, nothing to put back", spec.label)
                         continue
-                    remote.run(self.stop_command, timeout=600).check(f"stopping {spec['label']} before the rollback")
+                    remote.run(self.stop_command, timeout=600).check(f"stopping {spec.label} before the rollback")
                     if not _until_state(remote, self.status_command, self.running_output, want=False):
-                        raise AirflowException(f"{spec['label']} still runs after the stop: its store is left as it is")
+                        raise AirflowException(f"{spec.label} still runs after the stop: its store is left as it is")
                     if _exists(remote, store):
                         remote.run(["mv", "--", store, ddb.failed_restore_path(store, tag)], timeout=600).check(
                             f"moving the restored {store} away"
                         )
                     remote.run(["mv", "--", aside, store], timeout=600).check(f"putting {aside} back")
-                    restored.append(spec["label"])
+                    restored.append(spec.label)
             except Exception as exc:
-                problems.append(f"{spec['label']}: {exc}")
-                self.log.error("rollback on %s failed: %s", spec["label"], exc)
+                problems.append(f"{spec.label}: {exc}")
+                self.log.error("rollback on %s failed: %s", spec.label, exc)
         detail = (
             f"restore failed in {', '.join(failed)}; old stores put back on {', '.join(restored) or 'no node'}"
             + (f"; ROLLBACK PROBLEMS: {'; '.join(problems)}" if problems else "")
@@ -338,8 +339,8 @@ class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
         todo = [
             spec
             for spec in self.nodes
-            if states.get(self.stop_task_ids[spec["label"]]) in ("success", "failed")
-            and (rolled_back or states.get(self.start_task_ids[spec["label"]]) != "success")
+            if states.get(self.stop_task_ids[spec.label]) in ("success", "failed")
+            and (rolled_back or states.get(self.start_task_ids[spec.label]) != "success")
         ]
         if not todo:
             raise AirflowSkipException("every node this run stopped was started and verified")
@@ -347,12 +348,12 @@ class DevicedbEnsureStartedOperator(DevicedbBaseOperator):
         for spec in todo:
             try:
                 with self.remote(spec) as remote:
-                    remote.run(self.start_command, timeout=600).check(f"starting {spec['label']}")
+                    remote.run(self.start_command, timeout=600).check(f"starting {spec.label}")
                     if not _until_state(remote, self.status_command, self.running_output, want=True):
                         raise AirflowException(f"{' '.join(self.status_command)} does not show it running")
-                started.append(spec["label"])
+                started.append(spec.label)
             except Exception as exc:
-                problems.append(f"{spec['label']}: {exc}")
+                problems.append(f"{spec.label}: {exc}")
         self.record_outcome(
             context,
             status="done",
@@ -392,12 +393,12 @@ class DevicedbFinalizeRestoreOperator(RemoteJobMixin, DevicedbBaseOperator):
                 asides[result["node"]] = result["aside"]
         return asides
 
-    def _spec(self, label: str) -> dict[str, Any]:
-        return next(spec for spec in self.nodes if spec["label"] == label)
+    def _spec(self, label: str) -> DevicedbNodeSpec:
+        return next(spec for spec in self.nodes if spec.label == label)
 
     def execute(self, context: Any) -> dict[str, Any]:
         asides = self._asides(context)
-        pending = [spec["label"] for spec in self.nodes if spec["label"] in asides] if not self.keep_old_stores else []
+        pending = [spec.label for spec in self.nodes if spec.label in asides] if not self.keep_old_stores else []
         for label in pending:
             with self.remote(self._spec(label)) as remote:
                 self.start_remote_job(context, remote, ["rm", "-rf", "--", asides[label]], step=f"rm-{label}")

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.hooks.devicedb import DevicedbError, hook_for_node
 from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.operators.devicedb_restore import RESOLVE_TASK_ID
@@ -24,7 +25,7 @@ class _DevicedbNodesSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        nodes: Sequence[dict[str, Any]],
+        nodes: Sequence[DevicedbNodeSpec],
         http_timeout: float = 30.0,
         ssh_tunnel: bool = False,
         ssh_conn_id: str | None = None,
@@ -32,12 +33,12 @@ class _DevicedbNodesSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
-        self.nodes = [dict(n) for n in nodes]
+        self.nodes = list(nodes)
         self.http_timeout = http_timeout
         self.ssh_tunnel = ssh_tunnel
         self.ssh_conn_id = ssh_conn_id
 
-    def hook(self, spec: dict[str, Any]):
+    def hook(self, spec: DevicedbNodeSpec):
         return hook_for_node(spec, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel, ssh_conn_id=self.ssh_conn_id)
 
 
@@ -101,10 +102,10 @@ class DevicedbSnapshotSensor(_DevicedbNodesSensor):
         for spec in self.nodes:
             with self.hook(spec) as hook:
                 try:
-                    statuses[spec["label"]] = hook.snapshot_status(uuid).status
+                    statuses[spec.label] = hook.snapshot_status(uuid).status
                 except DevicedbError as exc:
-                    statuses[spec["label"]] = ddb.status_error_kind(exc.http_status, exc.detail)
-                    errors[spec["label"]] = str(exc)
+                    statuses[spec.label] = ddb.status_error_kind(exc.http_status, exc.detail)
+                    errors[spec.label] = str(exc)
         verdict = ddb.judge_snapshot(
             statuses,
             triggered_at=datetime.fromisoformat(self._snapshot["triggered_at"]),
@@ -140,7 +141,7 @@ class DevicedbNodesUpSensor(_DevicedbNodesSensor):
                 try:
                     hook.snapshot_status(uuid)
                 except DevicedbError as exc:
-                    down.append(f"{spec['label']} ({exc})")
+                    down.append(f"{spec.label} ({exc})")
         if down:
             self.log.info("not answering yet: %s", "; ".join(down))
         return not down
@@ -160,7 +161,7 @@ class DevicedbVerifyRestoreSensor(BackupOperatorMixin, BaseSensorOperator):
     def __init__(
         self,
         *,
-        nodes: Sequence[dict[str, Any]],
+        nodes: Sequence[DevicedbNodeSpec],
         membership_check: str = "best_effort",
         http_timeout: float = 30.0,
         ssh_tunnel: bool = False,
@@ -170,7 +171,7 @@ class DevicedbVerifyRestoreSensor(BackupOperatorMixin, BaseSensorOperator):
         kwargs.setdefault("task_id", "verify_restore")
         kwargs.setdefault("mode", "poke")
         super().__init__(**kwargs)
-        self.nodes = [dict(n) for n in nodes]
+        self.nodes = list(nodes)
         self.membership_check = membership_check
         self.http_timeout = http_timeout
         self.ssh_tunnel = ssh_tunnel
@@ -199,16 +200,16 @@ class DevicedbVerifyRestoreSensor(BackupOperatorMixin, BaseSensorOperator):
                         values = hook.get_key(check["site"], check["bucket"], check["key"])
                         if check["value"] not in values:
                             problems.append(
-                                f"{spec['label']}: check key {check['key']!r} reads {values!r}, the snapshot holds {check['value']!r}"
+                                f"{spec.label}: check key {check['key']!r} reads {values!r}, the snapshot holds {check['value']!r}"
                             )
                     except DevicedbError as exc:
-                        problems.append(f"{spec['label']}: check key unreadable: {exc}")
+                        problems.append(f"{spec.label}: check key unreadable: {exc}")
                 if self.membership_check != "off":
                     try:
-                        memberships[spec["label"]] = hook.membership()
+                        memberships[spec.label] = hook.membership()
                     except DevicedbError as exc:
                         (problems if self.membership_check == "required" else notes).append(
-                            f"{spec['label']}: membership unavailable: {exc}"
+                            f"{spec.label}: membership unavailable: {exc}"
                         )
         distinct = {tuple(m) for m in memberships.values()}
         if len(distinct) > 1:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.hooks.devicedb import DevicedbAsyncHook, DevicedbError, hook_for_node
 from airflow_backup_provider.hooks.remote import RemoteTransportError
 from airflow_backup_provider.stores import devicedb as ddb
@@ -27,7 +28,7 @@ class DevicedbSnapshotTrigger(BaseTrigger):
     mend it); ``error`` when a tunnel cannot be opened (``state`` ``unreachable``, retried);
     ``timeout`` at ``deadline`` (unix time).
 
-    :param nodes: node specs (``label``, ``host``, ``http_port``, optional ``http_host``, ``ssh_port``).
+    :param nodes: the nodes (:class:`DevicedbNodeSpec`, or their records).
     :param triggered_at: ISO time the snapshot was started (the missing grace counts from it).
     :param missing_grace: seconds a node may answer ``missing`` (or not at all).
     """
@@ -35,7 +36,7 @@ class DevicedbSnapshotTrigger(BaseTrigger):
     def __init__(
         self,
         *,
-        nodes: list[dict[str, Any]],
+        nodes: Sequence[DevicedbNodeSpec | Mapping[str, Any]],
         uuid: str,
         triggered_at: str,
         missing_grace: float,
@@ -46,7 +47,8 @@ class DevicedbSnapshotTrigger(BaseTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__()
-        self.nodes = [dict(n) for n in nodes]
+        # from a sensor: specs; from the triggerer: the records serialize() wrote
+        self.nodes = [n if isinstance(n, DevicedbNodeSpec) else DevicedbNodeSpec.from_record(n) for n in nodes]
         self.uuid = ddb.check_uuid(uuid)
         self.triggered_at = triggered_at
         self.missing_grace = missing_grace
@@ -60,7 +62,7 @@ class DevicedbSnapshotTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "nodes": self.nodes,
+                "nodes": [n.as_record() for n in self.nodes],
                 "uuid": self.uuid,
                 "triggered_at": self.triggered_at,
                 "missing_grace": self.missing_grace,
@@ -85,7 +87,7 @@ class DevicedbSnapshotTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         triggered_at = datetime.fromisoformat(self.triggered_at)
-        labels = [spec["label"] for spec in self.nodes]
+        labels = [spec.label for spec in self.nodes]
         statuses: dict[str, str] = {}
         async with contextlib.AsyncExitStack() as hooks:
             nodes = [

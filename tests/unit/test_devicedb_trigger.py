@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider.operators import devicedb as ops
 from airflow_backup_provider.stores import devicedb as ddb
+from tests.devicedb_fixtures import node_spec
 
 OLD, LATE, OTHER, NEW = (
     "0c8b7f51-4f0e-4a34-9d1e-7c6f2b1a9e00",
@@ -18,7 +20,7 @@ OLD, LATE, OTHER, NEW = (
     "2d4e6f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
     "b54a61d9-b64c-45e0-94b7-80c9e36b86fa",
 )
-NODES = [{"label": f"n{i}", "host": f"10.0.0.{i}", "http_port": 8080, "snapshot_dir": "/snap"} for i in (1, 2, 3)]
+NODES = [node_spec(f"n{i}", f"10.0.0.{i}", http_port=8080, snapshot_dir="/snap") for i in (1, 2, 3)]
 CONTEXT = {
     "logical_date": datetime(2026, 11, 20, tzinfo=UTC),
     "params": {"dry_run": False},
@@ -49,7 +51,7 @@ def operator(monkeypatch, *, record, folders, quorum=True, nodes=NODES):
     monkeypatch.setattr(op, "read_manifest", lambda uuid: None)
     monkeypatch.setattr(op, "_quorum", lambda: quorum)
     monkeypatch.setattr(
-        op, "snapshot_folders", lambda spec: ddb.parse_snapshot_folders(f"snapshot-{u}-7" for u in folders[spec["label"]])
+        op, "snapshot_folders", lambda spec: ddb.parse_snapshot_folders(f"snapshot-{u}-7" for u in folders[spec.label])
     )
     monkeypatch.setattr(op, "_trigger", lambda check: posts.append(check) or (ddb.SnapshotInfo(NEW, "processing"), "n1"))
     return op, posts, s3
@@ -104,7 +106,7 @@ def test_stores_that_cannot_be_listed_now_post_nothing(monkeypatch):
 
 
 def test_without_snapshot_dir_an_unanswered_post_is_not_retaken_blindly(monkeypatch):
-    nodes = [{k: v for k, v in n.items() if k != "snapshot_dir"} for n in NODES]
+    nodes = [dataclasses.replace(n, snapshot_dir=None) for n in NODES]
     op, posts, _ = operator(monkeypatch, record=unanswered(None), folders={}, nodes=nodes)
     with pytest.raises(AirflowFailException, match="without snapshot_dir .* cannot find it"):
         op.execute(CONTEXT)

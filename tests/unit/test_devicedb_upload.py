@@ -12,6 +12,7 @@ from airflow_backup_provider.hooks.devicedb import DevicedbHook
 from airflow_backup_provider.hooks.object_store import ObjectStoreHook, UploadResult
 from airflow_backup_provider.operators import devicedb as ops
 from airflow_backup_provider.operators import report
+from tests.devicedb_fixtures import node_spec
 from tests.unit.test_devicedb_store import SMALL_STORE, go_tar
 
 UUID = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
@@ -37,7 +38,7 @@ def upload(tmp_path, monkeypatch, tar: bytes):
     monkeypatch.setattr(DevicedbHook, "open_snapshot_tar", chunked_tar)
     monkeypatch.setattr(ObjectStoreHook, "upload_parts", upload_parts)
     monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
-    spec = {"label": "n1", "host": "10.0.0.1", "http_port": 8080}
+    spec = node_spec("n1", "10.0.0.1", http_port=8080)
     operator = ops.DevicedbUploadNodeOperator(
         task_id="upload_n1", node=spec, cluster="c", nodes=[spec], bucket="b", prefix="p", verify_upload=False,
         spool_dir=str(tmp_path),

@@ -11,8 +11,9 @@ from airflow_backup_provider.hooks.devicedb import DevicedbError
 from airflow_backup_provider.operators import report
 from airflow_backup_provider.sensors import devicedb as devicedb_sensors
 from airflow_backup_provider.sensors.devicedb import DevicedbVerifyRestoreSensor
+from tests.devicedb_fixtures import node_spec
 
-NODES = [{"label": f"n{i}", "host": f"10.0.0.{i}", "http_port": 8080} for i in (1, 2, 3)]
+NODES = [node_spec(f"n{i}", f"10.0.0.{i}", http_port=8080) for i in (1, 2, 3)]
 CHECK = {"site": "s", "bucket": "lww", "key": "k", "value": "backup-1"}
 
 
@@ -39,7 +40,7 @@ class FakeNode:
 
 def poke(monkeypatch, answers, *, mode="required", recorded=None, check=CHECK):
     fakes = {f"10.0.0.{i + 1}": FakeNode(*answer) for i, answer in enumerate(answers)}
-    monkeypatch.setattr(devicedb_sensors, "hook_for_node", lambda spec, **_: fakes[spec["host"]])
+    monkeypatch.setattr(devicedb_sensors, "hook_for_node", lambda spec, **_: fakes[spec.host])
     monkeypatch.setattr(report, "record_outcome", lambda *a, **k: None)
     sensor = DevicedbVerifyRestoreSensor(task_id="verify_restore", nodes=NODES, membership_check=mode)
     manifest = {"uuid": "u", "check": check, "membership": recorded}
@@ -87,7 +88,7 @@ def cleanup_operator(tmp_path, monkeypatch, record, node_id):
 
     recorded = []
     monkeypatch.setattr(report, "record_outcome", lambda context, **kw: recorded.append(kw))
-    spec = {"label": "n1", "host": "localhost", "http_port": 8080, "snapshot_dir": str(tmp_path / "snaps")}
+    spec = node_spec("n1", "localhost", http_port=8080, snapshot_dir=str(tmp_path / "snaps"))
     op = ops.DevicedbCleanupNodeOperator(
         task_id="cleanup_n1", node=spec, cluster="c", nodes=[spec], bucket="b", prefix="p", ssh_conn_id="local"
     )

@@ -16,9 +16,10 @@ from airflow_backup_provider.sensors.riak import RiakHealthSensor, RiakSnapshots
 from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
 from airflow_backup_provider.triggers.events import TriggerEventError, TriggerEventFailure, event, read_event
 from airflow_backup_provider.triggers.riak import RiakTransfersTrigger
+from tests.devicedb_fixtures import node_spec
 
 UUID = "b54a61d9-b64c-45e0-94b7-80c9e36b86fa"
-NODES = [{"label": "n1", "host": "10.0.0.1", "http_port": 8080, "ssh_port": 22}]
+NODES = [node_spec("n1", "10.0.0.1", http_port=8080, ssh_port=22)]
 
 
 def sensors():

@@ -15,7 +15,7 @@ from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, 
 from airflow_backup_provider.hooks.object_store import MIB, ChecksumMismatch, ObjectStoreHook
 from airflow_backup_provider.operators.devicedb import DevicedbTriggerSnapshotOperator
 from airflow_backup_provider.stores import devicedb as ddb
-from tests.devicedb_fixtures import s3_objects
+from tests.devicedb_fixtures import node_spec, s3_objects
 from tests.sandbox.core import wait_until
 
 pytestmark = pytest.mark.sandbox
@@ -101,7 +101,7 @@ def test_through_the_ssh_tunnel(sandbox, devicedb):
 
 def test_the_trigger_falls_over_only_when_the_first_node_refused(sandbox, devicedb, bucket):
     devicedb.stop(sandbox.nodes[0])
-    specs = [{"label": n.address, "host": n.address, "http_port": 8080, "ssh_port": 22} for n in sandbox.nodes]
+    specs = [node_spec(n.address, n.address, http_port=8080, ssh_port=22) for n in sandbox.nodes]
     operator = DevicedbTriggerSnapshotOperator(
         task_id="t", cluster="c", nodes=specs, bucket=bucket, prefix="devicedb", http_timeout=5, check_site="s"
     )
@@ -112,7 +112,7 @@ def test_the_trigger_falls_over_only_when_the_first_node_refused(sandbox, device
 
 
 def trigger_operator(sandbox, bucket, **kwargs):
-    specs = [{"label": n.address, "host": n.address, "http_port": 8080, "ssh_port": 22} for n in sandbox.nodes]
+    specs = [node_spec(n.address, n.address, http_port=8080, ssh_port=22) for n in sandbox.nodes]
     return DevicedbTriggerSnapshotOperator(
         task_id="trigger_snapshot", cluster="c", nodes=specs, bucket=bucket, prefix="devicedb", http_timeout=5, **kwargs
     )
@@ -187,7 +187,7 @@ def run_trigger(trigger):
 def test_the_deferrable_trigger_waits_for_completed_and_stops_on_failed(sandbox, devicedb):
     from airflow_backup_provider.triggers.devicedb import DevicedbSnapshotTrigger
 
-    nodes = [{"label": n.address, "host": n.address, "http_port": 8080} for n in sandbox.nodes]
+    nodes = [node_spec(n.address, n.address, http_port=8080) for n in sandbox.nodes]
     devicedb.set_knobs(sandbox.nodes[1], snapshot="failed")
     with hook(sandbox.nodes[0]) as h:
         uuid = h.trigger_snapshot().uuid
@@ -233,7 +233,7 @@ def test_the_deferred_wait_through_an_ssh_tunnel_completes(sandbox, devicedb, mo
         return tunnel
 
     monkeypatch.setattr(DevicedbAsyncHook, "_open_tunnel", counted)
-    specs = [{"label": n.address, "host": n.address, "http_port": 8080, "http_host": n.address, "ssh_port": 22} for n in sandbox.nodes]
+    specs = [node_spec(n.address, n.address, http_port=8080, http_host=n.address, ssh_port=22) for n in sandbox.nodes]
     sensor = DevicedbSnapshotSensor(
         task_id="wait_for_snapshot", nodes=specs, deferrable=True, ssh_tunnel=True, ssh_conn_id="backup_ssh",
         http_timeout=5, poke_interval=0.3, timeout=30,
@@ -254,7 +254,7 @@ def test_a_tunnel_that_cannot_open_is_a_clear_error_event(sandbox, devicedb):
     from airflow_backup_provider.triggers.events import TriggerEventError, read_event
 
     node = sandbox.nodes[1]
-    specs = [{"label": node.address, "host": node.address, "http_port": 8080, "ssh_port": 1}]  # no sshd there
+    specs = [node_spec(node.address, node.address, http_port=8080, ssh_port=1)]  # no sshd there
     event = run_trigger(
         DevicedbSnapshotTrigger(
             nodes=specs, uuid="19a7e40e-adcc-4cc2-87a7-ae599272b050", triggered_at=datetime.now(UTC).isoformat(),

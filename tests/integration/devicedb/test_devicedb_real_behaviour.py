@@ -19,7 +19,7 @@ from airflow_backup_provider.hooks.object_store import MIB, ObjectStoreHook
 from airflow_backup_provider.operators import devicedb as ops
 from airflow_backup_provider.operators import report
 from airflow_backup_provider.sensors.devicedb import DevicedbSnapshotSensor
-from tests.devicedb_fixtures import s3_objects
+from tests.devicedb_fixtures import node_spec, s3_objects
 from tests.integration.s3_proxy import S3Proxy
 from tests.sandbox.core import wait_until
 
@@ -53,15 +53,8 @@ def slow_parts(request):
     return None
 
 
-def spec(devicedb, node) -> dict:
-    return {
-        "label": node.address,
-        "host": node.address,
-        "http_port": 8080,
-        "ssh_port": 22,
-        "http_host": None,
-        "snapshot_dir": str(devicedb.snapshot_dir(node)),
-    }
+def spec(devicedb, node):
+    return node_spec(node.address, node.address, http_port=8080, ssh_port=22, http_host=None, snapshot_dir=str(devicedb.snapshot_dir(node)))
 
 
 def hook(node, timeout=5) -> DevicedbHook:
