@@ -65,6 +65,8 @@ KMS_KEY_RE = re.compile(
     r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})\Z"
     r"|^[A-Za-z0-9-]{1,128}\Z"
 )
+# an AWS region name: us-east-1, eu-central-2, us-gov-west-1, cn-north-1 ...
+REGION_RE = whole(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 # a command on the nodes: a name on their PATH or an absolute path
 COMMAND_RE = whole(rf"[A-Za-z0-9_.+-]+|/{PATH_CHARS}+")
 # one word of a service command's argv
@@ -110,6 +112,10 @@ def check_identifier(value: Any, field: str | None = None) -> str:
 
 def check_kms_key(value: Any, field: str | None = None) -> str:
     return _matching(KMS_KEY_RE, value, field, "must be a KMS key id, alias/NAME, or the ARN of a key or alias")
+
+
+def check_region(value: Any, field: str | None = None) -> str:
+    return _matching(REGION_RE, value, field, "is not an AWS region name (like us-east-1)")
 
 
 def check_command(value: Any, field: str | None = None) -> str:

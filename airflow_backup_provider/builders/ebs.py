@@ -1,6 +1,10 @@
 """The `ebs_<name>` DAG: per volume (mapped), snapshot -> wait -> retention, then the report.
 
-    [find_targets ──>] volume[i]: snapshot ──> wait ──> retention ──> report
+    [find_targets ──>] volume[i]: snapshot ──> wait ──> retention ─────────────────────────> report
+                                                  └──> copy_<region> ──> wait_copy_<region> ──> retention_<region>
+
+(one copy branch per `copy_to` region: a region that refuses the copy fails its branch and the
+run, while the snapshot and its own region's retention stand.)
 
 (`find_targets` only when volumes are chosen by tags or by instance; listed ids map directly.)
 
@@ -18,6 +22,7 @@ from airflow.sdk import DAG, task_group
 from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import EbsPolicy
 from airflow_backup_provider.operators.ebs import (
+    EbsCopySnapshotsOperator,
     EbsFindTargetsOperator,
     EbsRetentionOperator,
     EbsSnapshotOperator,
@@ -39,12 +44,20 @@ def _targets_text(entry: EbsPolicy) -> list[str]:
 
 def build(entry: EbsPolicy) -> list[DAG]:
     aws = {"aws_conn_id": entry.aws_conn_id, "region_name": entry.region}
+    copies = (
+        " Each completed snapshot is then copied (once) into "
+        + ", ".join(f"`{c.region}`" for c in entry.copy_to)
+        + ", tags carried over, where each region applies its own retention to the copies."
+        if entry.copy_to
+        else ""
+    )
     summary = (
         "Snapshots each EBS volume once per logical date (a cleared or re-run day makes no second "
         "snapshot; a volume with a pending snapshot is skipped), waits for completion, then applies "
         f"the retention policy as of the logical date ({describe_policy(entry.retention)}). Only "
         f"snapshots tagged `backup:created-by=airflow-backup-provider` and `backup:name={entry.name}` "
         "are ever deleted; pending ones, the newest completed one and those dated after the run are kept."
+        + copies
     )
     dag = new_dag(entry, summary=summary, nodes=_targets_text(entry))
     with dag:
@@ -93,6 +106,39 @@ def build(entry: EbsPolicy) -> list[DAG]:
                 **aws,
             )
             snapshot >> wait >> retention
+            for copy in entry.copy_to:
+                into = {"aws_conn_id": entry.aws_conn_id, "region_name": copy.region}
+                copied = EbsCopySnapshotsOperator(
+                    task_id=f"copy_{copy.region}",
+                    target=target,
+                    name=entry.name,
+                    snapshot_ids=snapshot.output["snapshot_ids"],
+                    source_region=entry.region,
+                    kms_key_id=copy.kms_key_id,
+                    dry_run=DRY_RUN,
+                    **into,
+                )
+                wait_copy = EbsSnapshotCompletedSensor(
+                    task_id=f"wait_copy_{copy.region}",
+                    snapshot_ids=copied.output,
+                    deferrable=entry.deferrable,
+                    mode="reschedule",
+                    poke_interval=entry.poke_interval.total_seconds(),
+                    timeout=entry.snapshot_timeout.total_seconds(),
+                    retries=0,
+                    **into,
+                )
+                copy_retention = EbsRetentionOperator(
+                    task_id=f"retention_{copy.region}",
+                    target=target,
+                    name=entry.name,
+                    policy=copy.retention or entry.retention,
+                    copies=True,
+                    dry_run=DRY_RUN,
+                    execution_timeout=timedelta(hours=1),
+                    **into,
+                )
+                wait >> copied >> wait_copy >> copy_retention
 
         per_target.expand(target=targets)
     finish_dag(dag, entry)

@@ -4,6 +4,7 @@
       -> node1: stop -> snapshot -> start -> wait_riak_kv -> vnodes_gate -> handoff_gate
       -> node2: ...                    (only if preflight and every earlier node's gates passed)
       -> wait_snapshots (every snapshot of the run completed) -> retention -> report
+                           `-> copy_<region> -> wait_copy_<region> -> retention_<region>  (each copy_to region)
 
 Why the trigger rules are what they are:
 
@@ -28,11 +29,13 @@ from airflow.sdk import DAG, Param, TaskGroup
 from airflow_backup_provider.builders.common import finish_dag, new_dag
 from airflow_backup_provider.config import RiakCluster, RiakNode
 from airflow_backup_provider.operators.riak import (
+    RiakCopySnapshotsOperator,
     RiakNodeSnapshotOperator,
     RiakRetentionOperator,
     RiakWaitForServiceOperator,
 )
 from airflow_backup_provider.operators.service import riak_start, riak_stop
+from airflow_backup_provider.sensors.ebs import EbsSnapshotCompletedSensor
 from airflow_backup_provider.sensors.riak import RiakHealthSensor, RiakSnapshotsCompletedSensor
 
 SELECTED_NODES = "{{ params.nodes }}"
@@ -163,5 +166,34 @@ def build(entry: RiakCluster) -> list[DAG]:
             dry_run=DRY_RUN,
         )
         passed[-1] >> wait >> retention
+        for copy in entry.copy_to:
+            into = {"aws_conn_id": entry.aws_conn_id, "region_name": copy.region}
+            copied = RiakCopySnapshotsOperator(
+                task_id=f"copy_{copy.region}",
+                cluster=entry.name,
+                source_region=entry.region,
+                kms_key_id=copy.kms_key_id,
+                dry_run=DRY_RUN,
+                **into,
+            )
+            wait_copy = EbsSnapshotCompletedSensor(
+                task_id=f"wait_copy_{copy.region}",
+                snapshot_ids=copied.output,
+                deferrable=entry.deferrable,
+                mode="reschedule",
+                poke_interval=min(entry.poke_interval.total_seconds(), 30),
+                timeout=max(entry.gate_timeout.total_seconds(), 3600),
+                retries=0,
+                **into,
+            )
+            copy_retention = RiakRetentionOperator(
+                task_id=f"retention_{copy.region}",
+                cluster=entry.name,
+                policy=copy.retention or entry.retention,
+                copies=True,
+                dry_run=DRY_RUN,
+                **into,
+            )
+            wait >> copied >> wait_copy >> copy_retention
     finish_dag(dag, entry)
     return [dag]

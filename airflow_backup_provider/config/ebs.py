@@ -8,13 +8,50 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from airflow_backup_provider import names
-from airflow_backup_provider.config.common import Duration, EntryBase, Identifier, require_unique
+from airflow_backup_provider.config.common import (
+    Duration,
+    EntryBase,
+    Identifier,
+    KmsKey,
+    RetentionPolicy,
+    StrictModel,
+    require_unique,
+)
 
 VolumeId = Annotated[str, AfterValidator(names.check_volume_id)]
 InstanceId = Annotated[str, AfterValidator(names.check_instance_id)]
+Region = Annotated[str, AfterValidator(names.check_region)]
 
 
-class EbsPolicy(EntryBase):
+class SnapshotCopy(StrictModel):
+    """A copy of every snapshot in another region (CopySnapshot), with that region's own retention."""
+
+    region: Region = Field(description="the region the copies go to")
+    kms_key_id: KmsKey | None = Field(
+        None, description="encrypt the copies with this key of that region (default: as the source)"
+    )
+    retention: RetentionPolicy | None = Field(None, description="that region's retention (default: the entry's)")
+
+
+class SnapshotCopies(StrictModel):
+    """What `ebs` and `riak` entries share: the regions their snapshots are copied to."""
+
+    copy_to: list[SnapshotCopy] = Field(
+        default_factory=list,
+        description="after each snapshot completes, copy it into each of these regions, tags carried over",
+    )
+
+    @model_validator(mode="after")
+    def _one_copy_per_region(self) -> SnapshotCopies:
+        regions = [c.region for c in self.copy_to]
+        require_unique("copy_to", regions)
+        own = getattr(self, "region", None)
+        if own is not None and own in regions:
+            raise ValueError(f"field 'copy_to': value {own!r} is the entry's own region")
+        return self
+
+
+class EbsPolicy(EntryBase, SnapshotCopies):
     """Daily EBS snapshots of some volumes, rotated by the `retention` policy (DAG `ebs_<name>`)."""
 
     kind: Literal["ebs"] = "ebs"

@@ -16,6 +16,7 @@ from airflow_backup_provider.config.common import (
     RetryDelay,
     require_unique,
 )
+from airflow_backup_provider.config.ebs import SnapshotCopies
 
 ErlangNodeName = Annotated[str, AfterValidator(names.check_erlang_node)]
 
@@ -29,7 +30,7 @@ class RiakNode(Node):
         return self.node_name or f"riak@{self.host}"
 
 
-class RiakCluster(EntryBase):
+class RiakCluster(EntryBase, SnapshotCopies):
     """A Riak KV cluster backed up one node at a time: stop, EBS-snapshot, start, health gates."""
 
     kind: Literal["riak"] = "riak"

@@ -203,6 +203,26 @@ class EbsHook(RequiresAwsConnection, EC2Hook):
         log.info("created %d snapshots of instance %s: %s", len(snapshots), instance_id, [s.id for s in snapshots])
         return sorted(snapshots, key=lambda s: s.volume_id)
 
+    def copy_snapshot(
+        self, source: Snapshot, *, source_region: str, tags: Mapping[str, str], description: str, kms_key_id: str | None = None
+    ) -> Snapshot:
+        """Copy `source` from `source_region` into this hook's region, tagged at creation. With
+        `kms_key_id` (a key of this region) the copy is encrypted with it."""
+        params: dict[str, Any] = {
+            "SourceSnapshotId": source.id,
+            "SourceRegion": source_region,
+            "Description": description[:255],
+            "TagSpecifications": [{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+        }
+        if kms_key_id:
+            params.update(Encrypted=True, KmsKeyId=kms_key_id)
+        data = self._call("copy_snapshot", **params)
+        log.info("copying snapshot %s from %s into %s as %s", source.id, source_region, self.conn_region_name, data["SnapshotId"])
+        return Snapshot(
+            id=data["SnapshotId"], volume_id="", state="pending", start_time=None, description=description[:255],
+            size_gib=source.size_gib, tags=dict(tags),
+        )
+
     def find_snapshots(
         self,
         tag_filter: Mapping[str, str | Iterable[str]] | None = None,

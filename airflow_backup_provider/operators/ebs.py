@@ -21,10 +21,15 @@ from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
 from airflow_backup_provider.retention import BackupItem, planned_backup
 from airflow_backup_provider.stores.ebs import (
+    FAILED_STATES,
     TAG_LOGICAL_DATE,
     TAG_NAME,
+    TAG_SOURCE_SNAPSHOT,
+    TAG_VOLUME,
     Snapshot,
     backup_tags,
+    copies_to_make,
+    copy_tags,
     decide_snapshot,
     format_logical_date,
     is_ours_for,
@@ -218,6 +223,93 @@ class EbsSnapshotOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
         ]
 
 
+class EbsCopySnapshotsOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
+    """
+    Copy this run's completed snapshots of one target into this operator's region
+    (``region_name``), at most once each: a copy is found again by its ``backup:source-snapshot``
+    tag, so a retry or a re-run of the day copies nothing twice. Tags are carried over; with
+    ``kms_key_id`` (a key of the copy's region) the copies are encrypted with it.
+
+    Returns the ids of this run's copies (made now or before) for the completion sensor.
+
+    :param snapshot_ids: the run's snapshots (the snapshot task's ``snapshot_ids`` XCom).
+    :param source_region: where they are (default: the connection's region).
+    """
+
+    aws_hook_class = EbsHook
+    template_fields: Sequence[str] = aws_template_fields("target", "snapshot_ids", "dry_run")
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        name: str,
+        snapshot_ids: Any,
+        source_region: str | None = None,
+        kms_key_id: str | None = None,
+        dry_run: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.name = name
+        self.snapshot_ids = snapshot_ids
+        self.source_region = source_region
+        self.kms_key_id = kms_key_id
+        self.dry_run = dry_run
+
+    def source_ids(self, context: Any, source_hook: EbsHook) -> list[str]:
+        """This run's snapshots to copy."""
+        return list(self.snapshot_ids or [])
+
+    def execute(self, context: Any) -> list[str]:
+        source_hook = EbsHook(aws_conn_id=self.aws_conn_id, region_name=self.source_region)
+        ids = self.source_ids(context, source_hook)
+        source_region, region = source_hook.conn_region_name, self.hook.conn_region_name
+        if source_region == region:
+            raise AirflowFailException(f"field 'copy_to': value {region!r} is the region of the snapshots themselves")
+        where = f"{source_region} -> {region}"
+        if not ids:
+            self.record_outcome(context, status="skipped", node=self.target, detail=f"{where}: no snapshot of this run to copy")
+            return []
+        sources = source_hook.find_snapshots(snapshot_ids=ids)
+        unfinished = [f"{s.id} ({s.state})" for s in sources if s.state != "completed"]
+        missing = sorted(set(ids) - {s.id for s in sources})
+        if unfinished or missing:
+            raise AirflowFailException(f"{where}: only completed snapshots are copied; not completed: {unfinished}, gone: {missing}")
+        to_copy, existing = copies_to_make(sources, self.hook.find_snapshots({TAG_NAME: self.name, TAG_SOURCE_SNAPSHOT: ids}))
+        for source_id, copy in existing.items():
+            self.log.info("%s: %s already has copy %s (%s)", where, source_id, copy.id, copy.state)
+        if self.is_dry_run(context):
+            detail = f"{where}: would copy {', '.join(s.id for s in to_copy) or 'nothing'}"
+            self.record_outcome(context, status="dry_run", node=self.target, detail=detail)
+            return []
+        made = [
+            self.hook.copy_snapshot(
+                source,
+                source_region=source_region,
+                tags=copy_tags(source, source_region),
+                description=f"copy of {source.id} from {source_region}: {source.description}",
+                kms_key_id=self.kms_key_id,
+            )
+            for source in to_copy
+        ]
+        copies = list(existing.values()) + made
+        rows = [
+            status_row(c.source_volume, c, state=f"{c.state} in {region}", description=f"copy of {c.tags.get(TAG_SOURCE_SNAPSHOT)}")
+            for c in copies
+        ]
+        self.record_outcome(
+            context,
+            status="done" if made else "skipped",
+            node=self.target,
+            produced=[{"id": c.id, "region": region, "source": c.tags.get(TAG_SOURCE_SNAPSHOT)} for c in made],
+            detail=f"{where}: copied {', '.join(f'{c.tags[TAG_SOURCE_SNAPSHOT]} as {c.id}' for c in made) or 'nothing new'}",
+            rows=rows,
+        )
+        return [c.id for c in copies]
+
+
 class EbsSnapshotRetention(RetentionOperator):
     """How the retention of EBS snapshots (an ``ebs`` entry's, a Riak cluster's) re-reads and
     deletes them; the operator gives its ``hook`` (an EbsHook) and ``series`` (the ``backup:name``)."""
@@ -248,19 +340,29 @@ class EbsRetentionOperator(EbsSnapshotRetention, AwsBaseOperator[EbsHook]):
     :param listing: the target's snapshots as the snapshot task saw them (its ``listing`` XCom);
         when None, they are listed afresh. A snapshot missing from the listing is never deleted.
     :param states: ``{snapshot id: state}`` from the completion sensor, newer than the listing.
+    :param copies: judge the copies in this operator's region (``copy_to``) instead: they are
+        listed afresh by their tags (a copy's VolumeId is arbitrary) and only copies are judged.
     """
 
     aws_hook_class = EbsHook
     template_fields: Sequence[str] = aws_template_fields("target", "listing", "states", "dry_run")
 
-    def __init__(self, *, target: str, name: str, listing: Any = None, states: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, target: str, name: str, listing: Any = None, states: Any = None, copies: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.target = target
         self.name = name
         self.listing = listing
         self.states = states
+        self.copies = copies
 
     def _snapshots(self) -> list[Snapshot]:
+        if self.copies:
+            tags = {TAG_NAME: self.name}
+            if target_kind(self.target) == "volume":
+                tags[TAG_VOLUME] = self.target
+            return [s for s in self.hook.find_snapshots(tags) if TAG_SOURCE_SNAPSHOT in s.tags]
         if self.listing is None:
             if target_kind(self.target) == "volume":
                 return self.hook.find_snapshots(volume_ids=[self.target])
@@ -277,16 +379,23 @@ class EbsRetentionOperator(EbsSnapshotRetention, AwsBaseOperator[EbsHook]):
     def list_groups(self, context: Any, as_of: datetime, dry_run: bool) -> list[RetentionGroup]:
         by_volume: dict[str, list[Snapshot]] = {}
         for snapshot in self._snapshots():
-            by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
+            by_volume.setdefault(snapshot.source_volume, []).append(snapshot)
         date_tag = format_logical_date(as_of)
         groups = []
         for volume_id in sorted(by_volume):
             items = [s.to_backup_item(self.name) for s in by_volume[volume_id]]
-            # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
-            if dry_run and decide_snapshot(by_volume[volume_id], volume_id=volume_id, name=self.name, date_tag=date_tag).action == "create":
-                items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
+            # A dry run made no snapshot (nor copy): plan with the one the real run would make, or it prunes less.
+            if dry_run and self._would_make(by_volume[volume_id], volume_id, date_tag):
+                items.append(planned_backup(f"(new {'copy' if self.copies else 'snapshot'} of {volume_id})", as_of))
             groups.append(RetentionGroup(f"volume {volume_id}", items, context=by_volume[volume_id]))
         return groups
+
+    def _would_make(self, snapshots: list[Snapshot], volume_id: str, date_tag: str) -> bool:
+        if self.copies:
+            return not any(
+                s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state not in FAILED_STATES for s in snapshots
+            )
+        return decide_snapshot(snapshots, volume_id=volume_id, name=self.name, date_tag=date_tag).action == "create"
 
     @property
     def series(self) -> str:
@@ -315,4 +424,4 @@ class EbsRetentionOperator(EbsSnapshotRetention, AwsBaseOperator[EbsHook]):
         return {"kept": len(run.kept), "deleted": deleted, "would_delete": run.would_delete}
 
 
-__all__ = ["EbsFindTargetsOperator", "EbsRetentionOperator", "EbsSnapshotOperator"]
+__all__ = ["EbsCopySnapshotsOperator", "EbsFindTargetsOperator", "EbsRetentionOperator", "EbsSnapshotOperator"]

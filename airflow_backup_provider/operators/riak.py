@@ -15,10 +15,11 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.operators.base import BackupOperator
-from airflow_backup_provider.operators.ebs import EbsSnapshotRetention
+from airflow_backup_provider.operators.ebs import EbsCopySnapshotsOperator, EbsSnapshotRetention
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionRun
 from airflow_backup_provider.retention import planned_backup
 from airflow_backup_provider.stores import riak
+from airflow_backup_provider.stores.ebs import TAG_SOURCE_SNAPSHOT
 
 
 class RiakWaitForServiceOperator(BackupOperator):
@@ -215,6 +216,20 @@ class RiakNodeSnapshotOperator(BackupOperator):
                 "created": [s.id for s in created]}
 
 
+class RiakCopySnapshotsOperator(EbsCopySnapshotsOperator):
+    """Copy this run's snapshots of every node of the cluster (found by their tags) into this
+    operator's region, once each (:class:`EbsCopySnapshotsOperator`)."""
+
+    def __init__(self, *, cluster: str, **kwargs: Any) -> None:
+        kwargs.setdefault("snapshot_ids", None)
+        super().__init__(target=cluster, name=series_name(cluster), **kwargs)
+        self.cluster = cluster
+
+    def source_ids(self, context: Any, source_hook: Any) -> list[str]:
+        found = source_hook.find_snapshots(run_snapshot_filter(self.cluster, self.run_date(context)))
+        return sorted(s.id for s in found)
+
+
 class RiakRetentionOperator(EbsSnapshotRetention):
     """
     Apply the cluster's retention policy to its snapshots, per source volume, as of the run's
@@ -231,12 +246,15 @@ class RiakRetentionOperator(EbsSnapshotRetention):
         cluster: str,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
+        copies: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.cluster = cluster
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
+        # the copies in this region (copy_to) instead of the snapshots themselves
+        self.copies = copies
 
     @cached_property
     def hook(self):
@@ -254,10 +272,13 @@ class RiakRetentionOperator(EbsSnapshotRetention):
         )
 
         date_tag = format_logical_date(as_of)
-        snapshots = self.hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: self.series})
+        snapshots = [
+            s for s in self.hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: self.series})
+            if (TAG_SOURCE_SNAPSHOT in s.tags) == self.copies
+        ]
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
-            by_volume.setdefault(snapshot.volume_id, []).append(snapshot)
+            by_volume.setdefault(snapshot.source_volume, []).append(snapshot)
         groups = []
         for volume_id, group in sorted(by_volume.items()):
             items = [s.to_backup_item(self.series) for s in group]

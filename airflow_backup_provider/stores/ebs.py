@@ -20,6 +20,9 @@ TAG_NAME = "backup:name"
 TAG_VOLUME = "backup:volume"
 TAG_LOGICAL_DATE = "backup:logical-date"
 TAG_RUN_ID = "backup:run-id"
+# on a copy in another region: the snapshot it was copied from, and that snapshot's region
+TAG_SOURCE_SNAPSHOT = "backup:source-snapshot"
+TAG_SOURCE_REGION = "backup:source-region"
 RESERVED_TAG_PREFIX = "backup:"
 
 
@@ -146,6 +149,12 @@ class Snapshot:
         return parse_logical_date(self.tags.get(TAG_LOGICAL_DATE))
 
     @property
+    def source_volume(self) -> str:
+        """The volume it holds: our tag, else EBS's VolumeId (a copy's VolumeId is arbitrary,
+        `vol-ffffffff`, so copies are told apart by the tag alone)."""
+        return self.tags.get(TAG_VOLUME) or self.volume_id
+
+    @property
     def taken_at(self) -> datetime | None:
         """When it was really taken: our tag, else EBS's own start time (snapshots made before the tag)."""
         return parse_instant(self.tags.get(TAG_TAKEN_AT)) or (parse_instant(self.start_time) if self.start_time else None)
@@ -235,6 +244,22 @@ def decide_snapshot(listing: Iterable[Snapshot], *, volume_id: str, name: str, d
     return SnapshotDecision(volume_id, "create", f"volume {volume_id} has no snapshot for logical date {date_tag}")
 
 
+def copy_tags(source: Snapshot, source_region: str) -> dict[str, str]:
+    """The tags of a copy: the source's own (ours, the user's) and where it was copied from."""
+    return {**source.tags, TAG_SOURCE_SNAPSHOT: source.id, TAG_SOURCE_REGION: source_region}
+
+
+def copies_to_make(sources: Iterable[Snapshot], copies: Iterable[Snapshot]) -> tuple[list[Snapshot], dict[str, Snapshot]]:
+    """Which sources still need a copy, and the copies that exist already (by source id). A copy
+    in `error` does not count: it is made again, as a failed snapshot is."""
+    existing: dict[str, Snapshot] = {}
+    for copy in sorted(copies, key=lambda c: c.id):
+        source_id = copy.tags.get(TAG_SOURCE_SNAPSHOT)
+        if source_id and copy.state not in FAILED_STATES:
+            existing.setdefault(source_id, copy)
+    return [s for s in sources if s.id not in existing], existing
+
+
 def status_row(volume_id: str, snapshot: Snapshot | None, *, state: str | None = None, date: str = "", description: str = "") -> dict[str, str]:
     """One line of the status table (volume, snapshot, state, date, taken at, description): the
     logical date and when the snapshot was really taken side by side."""
@@ -268,12 +293,16 @@ __all__ = [
     "TAG_LOGICAL_DATE",
     "TAG_NAME",
     "TAG_RUN_ID",
+    "TAG_SOURCE_REGION",
+    "TAG_SOURCE_SNAPSHOT",
     "TAG_TAKEN_AT",
     "TAG_VOLUME",
     "Snapshot",
     "SnapshotDecision",
     "Volume",
     "backup_tags",
+    "copies_to_make",
+    "copy_tags",
     "decide_snapshot",
     "format_logical_date",
     "is_ours_for",

@@ -12,14 +12,22 @@ API, for example::
 is ``immediate``: snapshots are `completed` at once, as with plain moto. A snapshot tagged
 ``sandbox:final-state=error`` ends in `error` instead of `completed`.
 
+A copy made by CopySnapshot gets the arbitrary VolumeId EC2 gives copies (``vol-ffffffff``,
+"should not be used for any purpose"), where moto keeps the source's volume. A source snapshot
+tagged ``sandbox:refuse-copy-to=<region>`` cannot be copied into that region: CopySnapshot there
+answers ``OptInRequired``, as a region the account has not enabled does.
+
 Run as ``python tests/sandbox/moto_server.py -H 127.0.0.1 -p PORT`` (same options as moto_server).
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 
 SNAPSHOT_MODEL = "ec2::snapshot"
+COPY_VOLUME_ID = "vol-ffffffff"
+REFUSE_COPY_TAG = "sandbox:refuse-copy-to"
 FINAL_STATE_TAG = "sandbox:final-state"
 
 
@@ -64,6 +72,22 @@ def install() -> None:
         return found
 
     ebs.EBSBackend.describe_snapshots = describe_snapshots
+    copy_snapshot = ebs.EBSBackend.copy_snapshot
+
+    def copy_snapshot_as_ec2_does(self, source_snapshot_id, source_region, *args, **kwargs):
+        from moto.ec2.exceptions import EC2ClientError
+        from moto.ec2.models import ec2_backends
+
+        source = ec2_backends[self.account_id][source_region].get_snapshot(source_snapshot_id)
+        if {t["key"]: t["value"] for t in source.get_tags()}.get(REFUSE_COPY_TAG) == self.region_name:
+            raise EC2ClientError("OptInRequired", "You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe.")
+        snapshot = copy_snapshot(self, source_snapshot_id, source_region, *args, **kwargs)
+        volume = copy.copy(snapshot.volume)
+        volume.id = COPY_VOLUME_ID
+        snapshot.volume = volume
+        return snapshot
+
+    ebs.EBSBackend.copy_snapshot = copy_snapshot_as_ec2_does
 
 
 def main() -> None:
