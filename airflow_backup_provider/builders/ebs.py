@@ -124,7 +124,7 @@ def build(entry: EbsPolicy) -> list[DAG]:
                     deferrable=entry.deferrable,
                     mode="reschedule",
                     poke_interval=entry.poke_interval.total_seconds(),
-                    timeout=entry.snapshot_timeout.total_seconds(),
+                    timeout=copy.timeout.total_seconds(),
                     retries=0,
                     **into,
                 )

@@ -182,7 +182,7 @@ def build(entry: RiakCluster) -> list[DAG]:
                 deferrable=entry.deferrable,
                 mode="reschedule",
                 poke_interval=min(entry.poke_interval.total_seconds(), 30),
-                timeout=max(entry.gate_timeout.total_seconds(), 3600),
+                timeout=copy.timeout.total_seconds(),
                 retries=0,
                 **into,
             )

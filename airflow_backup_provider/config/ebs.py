@@ -31,6 +31,10 @@ class SnapshotCopy(StrictModel):
         None, description="encrypt the copies with this key of that region (default: as the source)"
     )
     retention: RetentionPolicy | None = Field(None, description="that region's retention (default: the entry's)")
+    timeout: Duration = Field(
+        timedelta(hours=24),
+        description="how long the copies may stay pending (a first, full copy of a large volume takes hours)",
+    )
 
 
 class SnapshotCopies(StrictModel):

@@ -32,7 +32,7 @@ def test_copy_to_fields():
     (entry,), errors = parse(copy_to=[{"region": "eu-central-1", "kms_key_id": "alias/copies", "retention": {"keep_last": 3}}])
     assert errors == []
     (copy,) = entry.copy_to
-    assert (copy.region, copy.kms_key_id, copy.retention.keep_last) == ("eu-central-1", "alias/copies", 3)
+    assert (copy.region, copy.kms_key_id, copy.retention.keep_last, copy.timeout.days) == ("eu-central-1", "alias/copies", 3, 1)
     assert parse()[0][0].copy_to == []
 
 
