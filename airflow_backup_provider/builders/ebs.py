@@ -16,11 +16,13 @@ fails the run at the end.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from airflow.sdk import DAG, task_group
+from airflow.sdk import DAG, BaseOperator, task_group
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
-from airflow_backup_provider.config import EbsPolicy
+from airflow_backup_provider.config import EbsPolicy, RiakCluster
+from airflow_backup_provider.config.ebs import SnapshotCopy
 from airflow_backup_provider.operators.ebs import (
     EbsCopySnapshotsOperator,
     EbsFindTargetsOperator,
@@ -40,6 +42,45 @@ def _targets_text(entry: EbsPolicy) -> list[str]:
     if entry.instance_id:
         targets.append(f"every volume of instance {entry.instance_id} (crash-consistent)")
     return targets
+
+
+def add_copy_branch(
+    entry: EbsPolicy | RiakCluster,
+    copy: SnapshotCopy,
+    *,
+    after: BaseOperator,
+    copier: type[EbsCopySnapshotsOperator],
+    copy_args: dict[str, Any],
+    retention: type[BaseOperator],
+    retention_args: dict[str, Any],
+) -> None:
+    """One `copy_to` region's branch after `after` (the snapshots completed), for ebs and riak
+    entries: copy into the region -> wait for the copies -> that region's retention of them."""
+    into = {"aws_conn_id": entry.aws_conn_id, "region_name": copy.region}
+    copied = copier(
+        task_id=f"copy_{copy.region}", source_region=entry.region, kms_key_id=copy.kms_key_id, dry_run=DRY_RUN,
+        **copy_args, **into,
+    )
+    wait_copies = EbsSnapshotCompletedSensor(
+        task_id=f"wait_copy_{copy.region}",
+        snapshot_ids=copied.output,
+        deferrable=entry.deferrable,
+        mode="reschedule",
+        poke_interval=entry.poke_interval.total_seconds(),
+        timeout=copy.timeout.total_seconds(),
+        retries=0,  # a copy in `error` does not heal; the next run makes a new one
+        **into,
+    )
+    kept = retention(
+        task_id=f"retention_{copy.region}",
+        policy=copy.retention or entry.retention,
+        copies=True,
+        dry_run=DRY_RUN,
+        execution_timeout=timedelta(hours=1),
+        **retention_args,
+        **into,
+    )
+    after >> copied >> wait_copies >> kept
 
 
 def build(entry: EbsPolicy) -> list[DAG]:
@@ -107,38 +148,13 @@ def build(entry: EbsPolicy) -> list[DAG]:
             )
             snapshot >> wait >> retention
             for copy in entry.copy_to:
-                into = {"aws_conn_id": entry.aws_conn_id, "region_name": copy.region}
-                copied = EbsCopySnapshotsOperator(
-                    task_id=f"copy_{copy.region}",
-                    target=target,
-                    name=entry.name,
-                    snapshot_ids=snapshot.output["snapshot_ids"],
-                    source_region=entry.region,
-                    kms_key_id=copy.kms_key_id,
-                    dry_run=DRY_RUN,
-                    **into,
+                add_copy_branch(
+                    entry, copy, after=wait,
+                    copier=EbsCopySnapshotsOperator,
+                    copy_args={"target": target, "name": entry.name, "snapshot_ids": snapshot.output["snapshot_ids"]},
+                    retention=EbsRetentionOperator,
+                    retention_args={"target": target, "name": entry.name},
                 )
-                wait_copy = EbsSnapshotCompletedSensor(
-                    task_id=f"wait_copy_{copy.region}",
-                    snapshot_ids=copied.output,
-                    deferrable=entry.deferrable,
-                    mode="reschedule",
-                    poke_interval=entry.poke_interval.total_seconds(),
-                    timeout=copy.timeout.total_seconds(),
-                    retries=0,
-                    **into,
-                )
-                copy_retention = EbsRetentionOperator(
-                    task_id=f"retention_{copy.region}",
-                    target=target,
-                    name=entry.name,
-                    policy=copy.retention or entry.retention,
-                    copies=True,
-                    dry_run=DRY_RUN,
-                    execution_timeout=timedelta(hours=1),
-                    **into,
-                )
-                wait >> copied >> wait_copy >> copy_retention
 
         per_target.expand(target=targets)
     finish_dag(dag, entry)

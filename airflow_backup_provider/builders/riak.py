@@ -27,6 +27,7 @@ import re
 from airflow.sdk import DAG, Param, TaskGroup
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
+from airflow_backup_provider.builders.ebs import add_copy_branch
 from airflow_backup_provider.config import RiakCluster, RiakNode
 from airflow_backup_provider.operators.riak import (
     RiakCopySnapshotsOperator,
@@ -35,7 +36,6 @@ from airflow_backup_provider.operators.riak import (
     RiakWaitForServiceOperator,
 )
 from airflow_backup_provider.operators.service import riak_start, riak_stop
-from airflow_backup_provider.sensors.ebs import EbsSnapshotCompletedSensor
 from airflow_backup_provider.sensors.riak import RiakHealthSensor, RiakSnapshotsCompletedSensor
 
 SELECTED_NODES = "{{ params.nodes }}"
@@ -167,33 +167,10 @@ def build(entry: RiakCluster) -> list[DAG]:
         )
         passed[-1] >> wait >> retention
         for copy in entry.copy_to:
-            into = {"aws_conn_id": entry.aws_conn_id, "region_name": copy.region}
-            copied = RiakCopySnapshotsOperator(
-                task_id=f"copy_{copy.region}",
-                cluster=entry.name,
-                source_region=entry.region,
-                kms_key_id=copy.kms_key_id,
-                dry_run=DRY_RUN,
-                **into,
+            add_copy_branch(
+                entry, copy, after=wait,
+                copier=RiakCopySnapshotsOperator, copy_args={"cluster": entry.name},
+                retention=RiakRetentionOperator, retention_args={"cluster": entry.name},
             )
-            wait_copy = EbsSnapshotCompletedSensor(
-                task_id=f"wait_copy_{copy.region}",
-                snapshot_ids=copied.output,
-                deferrable=entry.deferrable,
-                mode="reschedule",
-                poke_interval=min(entry.poke_interval.total_seconds(), 30),
-                timeout=copy.timeout.total_seconds(),
-                retries=0,
-                **into,
-            )
-            copy_retention = RiakRetentionOperator(
-                task_id=f"retention_{copy.region}",
-                cluster=entry.name,
-                policy=copy.retention or entry.retention,
-                copies=True,
-                dry_run=DRY_RUN,
-                **into,
-            )
-            wait >> copied >> wait_copy >> copy_retention
     finish_dag(dag, entry)
     return [dag]
