@@ -152,3 +152,50 @@ def test_every_upload_request_carries_a_sha256_and_no_body_signature(aws, tmp_pa
         assert headers.get("x-amz-checksum-sha256"), (kind, headers)
     file_digest = base64.b64encode(hashlib.sha256(noise[:mib]).digest()).decode()
     assert [h["x-amz-checksum-sha256"] for _, h in sent].count(file_digest) == 1
+
+
+# ---- the upload path's SFTP side (hooks/cassandra.py) -------------------------------------------
+
+
+class _PrefetchedFile:
+    """Stands in for a prefetched paramiko file: answers each read from its pieces, as paramiko does."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos, self.asked = data, 0, []
+
+    def read(self, size=None):
+        self.asked.append(size)
+        size = len(self.data) - self.pos if size is None or size < 0 else size
+        piece = self.data[self.pos : self.pos + size]
+        self.pos += len(piece)
+        return piece
+
+
+def test_sftp_files_are_read_one_request_piece_at_a_time():
+    """paramiko's read(n) concatenates pieces into one growing bytes object (quadratic in n): the
+    reader asks for at most one request's piece per call and joins a read's pieces once."""
+    from airflow_backup_provider.hooks import cassandra
+
+    data = bytes(range(256)) * 20_000  # 5 MB: not a multiple of 1 MiB or of the piece
+    handle = _PrefetchedFile(data)
+    reader = cassandra._PiecewiseReader(handle)
+    got = b"".join(iter(lambda: reader.read(1024 * 1024), b""))
+    assert got == data
+    assert max(handle.asked) <= cassandra.SFTP_READ_SIZE
+    assert cassandra.SFTP_WINDOW >= cassandra.SFTP_READ_SIZE * cassandra.SFTP_PREFETCH_LIMIT  # all in flight fit
+
+
+def test_the_cassandra_ssh_link_is_not_compressed_unless_the_connection_asks(monkeypatch):
+    """SSTables are compressed twice already (Cassandra, zstd); zlib on the link was the largest CPU cost
+    of an upload, on the node. The ssh provider compresses by default."""
+    import json
+
+    from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+
+    def hook_with(extra):
+        monkeypatch.setenv("AIRFLOW_CONN_NODE_SSH", json.dumps({"conn_type": "ssh", "host": "10.0.0.1", "login": "c", "extra": extra}))
+        return CassandraNodeHook(ssh_conn_id="node_ssh").ssh_hook
+
+    assert hook_with({}).compress is False
+    assert hook_with({"compress": "true"}).compress is True
+    assert hook_with({"compress": "false"}).compress is False
