@@ -73,6 +73,8 @@ from airflow_backup_provider.stores.s3sync import (
 
 MIB = 1024 * 1024
 CHUNK = MIB
+STREAM_PART_SIZE = 16 * MIB
+FILE_PART_SIZE = 128 * MIB
 SSE_MODES = ("AES256", "aws:kms")
 # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection
 # faults, for every call of the client (s3transfer's requests included)
@@ -312,12 +314,11 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
     :param kms_key_id: the KMS key for ``aws:kms`` (implies it).
     :param compression_level: zstd level of compressed streams (1 fastest .. 19 smallest).
     :param attempts: tries of a whole stream before a fault is final (tenacity, from the first byte).
-    :param part_size: multipart part size; a stream smaller than this goes in one PUT.
-        Memory per stream in flight is about 4 x part_size.
-    :param single_put_limit: a synced file smaller than this goes in one PUT that carries the
-        file's SHA-256 (the file is read from disk as it is sent, so no memory cost); larger files
-        go in parts of `part_size`. One request instead of several, and no assembly of parts on the
-        receiver (rclone's cutoff is 200 MiB; awscli's 8 MiB).
+    :param part_size: multipart part size; a stream or file smaller than this goes in one PUT.
+        By default 16 MiB for streams, which are held in memory (about 4 x part_size per stream in
+        flight), and 128 MiB for synced files, which are read from disk as they are sent: a file below
+        it goes in one PUT with its SHA-256, one request instead of several and no parts for the
+        receiver to assemble (rclone's cutoff is 200 MiB, awscli's 8 MiB).
     :param concurrency: parallel requests of a folder sync (threads and HTTP connection pool).
     """
 
@@ -331,15 +332,14 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         compression_level: int = 1,
         attempts: int = 5,
         max_backoff: float = 20.0,
-        part_size: int = 16 * MIB,
-        single_put_limit: int = 128 * MIB,
+        part_size: int | None = None,
         concurrency: int = 16,
         progress_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
         transfer = dict(kwargs.pop("transfer_config_args", None) or {})
-        transfer.setdefault("multipart_threshold", part_size)
-        transfer.setdefault("multipart_chunksize", part_size)
+        transfer.setdefault("multipart_threshold", part_size or STREAM_PART_SIZE)
+        transfer.setdefault("multipart_chunksize", part_size or STREAM_PART_SIZE)
         # A stream cannot be re-read, so boto3 holds parts in memory: at most
         # (max_in_memory_upload_chunks + max_concurrency) x part_size per stream in flight.
         transfer.setdefault("max_concurrency", 2)
@@ -347,8 +347,8 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         self.compression_level = compression_level
         self.attempts = max(1, attempts)
         self.max_backoff = max_backoff
-        self.part_size = part_size
-        self.single_put_limit = max(part_size, single_put_limit)
+        self.part_size = part_size or STREAM_PART_SIZE
+        self.file_part_size = part_size or FILE_PART_SIZE
         self.concurrency = concurrency
         self.progress_interval = progress_interval
 
@@ -624,8 +624,8 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
 
     def _manager(self) -> TransferManager:
         config = TransferConfig(
-            multipart_threshold=self.single_put_limit,
-            multipart_chunksize=self.part_size,
+            multipart_threshold=self.file_part_size,
+            multipart_chunksize=self.file_part_size,
             max_request_concurrency=self.concurrency,
             max_submission_concurrency=max(5, self.concurrency // 2),
             max_io_queue_size=1000,
@@ -640,7 +640,7 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         """Encryption, the file's record as metadata, and a SHA-256 S3 verifies: a single PUT
         carries the file's (hashed once, for the manifest too), each part of a larger file its own."""
         extra: dict[str, Any] = {**self.extra_args, "Metadata": {META_MTIME: str(state.mtime_ns), META_SHA256: sha256}}
-        if state.size < self.single_put_limit:
+        if state.size < self.file_part_size:
             extra["ChecksumSHA256"] = _b64(bytes.fromhex(sha256))
         else:
             extra["ChecksumAlgorithm"] = "SHA256"

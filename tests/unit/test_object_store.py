@@ -127,7 +127,7 @@ def test_every_upload_request_carries_a_sha256_and_no_body_signature(aws, tmp_pa
     )
     aws.s3.create_bucket(Bucket="backups")
     mib = 1024 * 1024
-    hook = ObjectStoreHook(aws_conn_id="plain_http", part_size=5 * mib, single_put_limit=6 * mib)
+    hook = ObjectStoreHook(aws_conn_id="plain_http", part_size=5 * mib)
     sent: list[tuple[str, dict[str, str]]] = []
 
     def record(request, event_name, **kwargs):
@@ -142,7 +142,7 @@ def test_every_upload_request_carries_a_sha256_and_no_body_signature(aws, tmp_pa
     hook.upload_parts("backups", "parts/node.tar", [noise], part_size=5 * mib)
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "small.pack").write_bytes(noise[:mib])
-    (tmp_path / "repo" / "large.pack").write_bytes(noise)  # above single_put_limit: in parts
+    (tmp_path / "repo" / "large.pack").write_bytes(noise)  # above part_size: in parts
     hook.sync_up(tmp_path / "repo", "backups", "sync")
 
     kinds = [kind for kind, _ in sent]
