@@ -8,8 +8,10 @@ Built on the amazon provider's S3Hook (connections, credentials, endpoint) and s
   connection faults) for every S3 call; the connection's ``config_kwargs`` may change it. tenacity
   only restarts a *stream* from its first byte (a stream cannot be rewound), see :meth:`upload_stream`.
 - Not found is ``None``: :meth:`get_bytes` and :meth:`head` return ``None`` for a missing key.
-- Every write carries a checksum S3 verifies (SHA-256 where the bytes' digest is known, botocore's
-  CRC32 for parts s3transfer cuts); downloads and read-backs are checked against size + SHA-256.
+- Every write carries a SHA-256 that S3 verifies (of the whole object where its digest is known,
+  else of each request's body), in a signed header; so the client does not sign bodies as well
+  (botocore does over plain HTTP: the same bytes hashed twice). Downloads and read-backs are
+  checked against size + SHA-256.
 - Deletes raise :class:`DeleteFailed` on any ``Errors`` entry of ``DeleteObjects``.
 
 Streams (Cassandra's SFTP files, devicedb's tars) are hashed as they pass, optionally through zstd,
@@ -71,10 +73,15 @@ from airflow_backup_provider.stores.s3sync import (
 
 MIB = 1024 * 1024
 CHUNK = MIB
+STREAM_PART_SIZE = 16 * MIB
+FILE_PART_SIZE = 128 * MIB
 SSE_MODES = ("AES256", "aws:kms")
 # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection
 # faults, for every call of the client (s3transfer's requests included)
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 5}
+# every upload request carries a SHA-256 of its body in a signed header, which S3 checks: signing
+# the body as well (botocore does it over plain HTTP) hashes the same bytes once more for nothing
+DEFAULT_S3 = {"payload_signing_enabled": False}
 _RETRYABLE_CODES = frozenset(
     {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "500", "502", "503", "504"}
 )
@@ -308,7 +315,10 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
     :param compression_level: zstd level of compressed streams (1 fastest .. 19 smallest).
     :param attempts: tries of a whole stream before a fault is final (tenacity, from the first byte).
     :param part_size: multipart part size; a stream or file smaller than this goes in one PUT.
-        Memory per stream in flight is about 4 x part_size.
+        By default 16 MiB for streams, which are held in memory (about 4 x part_size per stream in
+        flight), and 128 MiB for synced files, which are read from disk as they are sent: a file below
+        it goes in one PUT with its SHA-256, one request instead of several and no parts for the
+        receiver to assemble (rclone's cutoff is 200 MiB, awscli's 8 MiB).
     :param concurrency: parallel requests of a folder sync (threads and HTTP connection pool).
     """
 
@@ -322,14 +332,14 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         compression_level: int = 1,
         attempts: int = 5,
         max_backoff: float = 20.0,
-        part_size: int = 16 * MIB,
+        part_size: int | None = None,
         concurrency: int = 16,
         progress_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
         transfer = dict(kwargs.pop("transfer_config_args", None) or {})
-        transfer.setdefault("multipart_threshold", part_size)
-        transfer.setdefault("multipart_chunksize", part_size)
+        transfer.setdefault("multipart_threshold", part_size or STREAM_PART_SIZE)
+        transfer.setdefault("multipart_chunksize", part_size or STREAM_PART_SIZE)
         # A stream cannot be re-read, so boto3 holds parts in memory: at most
         # (max_in_memory_upload_chunks + max_concurrency) x part_size per stream in flight.
         transfer.setdefault("max_concurrency", 2)
@@ -337,7 +347,8 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         self.compression_level = compression_level
         self.attempts = max(1, attempts)
         self.max_backoff = max_backoff
-        self.part_size = part_size
+        self.part_size = part_size or STREAM_PART_SIZE
+        self.file_part_size = part_size or FILE_PART_SIZE
         self.concurrency = concurrency
         self.progress_interval = progress_interval
 
@@ -350,12 +361,14 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
             retries=dict(DEFAULT_RETRIES),
             max_pool_connections=self.concurrency + 4,
             request_checksum_calculation="when_supported",
+            s3=dict(DEFAULT_S3),
         )
         given = self.conn_config.botocore_config
         if given is None:
             return default
         merged = default.merge(given)
         merged.retries = {**DEFAULT_RETRIES, **(given.retries or {})}
+        merged.s3 = {**DEFAULT_S3, **(given.s3 or {})}
         return merged
 
     @property
@@ -462,13 +475,19 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         hashing = _HashingReader(source)
         if not compress:
             counting = _CountingReader(hashing)
-            self.load_file_obj(counting, key=key, bucket_name=bucket, replace=True)
+            self._send_stream(counting, bucket, key)
             return StreamResult(size=hashing.size, sha256=hashing.sha256.hexdigest(), compressed_size=counting.count)
         compressor = zstandard.ZstdCompressor(level=self.compression_level, write_checksum=True)
         with compressor.stream_reader(hashing, read_size=CHUNK, closefd=False) as compressed:
             counting = _CountingReader(compressed)
-            self.load_file_obj(counting, key=key, bucket_name=bucket, replace=True)
+            self._send_stream(counting, bucket, key)
         return StreamResult(size=hashing.size, sha256=hashing.sha256.hexdigest(), compressed_size=counting.count)
+
+    def _send_stream(self, reader: IO[bytes], bucket: str, key: str) -> None:
+        """s3transfer's upload of a stream (parts held in memory), each part with its SHA-256."""
+        self.get_conn().upload_fileobj(
+            reader, bucket, key, ExtraArgs={**self.extra_args, "ChecksumAlgorithm": "SHA256"}, Config=self.transfer_config
+        )
 
     def upload_parts(
         self,
@@ -605,8 +624,8 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
 
     def _manager(self) -> TransferManager:
         config = TransferConfig(
-            multipart_threshold=self.part_size,
-            multipart_chunksize=self.part_size,
+            multipart_threshold=self.file_part_size,
+            multipart_chunksize=self.file_part_size,
             max_request_concurrency=self.concurrency,
             max_submission_concurrency=max(5, self.concurrency // 2),
             max_io_queue_size=1000,
@@ -618,14 +637,13 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
             return dict(zip(rels, pool.map(lambda r: sha256_file(root / r), rels), strict=True))
 
     def _file_upload_args(self, state: FileState, sha256: str) -> dict[str, Any]:
-        """Encryption, the file's record as metadata, and a checksum S3 verifies. The file was
-        hashed once: a single PUT carries that SHA-256; parts get botocore's CRC32 (hashing
-        every part again with SHA-256 made the sync a quarter slower than rclone)."""
+        """Encryption, the file's record as metadata, and a SHA-256 S3 verifies: a single PUT
+        carries the file's (hashed once, for the manifest too), each part of a larger file its own."""
         extra: dict[str, Any] = {**self.extra_args, "Metadata": {META_MTIME: str(state.mtime_ns), META_SHA256: sha256}}
-        if state.size < self.part_size:
+        if state.size < self.file_part_size:
             extra["ChecksumSHA256"] = _b64(bytes.fromhex(sha256))
         else:
-            extra["ChecksumAlgorithm"] = "CRC32"
+            extra["ChecksumAlgorithm"] = "SHA256"
         return extra
 
     def sync_up(

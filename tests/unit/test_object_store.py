@@ -34,7 +34,7 @@ def test_upload_retries_from_a_fresh_source_and_hashes_the_original_bytes(monkey
     stored: dict[str, bytes] = {}
     calls = {"n": 0, "opened": 0}
 
-    def fake_load(file_obj, key, bucket_name, replace):
+    def fake_load(file_obj, bucket_name, key):
         calls["n"] += 1
         body = file_obj.read(1000)
         if calls["n"] == 1:
@@ -47,7 +47,7 @@ def test_upload_retries_from_a_fresh_source_and_hashes_the_original_bytes(monkey
         calls["opened"] += 1
         return io.BytesIO(data)
 
-    monkeypatch.setattr(hook, "load_file_obj", fake_load)
+    monkeypatch.setattr(hook, "_send_stream", fake_load)
     monkeypatch.setattr(object_store, "CHUNK", 4096)
     result = hook.upload_stream("bucket", "k.zst", source)
     assert calls == {"n": 2, "opened": 2}
@@ -111,3 +111,91 @@ def test_every_path_that_writes_stores_the_object_under_the_configured_kms_key(a
     for key in keys:
         head = aws.s3.head_object(Bucket="backups", Key=key)
         assert (key, head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == (key, "aws:kms", "alias/backups")
+
+
+def test_every_upload_request_carries_a_sha256_and_no_body_signature(aws, tmp_path, monkeypatch):
+    """Over plain HTTP botocore would SHA-256-sign each body on top of its checksum (the same bytes
+    hashed twice): the hook turns body signing off, so every PutObject/UploadPart must carry a
+    SHA-256 S3 checks instead, a small synced file in one PUT with the file's own SHA-256."""
+    import base64
+    import json
+    import os
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PLAIN_HTTP",
+        json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": "http://s3.amazonaws.com"}}),
+    )
+    aws.s3.create_bucket(Bucket="backups")
+    mib = 1024 * 1024
+    hook = ObjectStoreHook(aws_conn_id="plain_http", part_size=5 * mib)
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def record(request, event_name, **kwargs):
+        if event_name.rsplit(".", 1)[-1] in ("PutObject", "UploadPart"):
+            headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+            sent.append((event_name.rsplit(".", 1)[-1], headers))
+
+    hook.get_conn().meta.events.register("before-send.s3", record)
+    noise = os.urandom(6 * mib)  # incompressible: the stream goes up in two parts
+    hook.put_bytes("backups", "small/manifest.json", b"{}", "application/json")
+    hook.upload_stream("backups", "stream/file.zst", lambda: io.BytesIO(noise))
+    hook.upload_parts("backups", "parts/node.tar", [noise], part_size=5 * mib)
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "small.pack").write_bytes(noise[:mib])
+    (tmp_path / "repo" / "large.pack").write_bytes(noise)  # above part_size: in parts
+    hook.sync_up(tmp_path / "repo", "backups", "sync")
+
+    kinds = [kind for kind, _ in sent]
+    assert kinds.count("UploadPart") == 6 and kinds.count("PutObject") == 3, kinds  # +1 PUT: the manifest
+    for kind, headers in sent:
+        assert headers.get("X-Amz-Content-SHA256") == "UNSIGNED-PAYLOAD", (kind, headers)
+        assert headers.get("x-amz-checksum-sha256"), (kind, headers)
+    file_digest = base64.b64encode(hashlib.sha256(noise[:mib]).digest()).decode()
+    assert [h["x-amz-checksum-sha256"] for _, h in sent].count(file_digest) == 1
+
+
+# ---- the upload path's SFTP side (hooks/cassandra.py) -------------------------------------------
+
+
+class _PrefetchedFile:
+    """Stands in for a prefetched paramiko file: answers each read from its pieces, as paramiko does."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos, self.asked = data, 0, []
+
+    def read(self, size=None):
+        self.asked.append(size)
+        size = len(self.data) - self.pos if size is None or size < 0 else size
+        piece = self.data[self.pos : self.pos + size]
+        self.pos += len(piece)
+        return piece
+
+
+def test_sftp_files_are_read_one_request_piece_at_a_time():
+    """paramiko's read(n) concatenates pieces into one growing bytes object (quadratic in n): the
+    reader asks for at most one request's piece per call and joins a read's pieces once."""
+    from airflow_backup_provider.hooks import cassandra
+
+    data = bytes(range(256)) * 20_000  # 5 MB: not a multiple of 1 MiB or of the piece
+    handle = _PrefetchedFile(data)
+    reader = cassandra._PiecewiseReader(handle)
+    got = b"".join(iter(lambda: reader.read(1024 * 1024), b""))
+    assert got == data
+    assert max(handle.asked) <= cassandra.SFTP_READ_SIZE
+    assert cassandra.SFTP_WINDOW >= cassandra.SFTP_READ_SIZE * cassandra.SFTP_PREFETCH_LIMIT  # all in flight fit
+
+
+def test_the_cassandra_ssh_link_is_not_compressed_unless_the_connection_asks(monkeypatch):
+    """SSTables are compressed twice already (Cassandra, zstd); zlib on the link was the largest CPU cost
+    of an upload, on the node. The ssh provider compresses by default."""
+    import json
+
+    from airflow_backup_provider.hooks.cassandra import CassandraNodeHook
+
+    def hook_with(extra):
+        monkeypatch.setenv("AIRFLOW_CONN_NODE_SSH", json.dumps({"conn_type": "ssh", "host": "10.0.0.1", "login": "c", "extra": extra}))
+        return CassandraNodeHook(ssh_conn_id="node_ssh").ssh_hook
+
+    assert hook_with({}).compress is False
+    assert hook_with({"compress": "true"}).compress is True
+    assert hook_with({"compress": "false"}).compress is False
