@@ -142,8 +142,6 @@ class CeleryStack:
             "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            # a task's heartbeat is every few seconds: a lost worker is noticed within a test
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             **extra,

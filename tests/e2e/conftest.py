@@ -51,6 +51,9 @@ def celery_stack(sandbox):
             # only the tests make runs: no scheduled run of "today" mixes in
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__CORE__PARALLELISM": "16",
+            # test time only: a lost worker's task is failed 20 s after its last heartbeat (the
+            # supervisor's come every few seconds), not airflow.env's 60 s
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         },
     )
     stack.start()
