@@ -6,11 +6,15 @@ Every part runs in its own process group on a loopback port picked free, in one 
 deployment shares come from ``airflow.env`` (docker-compose.yaml reads the same file); this module
 adds only what differs here: addresses, a private home, test speed.
 
-Used by the end-to-end tests (a session fixture, tests/e2e/conftest.py) and by ``scripts/stack.sh``.
+Used by the end-to-end tests (a session fixture, tests/e2e/conftest.py) and by ``scripts/stack.sh``
+(``python -m tests.e2e.celery_stack``: the stack with the sandbox and the example clusters file,
+until Ctrl-C).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
 import pwd
@@ -187,11 +191,13 @@ class CeleryStack:
         for folder in (data, sockets):
             folder.mkdir()
             _owner_for_postgres(folder)
-        subprocess.run(
+        done = subprocess.run(
             [*as_user, str(binaries / "initdb"), "-D", str(data), "-U", POSTGRES_USER, "-A", "trust", "-E", "UTF8",
              "--no-sync"],
-            check=True, capture_output=True, cwd=self.root,
+            capture_output=True, text=True, cwd=self.root, check=False,
         )
+        if done.returncode:
+            raise RuntimeError(f"initdb failed ({done.returncode}): {done.stdout}{done.stderr}")
         self._spawn(
             "postgres",
             [str(binaries / "postgres"), "-D", str(data), "-k", str(sockets), "-p", str(self.pg_port),
@@ -216,7 +222,7 @@ class CeleryStack:
     def start_worker(self, worker: str) -> None:
         (self.logs / f"{worker}.log").unlink(missing_ok=True)  # `ready` below reads this start's log
         env = {**self.env, WORKER_HOSTNAME_ENV: worker,
-               "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname"}
+               "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.e2e.celery_stack.worker_hostname"}
         # --skip-serve-logs: both workers share this machine (one log port) and its log folder,
         # which the api-server reads directly
         self._spawn(worker, ["airflow", "celery", "worker", "--concurrency", str(self.concurrency),
@@ -347,3 +353,88 @@ def _group_alive(pgid: int) -> bool:
     states = subprocess.run(["ps", "-o", "stat=", "-s", str(pgid)], capture_output=True, text=True,
                             check=False).stdout.split()
     return any(not s.startswith("Z") for s in states)
+
+
+# ---- scripts/stack.sh ---------------------------------------------------------------------------
+
+
+def _adapted_clusters(sandbox, clusters_file: Path) -> dict:
+    """The example clusters file with each entry put on the sandbox by its kind (as the demo does)."""
+    example = yaml.safe_load(clusters_file.read_text())
+    entries = []
+    for entry in example.get("entries") or []:
+        kind_module = importlib.import_module(f"tests.sandbox.kinds.{entry['kind']}")
+        entries.append(kind_module.prepare(sandbox, dict(entry)))
+    return {**example, "entries": entries}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The CeleryExecutor stack with the sandbox, until Ctrl-C.")
+    parser.add_argument("--clusters", default=str(REPO / "dags" / "clusters.yaml"))
+    parser.add_argument("--host", default=os.environ.get("STACK_HOST", "127.0.0.1"),
+                        help="address the UI listens on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("STACK_PORT", "0")) or None,
+                        help="the UI's port (default: 8080 if free, else any free port)")
+    args = parser.parse_args(argv)
+
+    from tests.sandbox import Sandbox
+    from tests.sandbox.core import _port_free
+
+    port = args.port or (8080 if _port_free(args.host, 8080) else free_port())
+    work = Path(tempfile.mkdtemp(prefix="abp-stack-"))
+    work.chmod(0o755)  # the postgres user reaches its folder inside
+    stopping = []
+
+    def interrupt(signum, frame):  # SIGTERM as Ctrl-C: stop everything the same way
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    print(f"stack: starting the sandbox and the stack in {work} ...", flush=True)
+    sandbox = Sandbox(work / "sandbox", node_count=3)
+    stack = None
+    try:
+        sandbox.start()
+        clusters = _adapted_clusters(sandbox, Path(args.clusters))
+        stack = CeleryStack(sandbox, clusters, root=work / "stack", api_host=args.host, api_port=port)
+        stack.start()
+        dag_ids = [r[0] for r in stack.wait_for(lambda: stack.query("select dag_id from dag order by dag_id"), 300,
+                                                "the DAGs parsed")]
+        shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+        print(f"""
+stack: up. Open http://{shown}:{port}/ and log in as  admin / {stack.password}
+  DAGs ({len(dag_ids)}, paused at creation: switch one on, then trigger it from its form): {", ".join(dag_ids)}
+  CeleryExecutor on PostgreSQL :{stack.pg_port} and Redis :{stack.redis_port}; workers {", ".join(WORKERS)}
+  sandbox: nodes {", ".join(n.address for n in sandbox.nodes)}, moto {sandbox.moto_url}, SMTP :{sandbox.smtp_port}
+  mails received are written to {sandbox.root / "mails"}; Airflow logs: {stack.logs}
+  A worker that dies (kill it to try) is started again, like docker-compose's `restart: always`.
+stack: Ctrl-C stops everything.""", flush=True)
+        while True:
+            time.sleep(5)
+            for name, process in list(stack.processes.items()):
+                if process.poll() is None:
+                    continue
+                if name in WORKERS:
+                    print(f"stack: worker {name} exited ({process.returncode}); starting it again", flush=True)
+                    stack.start_worker(name)
+                else:
+                    print(f"stack: {name} exited ({process.returncode}); see {stack.logs / (name + '.log')}",
+                          flush=True)
+                    return 1
+    except KeyboardInterrupt:
+        print("\nstack: stopping ...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        try:
+            if stack is not None:
+                stack.stop()
+        finally:
+            sandbox.stop()
+            shutil.rmtree(work, ignore_errors=True)
+            print("stack: stopped, nothing left running.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
