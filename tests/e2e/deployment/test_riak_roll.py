@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import ROLL
+from tests.e2e.deployment.clusters import ROLL
 from tests.sandbox.kinds import riak as kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import KILL
+from tests.e2e.deployment.clusters import KILL
 from tests.sandbox.kinds import riak as kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]

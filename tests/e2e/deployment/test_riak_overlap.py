@@ -14,7 +14,7 @@ import itertools
 
 import pytest
 
-from tests.e2e.conftest import OVERLAP
+from tests.e2e.deployment.clusters import OVERLAP
 from tests.sandbox.kinds import riak as kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
