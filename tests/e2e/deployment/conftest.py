@@ -28,8 +28,8 @@ def celery_stack(sandbox):
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         },
     )
-    stack.start()
     try:
+        stack.start()  # stops what it started if it fails
         stack.wait_parsed(*(f"riak_{name}" for name in (ROLL, OVERLAP, KILL)))
         yield stack
     finally:
