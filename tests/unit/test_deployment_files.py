@@ -1,4 +1,5 @@
-"""docker-compose.yaml cannot run here (no Docker engine): check its services and settings."""
+"""docker-compose.yaml cannot run here (no Docker engine): check its services and settings, and that
+it shares its Airflow settings (airflow.env) with the process stack the e2e tests run."""
 
 import yaml
 
@@ -7,6 +8,31 @@ from tests.harness import REPO
 
 def compose():
     return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+
+
+def shared_settings() -> dict[str, str]:
+    from tests.e2e.celery_stack import SETTINGS_FILE, shared_settings
+
+    assert SETTINGS_FILE == REPO / "airflow.env"
+    return shared_settings()
+
+
+def effective_env(service: dict) -> dict[str, str]:
+    """What a container sees: its env_file entries in order (the optional .env left out), then
+    `environment`, which wins."""
+    env: dict[str, str] = {}
+    for item in service.get("env_file", []):
+        item = item if isinstance(item, dict) else {"path": item}
+        if item.get("required", True):
+            from tests.e2e.celery_stack import shared_settings as read
+
+            env.update(read(REPO / item["path"]))
+    env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
+    return env
+
+
+AIRFLOW_SERVICES = ("airflow-scheduler", "airflow-worker", "airflow-triggerer", "airflow-dag-processor",
+                    "airflow-apiserver", "airflow-init")
 
 
 def test_services_of_the_official_3x_shape():
@@ -19,12 +45,16 @@ def test_services_of_the_official_3x_shape():
     assert commands["airflow-dag-processor"] == "dag-processor"
     assert commands["airflow-triggerer"] == "triggerer"
     assert commands["airflow-worker"] == "celery worker"
+    # two workers, as in the process stack (tests/e2e/celery_stack.WORKERS)
+    from tests.e2e.celery_stack import WORKERS
+
+    assert services["airflow-worker"]["deploy"]["replicas"] == len(WORKERS) == 2
 
 
 def test_celery_postgres_redis_and_the_provider():
     services = compose()["services"]
-    for name in ("airflow-scheduler", "airflow-worker", "airflow-triggerer", "airflow-dag-processor", "airflow-apiserver"):
-        env = services[name]["environment"]
+    for name in AIRFLOW_SERVICES:
+        env = effective_env(services[name])
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
@@ -34,3 +64,32 @@ def test_celery_postgres_redis_and_the_provider():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "pip install" in dockerfile and "/opt/airflow-backup-provider" in dockerfile
     assert "airflow providers get airflow-backup-provider" in str(services["airflow-init"]["command"])
+
+
+def test_compose_and_the_process_stack_share_one_settings_file():
+    settings = shared_settings()
+    assert settings["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    services = compose()["services"]
+    for name in AIRFLOW_SERVICES:
+        env = effective_env(services[name])
+        # every shared setting reaches the container unchanged: nothing in compose overrides it
+        assert {k: env[k] for k in settings} == settings, name
+        paths = [item["path"] if isinstance(item, dict) else item for item in services[name]["env_file"]]
+        assert paths[0] == "airflow.env", paths
+
+
+def test_the_process_stack_takes_the_shared_settings_and_the_same_drivers(tmp_path):
+    from tests.e2e.celery_stack import CeleryStack
+
+    class NoSandbox:
+        def connections(self):
+            return {}
+
+    stack = CeleryStack(NoSandbox(), {"entries": []}, root=tmp_path / "stack")
+    settings = shared_settings()
+    overridden = {k for k in settings if stack.env[k] != settings[k]}
+    assert overridden == set(), overridden
+    compose_env = effective_env(compose()["services"]["airflow-scheduler"])
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__BROKER_URL"):
+        assert stack.env[key].split("://")[0] == compose_env[key].split("://")[0], key
+    assert stack.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
