@@ -56,6 +56,14 @@ def default_args(entry: EntryBase) -> dict[str, Any]:
     return args
 
 
+def short_description(entry: EntryBase, summary: str, suffix: str = "", limit: int = 200) -> str:
+    """The DAG list's description column: the entry's own description for its backup DAG, else
+    the summary's first sentence (a restore's says it restores), at most `limit` characters."""
+    text = " ".join(((entry.description if not suffix else "") or summary).split())
+    sentence = text.split(". ", 1)[0].rstrip(".") + "."
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
 def new_dag(
     entry: EntryBase,
     *,
@@ -87,6 +95,7 @@ def new_dag(
         max_active_runs=1,
         default_args=default_args(entry),
         tags=["backup", f"kind:{entry.kind}", f"cluster:{entry.name}", *extra_tags],
+        description=short_description(entry, summary, suffix),
         doc_md="\n".join(doc),
         params=all_params,
         render_template_as_native_obj=True,

@@ -163,7 +163,7 @@ def build_restore(entry: DevicedbCluster) -> DAG:
         entry,
         suffix="_restore",
         summary=(
-            "Manual. Puts the whole cluster back to one snapshot: checks the params (`snapshot`: a UUID, "
+            "Puts the whole cluster back to one snapshot (manual runs only): checks the params (`snapshot`: a UUID, "
             "or a date meaning its newest complete snapshot; `confirm`: the cluster name), stops every "
             "node, renames each live store aside (never deleted before verification), extracts that "
             "node's tar (size and SHA-256 checked against the manifest) into a new store, starts the "

@@ -93,3 +93,18 @@ def test_the_process_stack_takes_the_shared_settings_and_the_same_drivers(tmp_pa
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__BROKER_URL"):
         assert stack.env[key].split("://")[0] == compose_env[key].split("://")[0], key
     assert stack.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
+
+
+def test_every_generated_dag_has_a_short_description_for_the_dag_list():
+    from airflow_backup_provider.config import parse_clusters
+    from airflow_backup_provider.factory import build_entry
+
+    entries = parse_clusters(yaml.safe_load((REPO / "dags" / "clusters.yaml").read_text())).entries
+    dags = [dag for entry in entries for dag in build_entry(entry)]
+    assert {dag.dag_id.split("_")[0] for dag in dags} == {"ebs", "riak", "cassandra", "bup", "devicedb"}
+    for dag in dags:
+        assert dag.description and len(dag.description) <= 200, (dag.dag_id, dag.description)
+        assert len(dag.description.split()) >= 4, (dag.dag_id, dag.description)
+    by_id = {dag.dag_id: dag.description for dag in dags}
+    assert by_id["riak_prod"] == "Riak KV cluster of the user profiles."  # the entry's own description
+    assert by_id["cassandra_events_restore"].startswith("Restores")  # a restore says what it does
