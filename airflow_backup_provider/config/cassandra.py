@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -15,6 +14,7 @@ from airflow_backup_provider.config.common import (
     EntryBase,
     Identifier,
     Node,
+    NodeSpecRecord,
     ServerSideEncryption,
     require_unique,
 )
@@ -39,7 +39,7 @@ class CassandraNode(Node):
 
 
 @dataclasses.dataclass(frozen=True)
-class CassandraNodeSpec:
+class CassandraNodeSpec(NodeSpecRecord):
     """One node as the Cassandra operators take it: fields checked by the clusters file, the
     node's folders resolved against the cluster's defaults. Operators use it as it is."""
 
@@ -47,11 +47,6 @@ class CassandraNodeSpec:
     port: int | None
     data_dir: str
     commitlog_dir: str
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> CassandraNodeSpec:
-        """The spec back from a JSON record that carries its fields (the restore plan's XCom)."""
-        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
 
 
 class CassandraCluster(EntryBase, ServerSideEncryption):

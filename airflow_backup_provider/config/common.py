@@ -3,11 +3,13 @@ retention policy, the common settings that `defaults` supplies, and the base of 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -156,6 +158,19 @@ def check_schedule(value: str | None, *, example: str) -> str | None:
 
 
 # ---- models --------------------------------------------------------------------------------------
+
+
+class NodeSpecRecord:
+    """The JSON record of a node spec (a frozen dataclass the builders hand to operators): for an
+    XCom or a trigger's kwargs, and the spec back from it."""
+
+    def as_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        """The spec back from a record that carries its fields (other keys are left out)."""
+        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
 
 
 class StrictModel(BaseModel):

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -18,6 +17,7 @@ from airflow_backup_provider.config.common import (
     Host,
     Identifier,
     Node,
+    NodeSpecRecord,
     ServerSideEncryption,
     require_unique,
 )
@@ -38,7 +38,7 @@ class DevicedbNode(Node):
 
 
 @dataclasses.dataclass(frozen=True)
-class DevicedbNodeSpec:
+class DevicedbNodeSpec(NodeSpecRecord):
     """One node as the devicedb operators, sensors and trigger take it: fields checked by the
     clusters file, folders resolved against the cluster's defaults, and its file-name-safe
     `label` (the name of its tar and of its tasks)."""
@@ -51,14 +51,6 @@ class DevicedbNodeSpec:
     store_dir: str
     snapshot_dir: str | None
     transfer_dir: str | None
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> DevicedbNodeSpec:
-        """The spec back from the JSON record a trigger is serialised with."""
-        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})
-
-    def as_record(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _check_service_argv(value: list[str]) -> list[str]:

@@ -7,7 +7,6 @@ node) -> retention -> report. Restore run: plan -> restore (mapped per host) -> 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import posixpath
 from collections.abc import Sequence
@@ -641,7 +640,7 @@ class CassandraRestorePlanOperator(CassandraBaseOperator):
             )
         targets = [
             {
-                **dataclasses.asdict(known[host]),
+                **known[host].as_record(),
                 "manifest": ref.key,
                 "keyspaces": keyspaces,
                 "tables": tables,
