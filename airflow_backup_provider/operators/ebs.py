@@ -21,7 +21,6 @@ from airflow_backup_provider.operators.base import BackupOperatorMixin
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionOperator, RetentionRun
 from airflow_backup_provider.retention import BackupItem, planned_backup
 from airflow_backup_provider.stores.ebs import (
-    FAILED_STATES,
     TAG_LOGICAL_DATE,
     TAG_NAME,
     TAG_SOURCE_SNAPSHOT,
@@ -32,6 +31,7 @@ from airflow_backup_provider.stores.ebs import (
     copy_tags,
     decide_snapshot,
     format_logical_date,
+    has_good_snapshot_of,
     is_ours_for,
     status_row,
     status_table,
@@ -296,15 +296,15 @@ class EbsCopySnapshotsOperator(BackupOperatorMixin, AwsBaseOperator[EbsHook]):
         ]
         copies = list(existing.values()) + made
         rows = [
-            status_row(c.source_volume, c, state=f"{c.state} in {region}", description=f"copy of {c.tags.get(TAG_SOURCE_SNAPSHOT)}")
+            status_row(c.source_volume, c, state=f"{c.state} in {region}", description=f"copy of {c.copied_from}")
             for c in copies
         ]
         self.record_outcome(
             context,
             status="done" if made else "skipped",
             node=self.target,
-            produced=[{"id": c.id, "region": region, "source": c.tags.get(TAG_SOURCE_SNAPSHOT)} for c in made],
-            detail=f"{where}: copied {', '.join(f'{c.tags[TAG_SOURCE_SNAPSHOT]} as {c.id}' for c in made) or 'nothing new'}",
+            produced=[{"id": c.id, "region": region, "source": c.copied_from} for c in made],
+            detail=f"{where}: copied {', '.join(f'{c.copied_from} as {c.id}' for c in made) or 'nothing new'}",
             rows=rows,
         )
         return [c.id for c in copies]
@@ -362,7 +362,7 @@ class EbsRetentionOperator(EbsSnapshotRetention, AwsBaseOperator[EbsHook]):
             tags = {TAG_NAME: self.name}
             if target_kind(self.target) == "volume":
                 tags[TAG_VOLUME] = self.target
-            return [s for s in self.hook.find_snapshots(tags) if TAG_SOURCE_SNAPSHOT in s.tags]
+            return [s for s in self.hook.find_snapshots(tags) if s.copied_from]
         if self.listing is None:
             if target_kind(self.target) == "volume":
                 return self.hook.find_snapshots(volume_ids=[self.target])
@@ -392,9 +392,7 @@ class EbsRetentionOperator(EbsSnapshotRetention, AwsBaseOperator[EbsHook]):
 
     def _would_make(self, snapshots: list[Snapshot], volume_id: str, date_tag: str) -> bool:
         if self.copies:
-            return not any(
-                s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state not in FAILED_STATES for s in snapshots
-            )
+            return not has_good_snapshot_of(snapshots, date_tag)
         return decide_snapshot(snapshots, volume_id=volume_id, name=self.name, date_tag=date_tag).action == "create"
 
     @property

@@ -19,7 +19,7 @@ from airflow_backup_provider.operators.ebs import EbsCopySnapshotsOperator, EbsS
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionRun
 from airflow_backup_provider.retention import planned_backup
 from airflow_backup_provider.stores import riak
-from airflow_backup_provider.stores.ebs import TAG_SOURCE_SNAPSHOT
+from airflow_backup_provider.stores.ebs import has_good_snapshot_of
 
 
 class RiakWaitForServiceOperator(BackupOperator):
@@ -266,7 +266,6 @@ class RiakRetentionOperator(EbsSnapshotRetention):
         from airflow_backup_provider.hooks.ebs import (
             CREATED_BY,
             TAG_CREATED_BY,
-            TAG_LOGICAL_DATE,
             TAG_NAME,
             format_logical_date,
         )
@@ -274,7 +273,7 @@ class RiakRetentionOperator(EbsSnapshotRetention):
         date_tag = format_logical_date(as_of)
         snapshots = [
             s for s in self.hook.find_snapshots({TAG_CREATED_BY: CREATED_BY, TAG_NAME: self.series})
-            if (TAG_SOURCE_SNAPSHOT in s.tags) == self.copies
+            if bool(s.copied_from) == self.copies
         ]
         by_volume: dict[str, list[Any]] = {}
         for snapshot in snapshots:
@@ -283,7 +282,7 @@ class RiakRetentionOperator(EbsSnapshotRetention):
         for volume_id, group in sorted(by_volume.items()):
             items = [s.to_backup_item(self.series) for s in group]
             # A dry run made no snapshot: plan with the one the real run would make, or it prunes less.
-            if dry_run and not any(s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state != "error" for s in group):
+            if dry_run and not has_good_snapshot_of(group, date_tag):
                 items.append(planned_backup(f"(new snapshot of {volume_id})", as_of))
             groups.append(RetentionGroup(f"volume {volume_id}", items))
         return groups

@@ -155,6 +155,11 @@ class Snapshot:
         return self.tags.get(TAG_VOLUME) or self.volume_id
 
     @property
+    def copied_from(self) -> str | None:
+        """The snapshot this one is a copy of (``copy_to``), None for a snapshot of a volume."""
+        return self.tags.get(TAG_SOURCE_SNAPSHOT)
+
+    @property
     def taken_at(self) -> datetime | None:
         """When it was really taken: our tag, else EBS's own start time (snapshots made before the tag)."""
         return parse_instant(self.tags.get(TAG_TAKEN_AT)) or (parse_instant(self.start_time) if self.start_time else None)
@@ -244,6 +249,12 @@ def decide_snapshot(listing: Iterable[Snapshot], *, volume_id: str, name: str, d
     return SnapshotDecision(volume_id, "create", f"volume {volume_id} has no snapshot for logical date {date_tag}")
 
 
+def has_good_snapshot_of(snapshots: Iterable[Snapshot], date_tag: str) -> bool:
+    """Whether one of `snapshots` holds the logical date `date_tag` and is not in `error`: a
+    dry run that finds none plans with the one its real run would make."""
+    return any(s.tags.get(TAG_LOGICAL_DATE) == date_tag and s.state not in FAILED_STATES for s in snapshots)
+
+
 def copy_tags(source: Snapshot, source_region: str) -> dict[str, str]:
     """The tags of a copy: the source's own (ours, the user's) and where it was copied from."""
     return {**source.tags, TAG_SOURCE_SNAPSHOT: source.id, TAG_SOURCE_REGION: source_region}
@@ -254,9 +265,8 @@ def copies_to_make(sources: Iterable[Snapshot], copies: Iterable[Snapshot]) -> t
     in `error` does not count: it is made again, as a failed snapshot is."""
     existing: dict[str, Snapshot] = {}
     for copy in sorted(copies, key=lambda c: c.id):
-        source_id = copy.tags.get(TAG_SOURCE_SNAPSHOT)
-        if source_id and copy.state not in FAILED_STATES:
-            existing.setdefault(source_id, copy)
+        if copy.copied_from and copy.state not in FAILED_STATES:
+            existing.setdefault(copy.copied_from, copy)
     return [s for s in sources if s.id not in existing], existing
 
 
@@ -304,6 +314,7 @@ __all__ = [
     "copies_to_make",
     "copy_tags",
     "decide_snapshot",
+    "has_good_snapshot_of",
     "format_logical_date",
     "is_ours_for",
     "parse_logical_date",

@@ -14,6 +14,7 @@ from airflow_backup_provider.stores.ebs import (
     backup_tags,
     copies_to_make,
     copy_tags,
+    has_good_snapshot_of,
 )
 
 VOLUME = "vol-0123456789abcdef0"
@@ -63,12 +64,22 @@ def test_only_sources_without_a_good_copy_are_copied():
     assert {k: v.id for k, v in existing.items()} == {"snap-a": "snap-1", "snap-b": "snap-2"}
 
 
+def test_a_dry_run_plans_a_new_copy_only_when_no_good_one_holds_the_date():
+    day = "2026-11-20T00:00:00+00:00"
+    assert has_good_snapshot_of([snapshot("snap-1", **{"backup:logical-date": day})], day)
+    assert not has_good_snapshot_of([snapshot("snap-1", state="error", **{"backup:logical-date": day})], day)
+    assert not has_good_snapshot_of([snapshot("snap-1", **{"backup:logical-date": "2026-11-19T00:00:00+00:00"})], day)
+    assert has_good_snapshot_of([snapshot("snap-1", state="pending", **{"backup:logical-date": day})], day)
+
+
 def test_a_copy_carries_the_sources_tags_and_where_it_came_from():
     tags = backup_tags(name="e1", logical_date=datetime(2026, 11, 20, tzinfo=UTC), run_id="r", volume_id=VOLUME, extra={"team": "db"})
     copy = copy_tags(snapshot("snap-a", **tags), "us-east-1")
     assert copy == {**tags, TAG_SOURCE_SNAPSHOT: "snap-a", TAG_SOURCE_REGION: "us-east-1"}
     # the copy's VolumeId is arbitrary: the volume it holds is the tag's
-    assert Snapshot(id="snap-1", volume_id="vol-ffffffff", state="completed", start_time=None, tags=copy).source_volume == VOLUME
+    copied = Snapshot(id="snap-1", volume_id="vol-ffffffff", state="completed", start_time=None, tags=copy)
+    assert (copied.source_volume, copied.copied_from) == (VOLUME, "snap-a")
+    assert snapshot("snap-a", **tags).copied_from is None
 
 
 def test_the_dag_has_a_copy_branch_per_region_after_the_wait():
