@@ -337,9 +337,10 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         progress_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
+        stream_part_size = part_size or STREAM_PART_SIZE
         transfer = dict(kwargs.pop("transfer_config_args", None) or {})
-        transfer.setdefault("multipart_threshold", part_size or STREAM_PART_SIZE)
-        transfer.setdefault("multipart_chunksize", part_size or STREAM_PART_SIZE)
+        transfer.setdefault("multipart_threshold", stream_part_size)
+        transfer.setdefault("multipart_chunksize", stream_part_size)
         # A stream cannot be re-read, so boto3 holds parts in memory: at most
         # (max_in_memory_upload_chunks + max_concurrency) x part_size per stream in flight.
         transfer.setdefault("max_concurrency", 2)
@@ -347,7 +348,7 @@ class ObjectStoreHook(RequiresAwsConnection, S3Hook):
         self.compression_level = compression_level
         self.attempts = max(1, attempts)
         self.max_backoff = max_backoff
-        self.part_size = part_size or STREAM_PART_SIZE
+        self.part_size = stream_part_size
         self.file_part_size = part_size or FILE_PART_SIZE
         self.concurrency = concurrency
         self.progress_interval = progress_interval
