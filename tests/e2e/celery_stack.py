@@ -31,7 +31,7 @@ import yaml
 
 from tests.e2e.stack import PRELOAD_PLUGIN
 from tests.harness import REPO
-from tests.sandbox.core import free_port
+from tests.sandbox.core import free_port, wait_until
 
 SETTINGS_FILE = REPO / "airflow.env"
 WORKERS = ("w1", "w2")
@@ -313,14 +313,12 @@ class CeleryStack:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def wait_for(self, predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.5)
-        tails = "\n".join(f"--- {name} ---\n{self.log_tail(name, 1500)}" for name in self.processes)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
+        """`wait_until`, failing with the tail of every process's log."""
+        try:
+            return wait_until(predicate, timeout, what, interval=0.5)
+        except TimeoutError:
+            tails = "\n".join(f"--- {name} ---\n{self.log_tail(name, 1500)}" for name in self.processes)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}") from None
 
     def wait_parsed(self, *dag_ids: str, timeout: float = 180) -> None:
         self.wait_for(

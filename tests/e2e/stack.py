@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.harness import REPO
-from tests.sandbox.core import free_port
+from tests.sandbox.core import free_port, wait_until
 
 PRELOAD_PLUGIN = """
 # Test speed only (see airflow_stack): imported by the scheduler before it forks its workers.
@@ -124,13 +123,12 @@ class AirflowStack:
             return conn.execute(sql, params).fetchall()
 
     def wait_for(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(1)
-        tail = (self.home / "stack.log").read_text(errors="replace")[-4000:]
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n--- stack log tail ---\n{tail}")
+        """`wait_until`, failing with the tail of the stack's log."""
+        try:
+            wait_until(predicate, timeout, what, interval=1)
+        except TimeoutError:
+            tail = (self.home / "stack.log").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n--- stack log tail ---\n{tail}") from None
 
     def run_states(self, run_type: str = "backfill") -> dict[str, str]:
         rows = self.query(

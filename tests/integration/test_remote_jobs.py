@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,12 @@ from airflow_backup_provider.hooks.remote import RemoteCommandHook, RemoteJob
 from airflow_backup_provider.operators.bup import BupSaveOperator
 from airflow_backup_provider.stores.bup import Remote
 from airflow_backup_provider.triggers.remote_job import RemoteJobTrigger
-from tests.sandbox import SSH_CONN_ID
+from tests.sandbox import SSH_CONN_ID, wait_until
 from tests.unit.test_retention_operators import airflow_context
 
 
 def wait_for(what: str, check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(check, timeout, what, interval=0.1)
 
 
 def group_members(pgid: int) -> list[str]:

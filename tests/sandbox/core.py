@@ -63,13 +63,15 @@ def pick_subnet(count: int) -> int:
     raise RuntimeError("no free loopback block for sandbox sshd nodes")
 
 
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition") -> None:
-    """Test-side helper to wait for a server to come up (never used by product code)."""
+def wait_until(predicate, timeout: float = 15.0, what: str = "condition", interval: float = 0.05):
+    """Test-side helper: poll `predicate` until it returns something truthy, and return that
+    (never used by product code, where every wait is a sensor)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
     raise TimeoutError(f"sandbox: {what} not reached within {timeout}s")
 
 
