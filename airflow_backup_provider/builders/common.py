@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from airflow_backup_provider import names
+from airflow_backup_provider.assets import cluster_asset, run_type_of
 from airflow_backup_provider.config import EntryBase
 from airflow_backup_provider.connections import connections_used
 from airflow_backup_provider.notifications import build_alert_callbacks
@@ -145,7 +146,12 @@ def add_report(dag: DAG, entry: EntryBase) -> BackupReportOperator:
         )
         for leaf in leaves:
             leaf >> mail
-    report = BackupReportOperator(dag=dag, mail_task_id=mail.task_id if mail else None)
+    report = BackupReportOperator(
+        dag=dag,
+        mail_task_id=mail.task_id if mail else None,
+        catalog_asset=cluster_asset(entry),
+        run_type=run_type_of(dag.dag_id, entry.dag_id()),
+    )
     for upstream in [mail] if mail else leaves:
         upstream >> report
     return report

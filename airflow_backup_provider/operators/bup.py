@@ -145,7 +145,8 @@ class BupDumpOperator(_BupNodeOperator):
                     continue
                 size = hook.run(["stat", "-c", "%s", "--", output], timeout=60)
                 self._check(size, f"stat {output}")
-                produced.append({"id": f"{dump['name']}:{output}", "size": int(size.stdout.strip())})
+                # staged: an input of the save, which the catalog leaves out (the save counts these bytes)
+                produced.append({"id": f"{dump['name']}:{output}", "size": int(size.stdout.strip()), "staged": True})
                 self.log.info("dump %s -> %s (%s bytes)", dump["name"], output, produced[-1]["size"])
         if failures:
             raise BupError(f"{len(failures)} of {len(self.dumps)} dump(s) failed on {self.host}: " + "; ".join(failures))

@@ -21,9 +21,12 @@ import html
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import Asset, BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_backup_provider.assets import catalog_alias, catalog_items, event_extra
+from airflow_backup_provider.dates import now_utc, run_date
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.notifications import MAIL_ERRORS, mail_failure_text, send_report_mail
 
 OUTCOME_KEY = "backup_outcome"
@@ -251,11 +254,25 @@ class BackupReportMailOperator(_RunSummaryMixin, BaseOperator):
 
 
 class BackupReportOperator(_RunSummaryMixin, BaseOperator):
-    """Summarize the run and fail when any backup task failed (the mail task's state aside)."""
+    """Summarize the run and fail when any backup task failed (the mail task's state aside).
+
+    With `catalog_asset` and `run_type` (``backup``, ``restore``, ``drill``), a run that really did
+    something (not a dry run, not all skipped) adds an event to `catalog_asset` through the catalog's
+    Asset alias (see :mod:`airflow_backup_provider.assets`).
+    """
 
     ui_color = "#f0e4ff"
 
-    def __init__(self, *, mail_task_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        mail_task_id: str | None = None,
+        catalog_asset: Asset | None = None,
+        run_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if catalog_asset is not None and run_type is not None:
+            kwargs.setdefault("outlets", [catalog_alias()])
         kwargs.setdefault("task_id", REPORT_TASK_ID)
         kwargs.setdefault("trigger_rule", "all_done")
         # The report judges the run; retrying it cannot change the verdict.
@@ -264,6 +281,8 @@ class BackupReportOperator(_RunSummaryMixin, BaseOperator):
         kwargs.setdefault("on_failure_callback", None)
         super().__init__(**kwargs)
         self.mail_task_id = mail_task_id
+        self.catalog_asset = catalog_asset
+        self.run_type = run_type
 
     def execute(self, context: Any) -> dict[str, Any]:
         states, summary = self.run_summary(context)
@@ -275,7 +294,30 @@ class BackupReportOperator(_RunSummaryMixin, BaseOperator):
         if summary["failed"]:
             names = ", ".join(row["task"] for row in summary["failed"])
             raise AirflowException(f"{len(summary['failed'])} task(s) failed in this run: {names}")
+        result["catalog_event"] = self._add_catalog_event(context, states, summary)
         return result
+
+    def _add_catalog_event(self, context: Any, states: dict[str, Any], summary: dict[str, list[dict[str, Any]]]) -> bool:
+        """An event on the cluster's Asset when the run really backed up, restored or drilled."""
+        if self.catalog_asset is None or self.run_type is None:
+            return False
+        if as_bool((context.get("params") or {}).get("dry_run")) or not catalog_items(summary["backed_up"]):
+            self.log.info("no catalog event: a dry run, or nothing was produced")
+            return False
+        dag_run = context["dag_run"]
+        extra = event_extra(
+            run_type=self.run_type,
+            dag_id=context["ti"].dag_id,
+            run_id=context["run_id"],
+            logical_date=run_date(context),
+            started=getattr(dag_run, "start_date", None),
+            ended=now_utc(),
+            backed_up=summary["backed_up"],
+            task_states=states,
+        )
+        context["outlet_events"][catalog_alias()].add(self.catalog_asset, extra=extra)
+        self.log.info("catalog event on %s: %s", self.catalog_asset.name, extra)
+        return True
 
     def _mail_state(self, ti: Any, state: str | None) -> str:
         """The mail's fate, in the report's log: a mail that failed does not fail a good backup."""
