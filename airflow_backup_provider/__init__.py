@@ -44,6 +44,11 @@ TRIGGER_MODULES: list[str] = [
 NOTIFICATION_CLASSES = [
     "airflow_backup_provider.notifications.BackupAlertNotifier",
 ]
+# The catalog's plugin (airflow_backup_provider.plugins.BackupCatalogPlugin) is registered through the
+# `airflow.plugins` entry point (pyproject.toml), not a "plugins" section here: Airflow 3.3 loads a
+# provider's plugins only with [core] lazy_load_providers off, and with both it skips the second one
+# as "already registered", an import error in the UI.
+PLUGIN_ENTRY_POINT = "backup_catalog"
 INTEGRATION = "Backup"
 
 

@@ -247,6 +247,26 @@ class CommonSettings(StrictModel):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=256)
+def schedule_period(schedule: str | None) -> timedelta | None:
+    """The time between two runs of a (valid) schedule, from two consecutive fire times of its cron
+    expression as Airflow builds it; None for a manual-only or non-cron schedule."""
+    if schedule is None:
+        return None
+    import pendulum
+    from airflow.sdk.definitions.dag import _create_timetable
+    from croniter import croniter
+
+    expression = getattr(_create_timetable(schedule, pendulum.UTC), "expression", None)
+    if expression is None:
+        return None
+    times = croniter(expression, datetime(2026, 1, 1, tzinfo=UTC))
+    first = times.get_next(datetime)
+    # the longest gap of a week of fire times: "0 2 * * 1-5" is stale after a weekend, not a day
+    gaps = [-(first - (first := times.get_next(datetime))) for _ in range(8)]
+    return max(gaps)
+
+
 class Defaults(CommonSettings):
     pass
 
@@ -258,9 +278,19 @@ class EntryBase(CommonSettings):
     kind: str
     name: Name
     description: str = ""
+    max_age: Duration | None = Field(
+        None, description="the backup catalog calls the last good backup stale after this (default: twice the schedule's period)"
+    )
 
     def dag_id(self, suffix: str = "") -> str:
         return f"{self.kind}_{self.name}{suffix}"
+
+    def effective_max_age(self) -> timedelta | None:
+        """`max_age`, else twice the schedule's period; None for a manual-only entry (never stale)."""
+        if self.max_age is not None:
+            return self.max_age
+        period = schedule_period(self.schedule)
+        return None if period is None else 2 * period
 
 
 class Node(StrictModel):

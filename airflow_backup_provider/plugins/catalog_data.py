@@ -1,0 +1,137 @@
+"""The catalog's facts from Airflow's metadata DB alone (never S3, EC2 or a node): a fixed number
+of bounded queries for any number of entries, each restricted to the entries asked for.
+
+Runs in the api-server (which owns the DB session); tasks read the same facts through the Task
+SDK instead (dags/backup_freshness.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from airflow_backup_provider.assets import asset_name
+from airflow_backup_provider.catalog import FINISHED_STATES, Entry, Event, Facts, Run, entry_of
+
+# the chart's window
+HISTORY = timedelta(days=90)
+
+_ENTRIES_CACHE: dict[tuple[str, int, int], list[Entry]] = {}
+
+
+def catalog_entries(path: str | os.PathLike | None = None) -> list[Entry]:
+    """The clusters file's valid entries, read again only when the file changed."""
+    from airflow_backup_provider.config import load_clusters_file
+    from airflow_backup_provider.config.loading import resolve_clusters_file
+
+    resolved = Path(resolve_clusters_file(path))
+    stat = resolved.stat()
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size)
+    if key not in _ENTRIES_CACHE:
+        _ENTRIES_CACHE.clear()
+        _ENTRIES_CACHE[key] = [entry_of(model) for model in load_clusters_file(resolved).entries]
+    return _ENTRIES_CACHE[key]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def read_facts(
+    session: Session, entries: Sequence[Entry], *, now: datetime, history: bool = True
+) -> dict[str, Facts]:
+    """dag_id of each entry's backup DAG -> its Facts."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models import DagModel
+    from airflow.models.dagrun import DagRun
+
+    if not entries:
+        return {}
+    by_asset = {asset_name(e.kind, e.name): e for e in entries}
+    backup_ids = [e.dag_id for e in entries]
+    drill_ids = [e.drill_dag_id for e in entries if e.drill_dag_id]
+    asset_ids = dict(
+        session.execute(select(AssetModel.id, AssetModel.name).where(AssetModel.name.in_(list(by_asset)))).all()
+    )
+
+    # the newest event of each (asset, source DAG): the last backup, the last passed drill
+    newest = (
+        select(func.max(AssetEvent.id))
+        .where(AssetEvent.asset_id.in_(list(asset_ids)))
+        .group_by(AssetEvent.asset_id, AssetEvent.source_dag_id)
+    )
+    last_events: dict[tuple[int, str | None], Event] = {}
+    for asset_id, dag_id, at, extra in session.execute(
+        select(AssetEvent.asset_id, AssetEvent.source_dag_id, AssetEvent.timestamp, AssetEvent.extra).where(
+            AssetEvent.id.in_(newest.scalar_subquery())
+        )
+    ):
+        last_events[asset_id, dag_id] = Event(at=_aware(at), extra=extra or {})
+
+    history_of: dict[tuple[int, str | None], list[Event]] = defaultdict(list)
+    if history:
+        for asset_id, dag_id, at, extra in session.execute(
+            select(AssetEvent.asset_id, AssetEvent.source_dag_id, AssetEvent.timestamp, AssetEvent.extra)
+            .where(AssetEvent.asset_id.in_(list(asset_ids)), AssetEvent.timestamp >= now - HISTORY)
+            .order_by(AssetEvent.timestamp)
+        ):
+            history_of[asset_id, dag_id].append(Event(at=_aware(at), extra=extra or {}))
+
+    # the last finished run of each backup and drill DAG
+    last_run_ids = (
+        select(func.max(DagRun.id))
+        .where(DagRun.dag_id.in_(backup_ids + drill_ids), DagRun.state.in_(list(FINISHED_STATES)))
+        .group_by(DagRun.dag_id)
+    )
+    last_runs = {
+        dag_id: Run(run_id=run_id, state=str(state), logical_date=_aware(logical), end_date=_aware(end))
+        for dag_id, run_id, state, logical, end in session.execute(
+            select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.end_date).where(
+                DagRun.id.in_(last_run_ids.scalar_subquery())
+            )
+        )
+    }
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for dag_id, state, count in session.execute(
+        select(DagRun.dag_id, DagRun.state, func.count()).where(DagRun.dag_id.in_(backup_ids)).group_by(DagRun.dag_id, DagRun.state)
+    ):
+        counts[dag_id][str(state)] = count
+    dags = {
+        dag_id: (paused, _aware(next_run))
+        for dag_id, paused, next_run in session.execute(
+            select(DagModel.dag_id, DagModel.is_paused, DagModel.next_dagrun_create_after).where(DagModel.dag_id.in_(backup_ids))
+        )
+    }
+
+    facts: dict[str, Facts] = {}
+    for name, entry in by_asset.items():
+        asset_id = asset_ids.get(name)
+        paused, next_run = dags.get(entry.dag_id, (None, None))
+        facts[entry.dag_id] = Facts(
+            last_backup=last_events.get((asset_id, entry.dag_id)),
+            last_run=last_runs.get(entry.dag_id),
+            last_drill=last_events.get((asset_id, entry.drill_dag_id)),
+            last_drill_run=last_runs.get(entry.drill_dag_id) if entry.drill_dag_id else None,
+            next_run=next_run,
+            paused=paused,
+            run_counts=counts.get(entry.dag_id, {}),
+            history=history_of.get((asset_id, entry.dag_id), []),
+        )
+    return facts
+
+
+def catalog_rows(session: Session, entries: Sequence[Entry], *, now: datetime | None = None, history: bool = True) -> list[dict[str, Any]]:
+    from airflow_backup_provider.catalog import catalog_row
+
+    now = now or datetime.now(UTC)
+    facts = read_facts(session, entries, now=now, history=history)
+    return [catalog_row(entry, facts[entry.dag_id], now) for entry in entries]
