@@ -50,8 +50,8 @@ def read_facts(
     session: Session, entries: Sequence[Entry], *, now: datetime, history: bool = True
 ) -> dict[str, Facts]:
     """dag_id of each entry's backup DAG -> its Facts."""
-    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models import DagModel
+    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.dagrun import DagRun
 
     if not entries:
