@@ -59,14 +59,15 @@ def read_facts(
     by_asset = {asset_name(e.kind, e.name): e for e in entries}
     backup_ids = [e.dag_id for e in entries]
     drill_ids = [e.drill_dag_id for e in entries if e.drill_dag_id]
-    asset_ids = dict(
-        session.execute(select(AssetModel.id, AssetModel.name).where(AssetModel.name.in_(list(by_asset)))).all()
-    )
+    asset_ids: dict[str, int] = {
+        name: asset_id
+        for asset_id, name in session.execute(select(AssetModel.id, AssetModel.name).where(AssetModel.name.in_(list(by_asset))))
+    }
 
     # the newest event of each (asset, source DAG): the last backup, the last passed drill
     newest = (
         select(func.max(AssetEvent.id))
-        .where(AssetEvent.asset_id.in_(list(asset_ids)))
+        .where(AssetEvent.asset_id.in_(list(asset_ids.values())))
         .group_by(AssetEvent.asset_id, AssetEvent.source_dag_id)
     )
     last_events: dict[tuple[int, str | None], Event] = {}
@@ -81,7 +82,7 @@ def read_facts(
     if history:
         for asset_id, dag_id, at, extra in session.execute(
             select(AssetEvent.asset_id, AssetEvent.source_dag_id, AssetEvent.timestamp, AssetEvent.extra)
-            .where(AssetEvent.asset_id.in_(list(asset_ids)), AssetEvent.timestamp >= now - HISTORY)
+            .where(AssetEvent.asset_id.in_(list(asset_ids.values())), AssetEvent.timestamp >= now - HISTORY)
             .order_by(AssetEvent.timestamp)
         ):
             history_of[asset_id, dag_id].append(Event(at=_aware(at), extra=extra or {}))

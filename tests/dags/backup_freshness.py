@@ -1,0 +1,1 @@
+../../dags/backup_freshness.py
