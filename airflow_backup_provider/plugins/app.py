@@ -95,9 +95,10 @@ def create_app() -> FastAPI:
 
     @app.get("/api/summary")
     def catalog_summary(user: User) -> dict[str, Any]:
+        from airflow_backup_provider.plugins.catalog_data import summary_document
+
         rows, now = _rows(user, history=False)
-        keys = ("kind", "cluster", "status", "last_success", "age", "size_bytes", "items", "last_drill_verdict", "next_run")
-        return {"generated_at": now.isoformat(), "summary": summary(rows), "clusters": [{k: r[k] for k in keys} for r in rows]}
+        return summary_document(rows, now)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics(user: MetricsUser) -> PlainTextResponse:

@@ -136,3 +136,25 @@ def catalog_rows(session: Session, entries: Sequence[Entry], *, now: datetime | 
     now = now or datetime.now(UTC)
     facts = read_facts(session, entries, now=now, history=history)
     return [catalog_row(entry, facts[entry.dag_id], now) for entry in entries]
+
+
+SUMMARY_KEYS = ("kind", "cluster", "status", "last_success", "age", "size_bytes", "items", "last_drill_verdict", "next_run")
+
+
+def summary_document(rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The JSON summary (GET /backups/api/summary): the counts and the main columns of each row."""
+    from airflow_backup_provider.catalog import summary
+
+    return {"generated_at": now.isoformat(), "summary": summary(rows), "clusters": [{k: r[k] for k in SUMMARY_KEYS} for r in rows]}
+
+
+def print_summary() -> None:
+    """The catalog's JSON summary of every entry, read from this process's metadata DB (the demo's)."""
+    import json
+
+    from airflow.utils.session import create_session
+
+    now = datetime.now(UTC)
+    with create_session() as session:
+        rows = catalog_rows(session, catalog_entries(), now=now, history=False)
+    print(json.dumps(summary_document(rows, now), indent=2))

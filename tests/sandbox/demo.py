@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, state, time.monotonic() - started, produced))
 
     _print_table(rows, len(sandbox.mails))
+    print("\nThe backup catalog (GET /backups/api/summary; the page: http://localhost:8080/backups/ once scripts/stack.sh is up):")
+    from airflow_backup_provider.plugins.catalog_data import print_summary
+
+    print_summary()
     if not args.keep:
         shutil.rmtree(WORK, ignore_errors=True)
     return 0 if rows and all(state == "success" for _, state, _, _ in rows) else 1

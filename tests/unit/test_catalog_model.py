@@ -140,3 +140,17 @@ def test_the_plugin_is_declared_as_an_airflow_plugins_entry_point():
     plugin = getattr(importlib.import_module(module), name)
     assert plugin.fastapi_apps[0]["url_prefix"] == "/backups"
     assert plugin.external_views[0]["destination"] == "nav"
+
+
+def test_freshness_alerts_once_per_staleness():
+    from airflow_backup_provider.operators.freshness import new_alerts
+
+    since = "2026-12-01T02:30:00+00:00"
+    to_mail, remembered = new_alerts({"backup_riak_prod": since}, {})
+    assert to_mail == ["backup_riak_prod"] and remembered == {"backup_riak_prod": since}
+    assert new_alerts({"backup_riak_prod": since}, remembered) == ([], remembered)  # the next hour: quiet
+    assert new_alerts({}, remembered) == ([], {})  # a new backup landed: cleared
+    later = "2026-12-03T02:30:00+00:00"  # stale again after a newer backup: a new staleness
+    assert new_alerts({"backup_riak_prod": later}, remembered)[0] == ["backup_riak_prod"]
+    both = new_alerts({"backup_riak_prod": since, "backup_ebs_x": later}, remembered)
+    assert both == (["backup_ebs_x"], {"backup_ebs_x": later, "backup_riak_prod": since})
