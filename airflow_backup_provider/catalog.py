@@ -31,6 +31,10 @@ class Event:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+# one point of a chart: (Unix time, bytes, duration in seconds), the numbers possibly missing
+Point = tuple[float, float | None, float | None]
+
+
 @dataclass(frozen=True)
 class Run:
     """One DAG run as the catalog shows it."""
@@ -52,7 +56,7 @@ class Facts:
     next_run: datetime | None = None
     paused: bool | None = None
     run_counts: Mapping[str, int] = field(default_factory=dict)  # backup DAG runs by state
-    history: Sequence[Event] = ()  # backup events of the chart's window, oldest first
+    history: Sequence[Point] = ()  # backup events of the chart's window, oldest first
 
 
 @dataclass(frozen=True)
@@ -144,10 +148,8 @@ def catalog_row(entry: Entry, facts: Facts, now: datetime) -> dict[str, Any]:
         "next_run": _iso(facts.next_run) if not facts.paused else None,
         "paused": facts.paused,
         "runs": dict(sorted(facts.run_counts.items())),
-        "history": [
-            {"at": _iso(e.at), "bytes": _number(e.extra.get("bytes")), "duration_seconds": _number(e.extra.get("duration_seconds"))}
-            for e in facts.history
-        ],
+        # [unix time, bytes, duration seconds] per backup: compact, for a page of hundreds of charts
+        "history": [[at, _number(size), _number(duration)] for at, size, duration in facts.history],
     }
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from airflow_backup_provider.assets import asset_name
-from airflow_backup_provider.catalog import FINISHED_STATES, Entry, Event, Facts, Run, entry_of
+from airflow_backup_provider.catalog import FINISHED_STATES, Entry, Event, Facts, Point, Run, entry_of
 
 # the chart's window
 HISTORY = timedelta(days=90)
@@ -78,14 +78,22 @@ def read_facts(
     ):
         last_events[asset_id, dag_id] = Event(at=_aware(at), extra=extra or {})
 
-    history_of: dict[tuple[int, str | None], list[Event]] = defaultdict(list)
+    history_of: dict[tuple[int, str | None], list[Point]] = defaultdict(list)
     if history:
-        for asset_id, dag_id, at, extra in session.execute(
-            select(AssetEvent.asset_id, AssetEvent.source_dag_id, AssetEvent.timestamp, AssetEvent.extra)
+        # the two numbers the chart draws, taken out of `extra` by the database (JSON-decoding
+        # every event's whole extra is most of the time of a page otherwise)
+        for asset_id, dag_id, at, size, duration in session.execute(
+            select(
+                AssetEvent.asset_id,
+                AssetEvent.source_dag_id,
+                AssetEvent.timestamp,
+                AssetEvent.extra["bytes"].as_float(),
+                AssetEvent.extra["duration_seconds"].as_float(),
+            )
             .where(AssetEvent.asset_id.in_(list(asset_ids.values())), AssetEvent.timestamp >= now - HISTORY)
             .order_by(AssetEvent.timestamp)
         ):
-            history_of[asset_id, dag_id].append(Event(at=_aware(at), extra=extra or {}))
+            history_of[asset_id, dag_id].append((_aware(at).timestamp(), size, duration))
 
     # the last finished run of each backup and drill DAG
     last_run_ids = (

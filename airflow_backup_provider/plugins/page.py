@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -44,29 +44,34 @@ def _when(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def chart_svg(history: Sequence[Mapping[str, Any]], now: datetime, days: int = 90) -> str:
-    """Size as bars and duration as a line over the last `days`, each scaled to its own maximum."""
-    start = now - timedelta(days=days)
-    span = (now - start).total_seconds()
-    points = [(datetime.fromisoformat(h["at"]), h.get("bytes"), h.get("duration_seconds")) for h in history if h.get("at")]
+def chart_svg(history: Sequence[Sequence[Any]], now: datetime, days: int = 90) -> str:
+    """Size as bars and duration as a line over the last `days`, each scaled to its own maximum.
+    One path for all bars and one polyline: a page of hundreds of charts stays small."""
+    end = now.timestamp()
+    start = end - days * 86400
+    points = [(at, size, duration) for at, size, duration in history if start <= at <= end]
     max_size = max([p[1] for p in points if p[1]] or [1])
     max_duration = max([p[2] for p in points if p[2]] or [1])
     bar = max(1.0, CHART_WIDTH / days - 0.5)
-    parts = [f'<rect class="frame" x="0" y="0" width="{CHART_WIDTH}" height="{CHART_HEIGHT}"/>']
-    line = []
+    bars, line = [], []
     for at, size, duration in points:
-        x = (at - start).total_seconds() / span * CHART_WIDTH
+        x = (at - start) / (end - start) * CHART_WIDTH
         if size:
             height = max(1.0, size / max_size * (CHART_HEIGHT - 4))
-            parts.append(f'<rect class="size" x="{x - bar:.1f}" y="{CHART_HEIGHT - height:.1f}" width="{bar:.1f}" height="{height:.1f}"/>')
+            bars.append(f"M{x - bar:.1f} {CHART_HEIGHT}v-{height:.1f}h{bar:.1f}v{height:.1f}z")
         if duration:
             line.append(f"{x:.1f},{CHART_HEIGHT - 2 - duration / max_duration * (CHART_HEIGHT - 6):.1f}")
+    parts = [f'<rect class="frame" x="0" y="0" width="{CHART_WIDTH}" height="{CHART_HEIGHT}"/>']
+    if bars:
+        parts.append(f'<path class="size" d="{"".join(bars)}"/>')
     if line:
         parts.append(f'<polyline class="duration" points="{" ".join(line)}"/>')
-    title = f"{len(points)} backup(s) in {days} days; largest {human_bytes(max_size if points else None)}, longest {max_duration if points else 0:.0f}s"
+    sizes = [p[1] for p in points if p[1]]
+    title = (f"{len(points)} backup(s) in {days} days; largest {human_bytes(max(sizes)) if sizes else 'unknown'}, "
+             f"longest {max_duration if line else 0:.0f}s")
     return (
         f'<svg class="chart" role="img" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" '
-        f'data-points="{len(points)}"><title>{html.escape(title)}</title>{"".join(parts)}</svg>'
+        f'data-points="{len(points)}" data-bars="{len(bars)}"><title>{html.escape(title)}</title>{"".join(parts)}</svg>'
     )
 
 

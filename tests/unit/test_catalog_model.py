@@ -86,7 +86,7 @@ def test_a_row_from_facts():
         next_run=NOW + timedelta(hours=14),
         paused=False,
         run_counts={"success": 30, "failed": 2},
-        history=[Event(backup_at, {"bytes": 4096, "duration_seconds": 61.5})],
+        history=[(backup_at.timestamp(), 4096.0, 61.5)],
     )
     row = catalog_row(ENTRY, facts, NOW)
     assert row["status"] == "ok" and row["age"] == "1d 2h" and row["age_seconds"] == 26 * 3600
@@ -94,7 +94,7 @@ def test_a_row_from_facts():
     assert row["last_drill_verdict"] == "failed" and row["last_drill"] == (NOW - DAY).isoformat()
     assert row["last_drill_success"] == (NOW - 5 * DAY).isoformat()
     assert row["next_run"] == (NOW + timedelta(hours=14)).isoformat()
-    assert row["history"] == [{"at": backup_at.isoformat(), "bytes": 4096, "duration_seconds": 61.5}]
+    assert row["history"] == [[backup_at.timestamp(), 4096.0, 61.5]]
     paused = catalog_row(ENTRY, Facts(last_backup=facts.last_backup, paused=True, next_run=NOW), NOW + 2 * DAY)
     assert paused["status"] == "stale" and paused["next_run"] is None
     never = catalog_row(ENTRY, Facts(), NOW)
