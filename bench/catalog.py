@@ -5,7 +5,9 @@ Airflow's own `GET /api/v2/dags`, on the same DB, from the same api-server, in t
 
 200 EBS entries, their DAGs serialized by Airflow itself (`airflow dags reserialize`), then
 365 days of runs (one failed in 20) and one catalog Asset event per good run, written straight
-into SQLite. Each URL is asked ROUNDS times after a warm-up; the medians are compared. Goal: <= 2.
+into SQLite. Each URL is asked ROUNDS times after a warm-up; the medians are compared: the page and
+the JSON (their default page of 50 rows, the summary over all 200) against Airflow's DAG list (its
+default page of 50), and all 200 rows against `?limit=200`. Goal: <= 2.
 """
 
 from __future__ import annotations
@@ -139,15 +141,19 @@ def main() -> None:
         baseline_all, _ = median_time(server, f"/api/v2/dags?limit={args.clusters}", token)
         results = {}
         for name, path in (("page", "/backups/"), ("json", "/backups/api/catalog"), ("summary", "/backups/api/summary"),
-                           ("metrics", "/backups/metrics")):
+                           ("metrics", "/backups/metrics"), ("page-all", f"/backups/?limit={args.clusters}"),
+                           ("json-all", f"/backups/api/catalog?limit={args.clusters}")):
             results[name] = median_time(server, path, token)
     print(f"GET /api/v2/dags (Airflow's default page of 50): {baseline * 1000:.1f} ms; "
           f"?limit={args.clusters}: {baseline_all * 1000:.1f} ms")
     for name, (seconds, size) in results.items():
-        print(f"catalog {name:<8} {seconds * 1000:7.1f} ms ({size} bytes): {seconds / baseline:.2f}x /api/v2/dags, "
+        print(f"catalog {name:<9} {seconds * 1000:7.1f} ms ({size} bytes): {seconds / baseline:.2f}x /api/v2/dags, "
               f"{seconds / baseline_all:.2f}x ?limit={args.clusters}")
     worst = max(results["page"][0], results["json"][0]) / baseline
-    print(f"ratio (page and JSON, the slower, / GET /api/v2/dags): {worst:.2f} (goal <= {GOAL})")
+    print(f"ratio (page and JSON, default page of 50 rows each, the slower / GET /api/v2/dags, its default page of 50): "
+          f"{worst:.2f} (goal <= {GOAL})")
+    every = max(results["page-all"][0], results["json-all"][0]) / baseline_all
+    print(f"ratio (all {args.clusters} rows with their charts / GET /api/v2/dags?limit={args.clusters}): {every:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, status
+from fastapi import Depends, FastAPI, Query, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from airflow_backup_provider.catalog import Entry, render_metrics, summary
@@ -44,15 +44,26 @@ def _known_dag_ids(dag_ids: list[str]) -> set[str]:
         return set(session.scalars(select(DagModel.dag_id).where(DagModel.dag_id.in_(dag_ids))))
 
 
-def _rows(user: Any, *, history: bool) -> tuple[list[dict[str, Any]], datetime]:
+# a page of rows, as Airflow's own lists: the default and the most a request may ask
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+
+
+def _rows(user: Any, *, page: slice | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], datetime]:
+    """(every visible row, the rows of `page` with their charts, now); without `page`, no charts."""
     from airflow.utils.session import create_session
 
     from airflow_backup_provider.plugins.catalog_data import catalog_entries, catalog_rows
 
     now = datetime.now(UTC)
     entries = visible_entries(user, catalog_entries())
+    charted = {e.dag_id for e in entries[page]} if page else set()
     with create_session() as session:
-        return catalog_rows(session, entries, now=now, history=history), now
+        rows = catalog_rows(session, entries, now=now, history_of=charted)
+    return rows, rows[page] if page else [], now
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Offset = Annotated[int, Query(ge=0)]
 
 
 async def _user(request: Request) -> Any:
@@ -77,24 +88,25 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Backup catalog", description="Every backup of every cluster, from Airflow's metadata.")
 
     @app.get("/", response_class=HTMLResponse)
-    def page(user: User) -> HTMLResponse:
+    def page(user: User, limit: Limit = PAGE_SIZE, offset: Offset = 0) -> HTMLResponse:
         from airflow_backup_provider.plugins.page import render_page
 
-        rows, now = _rows(user, history=True)
-        return HTMLResponse(render_page(rows, summary(rows), now))
+        rows, shown, now = _rows(user, page=slice(offset, offset + limit))
+        return HTMLResponse(render_page(shown, summary(rows), now, offset=offset, limit=limit))
 
     @app.get("/api/catalog")
-    def catalog_json(user: User) -> Response:
-        rows, now = _rows(user, history=True)
+    def catalog_json(user: User, limit: Limit = PAGE_SIZE, offset: Offset = 0) -> Response:
+        rows, shown, now = _rows(user, page=slice(offset, offset + limit))
+        document = {"generated_at": now.isoformat(), "summary": summary(rows), "total_entries": len(rows),
+                    "offset": offset, "limit": limit, "clusters": shown}
         # plain JSON already: FastAPI's own encoder would walk every chart point again
-        body = json.dumps({"generated_at": now.isoformat(), "summary": summary(rows), "clusters": rows})
-        return Response(body, media_type="application/json")
+        return Response(json.dumps(document), media_type="application/json")
 
     @app.get("/api/summary")
     def catalog_summary(user: User) -> dict[str, Any]:
         from airflow_backup_provider.plugins.catalog_data import summary_document
 
-        rows, now = _rows(user, history=False)
+        rows, _, now = _rows(user)
         return summary_document(rows, now)
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -105,9 +117,9 @@ def create_app() -> FastAPI:
             from airflow_backup_provider.plugins.catalog_data import catalog_entries, catalog_rows
 
             with create_session() as session:
-                rows = catalog_rows(session, catalog_entries(), history=False)
+                rows = catalog_rows(session, catalog_entries())
         else:
-            rows, _ = _rows(user, history=False)
+            rows, _, _ = _rows(user)
         return PlainTextResponse(render_metrics(rows), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.exception_handler(FileNotFoundError)

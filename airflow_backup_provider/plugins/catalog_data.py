@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,15 +47,17 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def read_facts(
-    session: Session, entries: Sequence[Entry], *, now: datetime, history: bool = True
+    session: Session, entries: Sequence[Entry], *, now: datetime, history_of: Collection[str] = ()
 ) -> dict[str, Facts]:
-    """dag_id of each entry's backup DAG -> its Facts."""
+    """dag_id of each entry's backup DAG -> its Facts; the chart's points only for the entries
+    whose backup DAG id is in `history_of` (the rows a page shows)."""
     from airflow.models import DagModel
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.dagrun import DagRun
 
     if not entries:
         return {}
+    since = now - HISTORY
     by_asset = {asset_name(e.kind, e.name): e for e in entries}
     backup_ids = [e.dag_id for e in entries]
     drill_ids = [e.drill_dag_id for e in entries if e.drill_dag_id]
@@ -63,23 +65,47 @@ def read_facts(
         name: asset_id
         for asset_id, name in session.execute(select(AssetModel.id, AssetModel.name).where(AssetModel.name.in_(list(by_asset))))
     }
-
-    # the newest event of each (asset, source DAG): the last backup, the last passed drill
-    newest = (
-        select(func.max(AssetEvent.id))
-        .where(AssetEvent.asset_id.in_(list(asset_ids.values())))
-        .group_by(AssetEvent.asset_id, AssetEvent.source_dag_id)
-    )
-    last_events: dict[tuple[int, str | None], Event] = {}
-    for asset_id, dag_id, at, extra in session.execute(
-        select(AssetEvent.asset_id, AssetEvent.source_dag_id, AssetEvent.timestamp, AssetEvent.extra).where(
-            AssetEvent.id.in_(newest.scalar_subquery())
+    dags = {
+        dag_id: (paused, _aware(next_run))
+        for dag_id, paused, next_run in session.execute(
+            select(DagModel.dag_id, DagModel.is_paused, DagModel.next_dagrun_create_after).where(
+                DagModel.dag_id.in_(backup_ids + drill_ids)
+            )
         )
-    ):
-        last_events[asset_id, dag_id] = Event(at=_aware(at), extra=extra or {})
+    }
 
-    history_of: dict[tuple[int, str | None], list[Point]] = defaultdict(list)
-    if history:
+    # The newest event of each (asset, source DAG): the last backup, the last passed drill. Looked
+    # for in the chart's window first (the asset/timestamp index bounds it); only the clusters
+    # without one there are searched further back.
+    def newest(asset_id_list: list[int], bounded: bool) -> dict[tuple[int, str | None], Event]:
+        if not asset_id_list:
+            return {}
+        ids = select(func.max(AssetEvent.id)).where(AssetEvent.asset_id.in_(asset_id_list))
+        if bounded:
+            ids = ids.where(AssetEvent.timestamp >= since)
+        ids = ids.group_by(AssetEvent.asset_id, AssetEvent.source_dag_id)
+        return {
+            (asset_id, dag_id): Event(at=_aware(at), extra=extra or {})
+            for asset_id, dag_id, at, extra in session.execute(
+                select(AssetEvent.asset_id, AssetEvent.source_dag_id, AssetEvent.timestamp, AssetEvent.extra).where(
+                    AssetEvent.id.in_(ids.scalar_subquery())
+                )
+            )
+        }
+
+    last_events = newest(list(asset_ids.values()), bounded=True)
+    older = [
+        asset_ids[name]
+        for name, entry in by_asset.items()
+        if name in asset_ids
+        and ((asset_ids[name], entry.dag_id) not in last_events
+             or (entry.drill_dag_id in dags and (asset_ids[name], entry.drill_dag_id) not in last_events))
+    ]
+    last_events.update(newest(older, bounded=False))
+
+    points: dict[tuple[int, str | None], list[Point]] = defaultdict(list)
+    charted = [asset_ids[name] for name, entry in by_asset.items() if entry.dag_id in history_of and name in asset_ids]
+    if charted:
         # the two numbers the chart draws, taken out of `extra` by the database (JSON-decoding
         # every event's whole extra is most of the time of a page otherwise)
         for asset_id, dag_id, at, size, duration in session.execute(
@@ -90,10 +116,10 @@ def read_facts(
                 AssetEvent.extra["bytes"].as_float(),
                 AssetEvent.extra["duration_seconds"].as_float(),
             )
-            .where(AssetEvent.asset_id.in_(list(asset_ids.values())), AssetEvent.timestamp >= now - HISTORY)
+            .where(AssetEvent.asset_id.in_(charted), AssetEvent.timestamp >= since)
             .order_by(AssetEvent.timestamp)
         ):
-            history_of[asset_id, dag_id].append((_aware(at).timestamp(), size, duration))
+            points[asset_id, dag_id].append((_aware(at).timestamp(), size, duration))
 
     # the last finished run of each backup and drill DAG
     last_run_ids = (
@@ -114,12 +140,6 @@ def read_facts(
         select(DagRun.dag_id, DagRun.state, func.count()).where(DagRun.dag_id.in_(backup_ids)).group_by(DagRun.dag_id, DagRun.state)
     ):
         counts[dag_id][str(state)] = count
-    dags = {
-        dag_id: (paused, _aware(next_run))
-        for dag_id, paused, next_run in session.execute(
-            select(DagModel.dag_id, DagModel.is_paused, DagModel.next_dagrun_create_after).where(DagModel.dag_id.in_(backup_ids))
-        )
-    }
 
     facts: dict[str, Facts] = {}
     for name, entry in by_asset.items():
@@ -133,16 +153,18 @@ def read_facts(
             next_run=next_run,
             paused=paused,
             run_counts=counts.get(entry.dag_id, {}),
-            history=history_of.get((asset_id, entry.dag_id), []),
+            history=points.get((asset_id, entry.dag_id), []),
         )
     return facts
 
 
-def catalog_rows(session: Session, entries: Sequence[Entry], *, now: datetime | None = None, history: bool = True) -> list[dict[str, Any]]:
+def catalog_rows(
+    session: Session, entries: Sequence[Entry], *, now: datetime | None = None, history_of: Collection[str] = ()
+) -> list[dict[str, Any]]:
     from airflow_backup_provider.catalog import catalog_row
 
     now = now or datetime.now(UTC)
-    facts = read_facts(session, entries, now=now, history=history)
+    facts = read_facts(session, entries, now=now, history_of=history_of)
     return [catalog_row(entry, facts[entry.dag_id], now) for entry in entries]
 
 
@@ -164,5 +186,5 @@ def print_summary() -> None:
 
     now = datetime.now(UTC)
     with create_session() as session:
-        rows = catalog_rows(session, catalog_entries(), now=now, history=False)
+        rows = catalog_rows(session, catalog_entries(), now=now)
     print(json.dumps(summary_document(rows, now), indent=2))

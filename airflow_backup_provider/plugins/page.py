@@ -80,7 +80,21 @@ def _link(href: str, text: str) -> str:
     return f'<a href="{html.escape(href)}" target="_top">{html.escape(text)}</a>'
 
 
-def render_page(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], now: datetime, ui_base: str = "/") -> str:
+def _pager(total: int, offset: int, limit: int) -> str:
+    if total <= limit and offset == 0:
+        return ""
+    links = []
+    if offset > 0:
+        links.append(f'<a href="?offset={max(0, offset - limit)}&amp;limit={limit}">previous</a>')
+    if offset + limit < total:
+        links.append(f'<a href="?offset={offset + limit}&amp;limit={limit}">next</a>')
+    return f'<p class="pager">rows {offset + 1}-{min(total, offset + limit)} of {total} {" ".join(links)}</p>'
+
+
+def render_page(
+    rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], now: datetime, ui_base: str = "/", *,
+    offset: int = 0, limit: int = 50,
+) -> str:
     base = ui_base.rstrip("/")
     body = []
     for row in rows:
@@ -115,5 +129,5 @@ def render_page(rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int], no
         'Also as <a href="api/catalog">JSON</a> and <a href="metrics">Prometheus metrics</a>.</p>'
         f'<table id="catalog"><thead><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr></thead>'
         f'<tbody>{"".join(body) or "<tr><td colspan=11>No cluster you may read.</td></tr>"}</tbody></table>'
-        "</body></html>"
+        f'{_pager(counts.get("clusters", 0), offset, limit)}</body></html>'
     )
