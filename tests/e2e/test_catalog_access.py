@@ -86,11 +86,26 @@ def test_no_login_is_refused_and_a_team_user_sees_only_its_cluster(two_teams):
         assert code == 200 and kind.startswith("text/plain")
         assert "# TYPE backup_runs_total counter" in metrics and 'cluster="beta"' not in metrics
 
-        # the UI lists the page in its navigation
+        # the UI lists the page in its navigation, and shows it inside the UI for alice
         views = server.json("/api/v2/plugins", admin)
         (plugin,) = [p for p in views["plugins"] if p["name"] == "backup_catalog"]
         assert plugin["external_views"][0]["destination"] == "nav"
         assert plugin["external_views"][0]["href"] == "/backups/"
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            try:
+                context = browser.new_context()
+                context.add_cookies([{"name": "_token", "value": alice, "url": server.base_url}])
+                page = context.new_page()
+                page.goto(f"{server.base_url}/plugin/backups")
+                frame = page.frame_locator('iframe[src*="/backups/"]')
+                rows = frame.locator("tr.cluster")
+                rows.first.wait_for(timeout=60_000)
+                assert rows.count() == 1 and rows.first.get_attribute("data-cluster") == "alpha"
+            finally:
+                browser.close()
 
 
 def test_metrics_open_to_a_scraper_by_a_setting(two_teams):
