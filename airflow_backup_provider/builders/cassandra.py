@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param
 
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
+from airflow_backup_provider.builders.drill import cassandra_drill
 from airflow_backup_provider.config import CassandraCluster
 from airflow_backup_provider.operators.cassandra import (
     CassandraCleanupOperator,
@@ -212,4 +213,5 @@ def restore_dag(entry: CassandraCluster) -> DAG:
 
 
 def build(entry: CassandraCluster) -> list[DAG]:
-    return [backup_dag(entry), restore_dag(entry)]
+    drill = cassandra_drill(entry, _common(entry))
+    return [backup_dag(entry), restore_dag(entry), *([drill] if drill else [])]

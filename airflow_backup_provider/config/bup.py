@@ -144,6 +144,9 @@ class BupS3Sync(ServerSideEncryption):
     queue: Identifier | None = Field(
         None, description="Celery queue of a worker on the backup server (the sync reads the repository)"
     )
+    drill_sample: int | None = Field(
+        20, ge=1, le=1_000_000, description="objects of the S3 copy the drill downloads and checks (null: all)"
+    )
 
     @field_validator("prefix")
     @classmethod

@@ -79,6 +79,11 @@ class CassandraCluster(EntryBase, ServerSideEncryption):
     @model_validator(mode="after")
     def _unique_nodes(self) -> CassandraCluster:
         require_unique("nodes", [n.host for n in self.nodes])
+        for node in self.nodes:
+            data = self.node_data_dir(node).rstrip("/")
+            folder = self.drill_folder.rstrip("/")
+            if self.drill_host == node.host and (folder == data or f"{folder}/".startswith(f"{data}/") or f"{data}/".startswith(f"{folder}/")):
+                raise ValueError(f"drill_folder: value {self.drill_folder!r} overlaps the data folder {data!r} of drill_host {node.host!r}")
         return self
 
     def node_data_dir(self, node: CassandraNode) -> str:
