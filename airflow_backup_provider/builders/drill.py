@@ -13,15 +13,19 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
-from airflow_backup_provider.config import CassandraCluster, DevicedbCluster
+from airflow_backup_provider.config import BupHost, CassandraCluster, DevicedbCluster
 from airflow_backup_provider.config.common import EntryBase
 from airflow_backup_provider.operators.drill import (
     CHECK_TASK_ID,
+    BupDrillOperator,
+    BupS3CopyDrillOperator,
     CassandraDrillOperator,
     DevicedbDrillOperator,
     DrillCleanupOperator,
 )
 from airflow_backup_provider.stores.drill import DRILL_SUFFIX
+
+S3_COPY_TASK_ID = "drill_s3_copy"
 
 
 def drill_args(entry: EntryBase) -> dict[str, Any]:
@@ -33,11 +37,24 @@ def drill_args(entry: EntryBase) -> dict[str, Any]:
     }
 
 
-def drill_dag(entry: EntryBase, *, summary: str, backup_param: Param, make_check: Any) -> DAG | None:
-    """The drill DAG of `entry`, or None when its drill_schedule is null (no drill)."""
+def drill_dag(
+    entry: EntryBase,
+    *,
+    summary: str,
+    backup_param: Param,
+    make_check: Any,
+    extra_checks: Any = None,
+    scratch_on: dict[str, Any] | None = None,
+) -> DAG | None:
+    """The drill DAG of `entry`, or None when its drill_schedule is null (no drill).
+
+    `make_check(**kwargs)` builds the ``drill`` task; `extra_checks()` more check tasks (they run
+    beside it, before the cleanup); `scratch_on`: where the scratch folder is when not on the
+    entry's drill host (``drill_host``, ``drill_port``, ``ssh_conn_id``)."""
     if entry.drill_schedule is None:
         return None
-    where = f"{entry.drill_host or 'the Airflow worker'}:{entry.drill_folder}/<dag id>/<run>"
+    scratch = scratch_on or {"drill_host": entry.drill_host, "ssh_conn_id": drill_args(entry)["ssh_conn_id"]}
+    where = f"{scratch['drill_host'] or 'the Airflow worker'}:{entry.drill_folder}/<dag id>/<run>"
     dag = new_dag(
         entry,
         suffix=DRILL_SUFFIX,
@@ -48,13 +65,10 @@ def drill_dag(entry: EntryBase, *, summary: str, backup_param: Param, make_check
         extra_tags=["drill"],
     )
     with dag:
-        check = make_check(task_id=CHECK_TASK_ID, backup="{{ params.backup }}", retries=0)
-        cleanup = DrillCleanupOperator(
-            drill_folder=entry.drill_folder,
-            drill_host=entry.drill_host,
-            ssh_conn_id=drill_args(entry)["ssh_conn_id"],
-        )
-        check >> cleanup
+        checks = [make_check(task_id=CHECK_TASK_ID, backup="{{ params.backup }}", retries=0)]
+        checks += list(extra_checks() if extra_checks else [])
+        cleanup = DrillCleanupOperator(drill_folder=entry.drill_folder, **scratch)
+        checks >> cleanup
     finish_dag(dag, entry)
     return dag
 
@@ -107,4 +121,55 @@ def devicedb_drill(entry: DevicedbCluster, common: dict[str, Any], snapshot_form
             description="A snapshot UUID, or a date YYYY-MM-DD meaning its newest complete snapshot; empty: the newest.",
         ),
         make_check=make_check,
+    )
+
+
+def bup_drill(entry: BupHost, server_args: dict[str, Any], s3_prefix: str | None, save_form: str) -> DAG | None:
+    """`server_args`: the backup server's operator arguments (the drill restores there);
+    `s3_prefix`: the S3 copy's prefix when the entry syncs one (its objects are drilled too)."""
+
+    def make_check(**kwargs: Any) -> BupDrillOperator:
+        return BupDrillOperator(
+            branch=entry.backup_set, drill_folder=entry.drill_folder, deferrable=entry.deferrable, **server_args, **kwargs
+        )
+
+    def s3_copy_check() -> list[BupS3CopyDrillOperator]:
+        sync = entry.s3_sync
+        if sync is None or s3_prefix is None:
+            return []
+        return [
+            BupS3CopyDrillOperator(
+                task_id=S3_COPY_TASK_ID,
+                bucket=sync.bucket,
+                prefix=s3_prefix,
+                aws_conn_id=entry.aws_conn_id,
+                sse=sync.sse,
+                kms_key_id=sync.kms_key_id,
+                sample=sync.drill_sample,
+                threads=min(sync.concurrency, 16),
+                drill_folder=entry.drill_folder,
+                retries=0,
+            )
+        ]
+
+    copy = ""
+    if entry.s3_sync is not None:
+        sample = "every object" if entry.s3_sync.drill_sample is None else f"{entry.s3_sync.drill_sample} objects"
+        copy = (f" The S3 copy `s3://{entry.s3_sync.bucket}/{s3_prefix}/` is checked against its sync manifest: every "
+                f"object's size, and the SHA-256 of {sample} read back.")
+    return drill_dag(
+        entry,
+        summary=(
+            f"Restore drill of the bup backup set `{entry.backup_set}`: on the backup server {entry.server.host}, restores "
+            "the newest save (or the one in the form) into a scratch folder and compares every path with what the save "
+            "recorded (`bup ls -l -s`: type, mode, size, and the git id of the content), then `bup fsck` verifies the "
+            "packs." + copy
+        ),
+        backup_param=Param(
+            "", type="string", pattern=save_form, title="Save",
+            description="empty or latest: the newest save; a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
+        ),
+        make_check=make_check,
+        extra_checks=s3_copy_check,
+        scratch_on={"drill_host": server_args["host"], "drill_port": server_args["port"], "ssh_conn_id": server_args["ssh_conn_id"] or "local"},
     )

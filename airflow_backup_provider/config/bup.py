@@ -24,6 +24,7 @@ from airflow_backup_provider.config.common import (
     check_schedule,
     require_unique,
 )
+from airflow_backup_provider.stores.paths import check_outside
 
 # Arguments that carry a secret: the clusters file holds none (they would show in the UI, the
 # logs and the process list).
@@ -211,6 +212,11 @@ class BupHost(EntryBase):
             raise ValueError("prune_mode 'prune-older' needs prune_older keep periods")
         if self.prune and self.prune_mode == "retention" and self.retention.is_empty():
             raise ValueError("prune with prune_mode 'retention' needs a non-empty retention policy")
+        # the drill restores on the backup server: never into the repository, nor the host's live paths there
+        live = [("server.repo_dir, the repository", self.server.repo_dir)]
+        if self.server.host == self.host:
+            live += [("paths, a backed-up path", p) for p in self.saved_paths] + [("bup_dir", self.local_bup_dir)]
+        check_outside("drill_folder", self.drill_folder, live)
         return self
 
     @property

@@ -18,6 +18,7 @@ from airflow_backup_provider.config.common import (
     ServerSideEncryption,
     require_unique,
 )
+from airflow_backup_provider.stores.paths import check_outside
 
 
 def _check_restore_folder(value: str) -> str:
@@ -79,11 +80,8 @@ class CassandraCluster(EntryBase, ServerSideEncryption):
     @model_validator(mode="after")
     def _unique_nodes(self) -> CassandraCluster:
         require_unique("nodes", [n.host for n in self.nodes])
-        for node in self.nodes:
-            data = self.node_data_dir(node).rstrip("/")
-            folder = self.drill_folder.rstrip("/")
-            if self.drill_host == node.host and (folder == data or f"{folder}/".startswith(f"{data}/") or f"{data}/".startswith(f"{folder}/")):
-                raise ValueError(f"drill_folder: value {self.drill_folder!r} overlaps the data folder {data!r} of drill_host {node.host!r}")
+        live = [("the data folder of drill_host", self.node_data_dir(n)) for n in self.nodes if n.host == self.drill_host]
+        check_outside("drill_folder", self.drill_folder, live)  # a drill never writes into live data
         return self
 
     def node_data_dir(self, node: CassandraNode) -> str:

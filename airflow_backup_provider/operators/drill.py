@@ -12,6 +12,7 @@ fails and alerts like a failed backup.
 from __future__ import annotations
 
 import posixpath
+import random
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,16 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import zstandard
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
 from airflow_backup_provider import dates
+from airflow_backup_provider.hooks.bup import BupNodeHook
 from airflow_backup_provider.hooks.drill import ScratchHook
 from airflow_backup_provider.hooks.object_store import ObjectStoreHook
 from airflow_backup_provider.operators.base import BackupOperator
+from airflow_backup_provider.operators.bup import BupError, _BupNodeOperator, choose_save, list_saves
 from airflow_backup_provider.operators.cassandra import CassandraBaseOperator
 from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator
-from airflow_backup_provider.stores import cassandra_files, cassandra_layout, cassandra_restore
+from airflow_backup_provider.operators.remote_job import RemoteJobMixin
+from airflow_backup_provider.stores import bup as bup_store
+from airflow_backup_provider.stores import cassandra_files, cassandra_layout, cassandra_restore, s3sync
 from airflow_backup_provider.stores import devicedb as ddb
 from airflow_backup_provider.stores import drill as store
 
@@ -331,3 +337,189 @@ class DevicedbDrillOperator(DrillMixin, DevicedbBaseOperator):
             return [f"{key}: {exc}"]
         self.log.info("node %s: %s, %d bytes, %d LevelDB files: good", piece["node"], key, got.size, len(members))
         return []
+
+
+# ------------------------------------------------------------------------------------------------
+# bup
+
+
+class BupDrillOperator(DrillMixin, RemoteJobMixin, _BupNodeOperator):
+    """On the backup server (where the repository is): restore one save (the newest unless the form
+    names one) of the backup set into the scratch folder, compare every path with what the save
+    recorded (`bup ls -l -s`: type, mode, size, and the content's git id: `git hash-object`, or
+    `bup split --noop -t` for a file bup stored in chunks), then verify the packs (`bup fsck`,
+    a detached job). The verdict names the save and each path that did not match."""
+
+    template_fields: Sequence[str] = ("backup",)
+
+    def __init__(
+        self,
+        *,
+        branch: str,
+        backup: Any = "",
+        drill_folder: str,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # the scratch folder is on the server itself: the restore reads the repository there
+        self.init_drill(drill_folder=drill_folder, drill_host=self.host, drill_port=self.port)
+        self.branch = bup_store.check_branch(branch)
+        self.backup = backup
+        self.deferrable = deferrable
+
+    def scratch_hook(self, context: Any) -> ScratchHook:
+        scratch = store.scratch_folder(self.drill_folder, context["ti"].dag_id, context["run_id"])
+        return ScratchHook(ssh_conn_id=self.ssh_conn_id, host=self.host, port=self.port, scratch=scratch)
+
+    def saved_entries(self, hook: BupNodeHook, root: str) -> list[store.SavedEntry]:
+        """Every path of the save under `root` (``/<branch>/<save>/``), folder by folder."""
+        found: list[store.SavedEntry] = []
+        pending = [""]
+        while pending:
+            rel = pending.pop()
+            argv = self.commands.ls(root + rel, remote=False, long=True, hashes=True, show_all=True)
+            listed = self._check(hook.run(argv, timeout=600), f"bup ls {root + rel}")
+            for entry in bup_store.parse_ls(listed.stdout, long=True):
+                path = rel + entry.name
+                found.append(store.SavedEntry(path, entry.kind, entry.mode or "", entry.size or 0, entry.hash or ""))
+                if entry.kind == "dir":
+                    pending.append(path + "/")
+        return found
+
+    def content_problems(self, hook: BupNodeHook, target: str, files: list[store.SavedEntry]) -> list[str]:
+        """Each restored file's git id against the save's: a blob (`git hash-object`), or for a file
+        bup split into chunks, the chunk tree (`bup split --noop -t`, which writes nothing)."""
+        problems = []
+        for start in range(0, len(files), 200):
+            batch = files[start : start + 200]
+            paths = [posixpath.join(target, f.path) for f in batch]
+            result = self._check(hook.run(["git", "hash-object", "--no-filters", "--", *paths], timeout=self.command_timeout), "git hash-object")
+            ids = result.stdout.split()
+            if len(ids) != len(batch):
+                raise BupError(f"git hash-object gave {len(ids)} ids for {len(batch)} files")
+            for entry, path, blob in zip(batch, paths, ids, strict=True):
+                if blob == entry.hash:
+                    continue
+                tree = hook.run(self.commands.split_tree_id(path), timeout=self.command_timeout)
+                if tree.ok and tree.stdout.strip() == entry.hash:
+                    continue
+                problems.append(f"{entry.path}: restored content (git id {blob}) is not the saved {entry.hash}")
+        return problems
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with self.node_hook() as hook:
+            saves = list_saves(hook, self.commands, self.branch, remote=False)
+            if not saves:
+                raise AirflowFailException(f"backup set {self.branch!r} has no saves in {self.host}:{self.bup_dir}")
+            try:
+                chosen = choose_save(saves, str(self.backup or "latest"))
+            except BupError as exc:
+                raise AirflowFailException(str(exc).replace("param 'save'", "param 'backup'")) from exc
+            root = f"/{self.branch}/{chosen.name}/"
+            backup = f"{self.host}:{self.bup_dir} {root}"
+            if self.is_dry_run(context):
+                self.record_outcome(context, status="dry_run", node=self.host, detail=f"would restore and check {backup}, then bup fsck")
+                return {"save": chosen.name, "dry_run": True}
+            recorded = self.saved_entries(hook, root)
+            problems: list[str] = []
+            with self.scratch_hook(context) as scratch:
+                target = posixpath.join(scratch.scratch, "restore")
+                scratch.makedirs(target)
+                restored = hook.run(self.commands.restore(root, target, remote=False, quiet=True), timeout=self.command_timeout)
+                if not restored.ok:
+                    problems.append(f"{root}: bup restore failed: {(restored.stderr or restored.stdout).strip()[-500:]}")
+                else:
+                    found = scratch.list_tree(target)
+                    problems += store.compare_save(recorded, found)
+                    same_size = {t.path for t in found if t.kind == "f"}
+                    files = [e for e in recorded if e.kind == "file" and e.path in same_size]
+                    problems += self.content_problems(hook, target, files)
+            files = [e for e in recorded if e.kind == "file"]
+            self.log.info("%s: %d paths (%d files) compared, %d problems; now bup fsck", backup, len(recorded), len(files), len(problems))
+            return self.run_remote_job(
+                context, hook, self.commands.fsck(), step="drill-fsck", method_name="verified", timeout=self.command_timeout,
+                kwargs={"backup": backup, "problems": problems, "files": len(files), "size": sum(e.size for e in files)},
+            )
+
+    def verified(self, context: Any, event: dict[str, Any], backup: str, problems: list[str], files: int, size: int) -> dict[str, Any]:
+        with self.node_hook() as hook:
+            fsck = self.remote_job_result(hook, event, what=f"bup fsck on {self.host}")
+        if not fsck.ok:
+            problems = [*problems, f"bup fsck of {self.bup_dir}: {(fsck.stderr or fsck.stdout).strip()[-500:]}"]
+        check = BackupCheck(backup=backup, what="type, mode, size and git id of every path, bup fsck", files=files, size=size, problems=problems)
+        return self.finish_drill(context, None, None, [check])
+
+
+class BupS3CopyDrillOperator(DrillMixin, BackupOperator):
+    """The S3 copy of a bup repository against its sync manifest: every recorded object there with
+    its size, none unrecorded, and a sample (`drill_sample`; all when null) read back whole and
+    compared by SHA-256. Reads S3 only: no node is touched."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str,
+        aws_conn_id: str = "aws_default",
+        sse: str = "AES256",
+        kms_key_id: str | None = None,
+        sample: int | None = 20,
+        threads: int = 8,
+        drill_folder: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.init_drill(drill_folder=drill_folder)
+        self.bucket = bucket
+        self.prefix = prefix
+        self.aws_conn_id = aws_conn_id
+        self.sse = sse
+        self.kms_key_id = kms_key_id
+        self.sample = sample
+        self.threads = threads
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        s3 = self.aws_hook(ObjectStoreHook, sse=self.sse, kms_key_id=self.kms_key_id)
+        where = f"s3://{self.bucket}/{self.prefix}/"
+        listed = s3.list_prefix(self.bucket, self.prefix)
+        manifest = s3.read_manifest(self.bucket, self.prefix)
+        if not manifest:
+            raise AirflowFailException(f"{where} has no readable sync manifest ({s3sync.MANIFEST_NAME}): nothing to drill")
+        chosen = sorted(r for r in manifest if r in listed and listed[r] == manifest[r].size)
+        if self.sample is not None and len(chosen) > self.sample:
+            # another sample every run (seeded by the run: a retry reads the same objects)
+            chosen = sorted(random.Random(context["run_id"]).sample(chosen, self.sample))
+        if self.is_dry_run(context):
+            self.record_outcome(context, status="dry_run", detail=f"would read back {len(chosen)} of {len(manifest)} objects of {where}")
+            return {"dry_run": True, "sampled": len(chosen)}
+        problems = store.compare_listing(
+            {s3sync.key_for(self.prefix, r): s.size for r, s in manifest.items()},
+            {s3sync.key_for(self.prefix, r): size for r, size in listed.items()},
+        )
+
+        def read_back(rel: str) -> list[str]:
+            key, expected = s3sync.key_for(self.prefix, rel), manifest[rel]
+            if not expected.sha256:
+                return [f"{key}: the sync manifest records no SHA-256"]
+            try:
+                got = s3.checksum_object(self.bucket, key, decompress=False)
+            except Exception as exc:
+                problem = read_failure(key, exc)
+                if problem is None:
+                    raise
+                return [problem]
+            if (got.size, got.sha256) != (expected.size, expected.sha256):
+                return [f"{key}: {got.size} bytes with SHA-256 {got.sha256}, the sync manifest says {expected.size} bytes with {expected.sha256}"]
+            return []
+
+        problems += each_collecting(chosen, read_back, self.threads)
+        check = BackupCheck(
+            backup=where,
+            what=f"every object's size, SHA-256 of {len(chosen)} of {len(manifest)}",
+            record_key=self.prefix.rstrip("/") + store.RECORD_SUFFIX,  # beside the prefix: never synced back
+            files=len(chosen),
+            size=sum(manifest[r].size for r in chosen),
+            problems=problems,
+        )
+        return self.finish_drill(context, s3, self.bucket, [check])

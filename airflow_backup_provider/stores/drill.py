@@ -94,12 +94,13 @@ def named(problems: list[str]) -> str:
 
 @dataclass(frozen=True)
 class TreeEntry:
-    kind: str  # "f" file, "d" folder, other `find -printf %y` letters otherwise
+    kind: str  # "f" file, "d" folder, "l" symlink, other `find -printf %y` letters otherwise
     size: int
     path: str  # relative to the listed folder
+    mode: str = ""  # as `ls -l` shows it, e.g. "-rw-r--r--"
 
 
-FIND_FORMAT = "%y %s %P\\0"
+FIND_FORMAT = "%y %M %s %P\\0"
 
 
 def find_argv(folder: str) -> list[str]:
@@ -112,8 +113,8 @@ def parse_find(output: str) -> list[TreeEntry]:
     for record in output.split("\0"):
         if not record:
             continue
-        kind, size, path = record.split(" ", 2)
-        entries.append(TreeEntry(kind=kind, size=int(size), path=path))
+        kind, mode, size, path = record.split(" ", 3)
+        entries.append(TreeEntry(kind=kind, size=int(size), path=path, mode=mode))
     return entries
 
 
@@ -149,4 +150,53 @@ def compare_tree(found: Iterable[TreeEntry], files: Mapping[str, int], folders: 
     problems += [f"{p}: a file the backup does not list" for p in sorted(set(seen_files) - set(files))]
     problems += [f"{p}/: a folder the restore would not make" for p in sorted(seen_folders - want_folders)]
     problems += [f"{p}/: a folder the restore makes is missing" for p in sorted(want_folders - seen_folders)]
+    return problems
+
+
+def compare_listing(recorded: Mapping[str, int], listed: Mapping[str, int]) -> list[str]:
+    """A bucket listing (key -> size) against what a manifest recorded: each recorded object there
+    with its size, and none the manifest does not know."""
+    problems = []
+    for key, size in sorted(recorded.items()):
+        if key not in listed:
+            problems.append(f"{key}: missing from the bucket")
+        elif listed[key] != size:
+            problems.append(f"{key}: {listed[key]} bytes in the bucket, the manifest says {size}")
+    problems += [f"{k}: in the bucket but not in the manifest" for k in sorted(set(listed) - set(recorded))]
+    return problems
+
+
+# ---- a bup save, as `bup ls -l -s` recorded it, against its restored folder ----------------------
+
+FIND_KIND_OF = {"file": "f", "dir": "d", "symlink": "l", "fifo": "p", "socket": "s"}
+
+
+@dataclass(frozen=True)
+class SavedEntry:
+    """One path of a save as ``bup ls -l -s -A`` lists it."""
+
+    path: str  # relative to the save's root
+    kind: str  # "file", "dir", "symlink", ...
+    mode: str
+    size: int
+    hash: str
+
+
+def compare_save(recorded: Iterable[SavedEntry], found: Iterable[TreeEntry]) -> list[str]:
+    """Kind, mode and size of every saved path against the restored folder; nothing missing, nothing more.
+    (Folders' sizes are the filesystem's own, not the save's.)"""
+    problems = []
+    on_disk = {t.path: t for t in found}
+    saved = {e.path: e for e in recorded}
+    for path, entry in sorted(saved.items()):
+        got = on_disk.get(path)
+        if got is None:
+            problems.append(f"{path}: in the save, missing from the restored folder")
+        elif got.kind != FIND_KIND_OF.get(entry.kind, "?"):
+            problems.append(f"{path}: restored as type {got.kind}, the save has a {entry.kind}")
+        elif got.mode != entry.mode:
+            problems.append(f"{path}: restored with mode {got.mode}, the save has {entry.mode}")
+        elif entry.kind != "dir" and got.size != entry.size:
+            problems.append(f"{path}: {got.size} bytes restored, the save has {entry.size}")
+    problems += [f"{p}: restored but not in the save" for p in sorted(set(on_disk) - set(saved))]
     return problems

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.harness import clusters_file, load_dag, run_dag, xcom
-from tests.integration.test_cassandra_sandbox import BUCKET, all_keys, entry_for, fresh_bucket, proxy, run_id_of, s3  # noqa: F401
+from tests.integration.test_cassandra_sandbox import (  # noqa: F401
+    BUCKET,
+    all_keys,
+    entry_for,
+    fresh_bucket,
+    proxy,
+    run_id_of,
+    s3,
+)
 from tests.sandbox.kinds import cassandra as sim
 
 pytestmark = pytest.mark.sandbox
@@ -28,23 +36,23 @@ def tree_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def bucket_digest(s3, prefix: str) -> dict[str, str]:
+def bucket_digest(client, prefix: str) -> dict[str, str]:
     """Every backup object (drill records left out) with a hash of its bytes."""
     return {
-        key: hashlib.sha256(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).hexdigest()
-        for key in all_keys(s3, BUCKET, prefix)
+        key: hashlib.sha256(client.get_object(Bucket=BUCKET, Key=key)["Body"].read()).hexdigest()
+        for key in all_keys(client, BUCKET, prefix)
         if not key.endswith(".drill.json")
     }
 
 
-def live_digest(nodes, s3, prefix: str) -> dict:
-    return {"nodes": {n.address: tree_digest(sim.data_dir(n)) for n in nodes}, "bucket": bucket_digest(s3, prefix)}
+def live_digest(nodes, client, prefix: str) -> dict:
+    return {"nodes": {n.address: tree_digest(sim.data_dir(n)) for n in nodes}, "bucket": bucket_digest(client, prefix)}
 
 
-def drill_records(s3, prefix: str) -> dict[str, dict]:
+def drill_records(client, prefix: str) -> dict[str, dict]:
     return {
-        key: json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-        for key in all_keys(s3, BUCKET, prefix)
+        key: json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        for key in all_keys(client, BUCKET, prefix)
         if key.endswith(".drill.json")
     }
 
