@@ -408,39 +408,51 @@ class BupDrillOperator(DrillMixin, RemoteJobMixin, _BupNodeOperator):
         return problems
 
     def execute(self, context: Any) -> dict[str, Any]:
+        wanted = str(self.backup or "latest")
+        backup = f"{self.host}:{self.bup_dir} /{self.branch}/{wanted}"
+        problems: list[str] = []
+        recorded: list[store.SavedEntry] = []
         with self.node_hook() as hook:
-            saves = list_saves(hook, self.commands, self.branch, remote=False)
-            if not saves:
-                raise AirflowFailException(f"backup set {self.branch!r} has no saves in {self.host}:{self.bup_dir}")
             try:
-                chosen = choose_save(saves, str(self.backup or "latest"))
+                saves = list_saves(hook, self.commands, self.branch, remote=False) or []
+                chosen = choose_save(saves, wanted)
             except BupError as exc:
-                raise AirflowFailException(str(exc).replace("param 'save'", "param 'backup'")) from exc
-            root = f"/{self.branch}/{chosen.name}/"
-            backup = f"{self.host}:{self.bup_dir} {root}"
-            if self.is_dry_run(context):
-                self.record_outcome(context, status="dry_run", node=self.host, detail=f"would restore and check {backup}, then bup fsck")
-                return {"save": chosen.name, "dry_run": True}
-            recorded = self.saved_entries(hook, root)
-            problems: list[str] = []
-            with self.scratch_hook(context) as scratch:
-                target = posixpath.join(scratch.scratch, "restore")
-                scratch.makedirs(target)
-                restored = hook.run(self.commands.restore(root, target, remote=False, quiet=True), timeout=self.command_timeout)
-                if not restored.ok:
-                    problems.append(f"{root}: bup restore failed: {(restored.stderr or restored.stdout).strip()[-500:]}")
-                else:
-                    found = scratch.list_tree(target)
-                    problems += store.compare_save(recorded, found)
-                    same_size = {t.path for t in found if t.kind == "f"}
-                    files = [e for e in recorded if e.kind == "file" and e.path in same_size]
-                    problems += self.content_problems(hook, target, files)
+                if self.backup:  # the form named a save that is not there: the form's fault
+                    raise AirflowFailException(str(exc).replace("param 'save'", "param 'backup'")) from exc
+                # no readable save: that is this drill's finding (a damaged repository reads as none)
+                problems.append(f"/{self.branch}: {exc} that bup can read")
+                chosen = None
+            if chosen is not None:
+                root = f"/{self.branch}/{chosen.name}/"
+                backup = f"{self.host}:{self.bup_dir} {root}"
+                if self.is_dry_run(context):
+                    self.record_outcome(context, status="dry_run", node=self.host, detail=f"would restore and check {backup}, then bup fsck")
+                    return {"save": chosen.name, "dry_run": True}
+                try:
+                    recorded = self.saved_entries(hook, root)
+                except BupError as exc:
+                    problems.append(f"{root}: the save cannot be listed: {exc}")
+            if recorded:
+                problems += self.restore_and_compare(context, hook, root, recorded)
             files = [e for e in recorded if e.kind == "file"]
             self.log.info("%s: %d paths (%d files) compared, %d problems; now bup fsck", backup, len(recorded), len(files), len(problems))
             return self.run_remote_job(
                 context, hook, self.commands.fsck(), step="drill-fsck", method_name="verified", timeout=self.command_timeout,
                 kwargs={"backup": backup, "problems": problems, "files": len(files), "size": sum(e.size for e in files)},
             )
+
+    def restore_and_compare(self, context: Any, hook: BupNodeHook, root: str, recorded: list[store.SavedEntry]) -> list[str]:
+        with self.scratch_hook(context) as scratch:
+            target = posixpath.join(scratch.scratch, "restore")
+            scratch.makedirs(target)
+            restored = hook.run(self.commands.restore(root, target, remote=False, quiet=True), timeout=self.command_timeout)
+            if not restored.ok:
+                return [f"{root}: bup restore failed: {(restored.stderr or restored.stdout).strip()[-500:]}"]
+            found = scratch.list_tree(target)
+            problems = store.compare_save(recorded, found)
+            restored_files = {t.path for t in found if t.kind == "f"}
+            files = [e for e in recorded if e.kind == "file" and e.path in restored_files]
+            return problems + self.content_problems(hook, target, files)
 
     def verified(self, context: Any, event: dict[str, Any], backup: str, problems: list[str], files: int, size: int) -> dict[str, Any]:
         with self.node_hook() as hook:

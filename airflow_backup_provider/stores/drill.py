@@ -169,6 +169,12 @@ def compare_listing(recorded: Mapping[str, int], listed: Mapping[str, int]) -> l
 # ---- a bup save, as `bup ls -l -s` recorded it, against its restored folder ----------------------
 
 FIND_KIND_OF = {"file": "f", "dir": "d", "symlink": "l", "fifo": "p", "socket": "s"}
+# `bup ls -l` shows the setuid/setgid/sticky bits as plain x/- (a 1777 /tmp is drwxrwxrwx): compare the rest
+_PLAIN_MODE = str.maketrans({"s": "x", "t": "x", "S": "-", "T": "-"})
+
+
+def plain_mode(mode: str) -> str:
+    return mode.translate(_PLAIN_MODE)
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ def compare_save(recorded: Iterable[SavedEntry], found: Iterable[TreeEntry]) -> 
             problems.append(f"{path}: in the save, missing from the restored folder")
         elif got.kind != FIND_KIND_OF.get(entry.kind, "?"):
             problems.append(f"{path}: restored as type {got.kind}, the save has a {entry.kind}")
-        elif got.mode != entry.mode:
+        elif plain_mode(got.mode) != plain_mode(entry.mode):
             problems.append(f"{path}: restored with mode {got.mode}, the save has {entry.mode}")
         elif entry.kind != "dir" and got.size != entry.size:
             problems.append(f"{path}: {got.size} bytes restored, the save has {entry.size}")
