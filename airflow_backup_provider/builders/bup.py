@@ -7,7 +7,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
-from airflow_backup_provider.builders.drill import bup_drill
+from airflow_backup_provider.builders.drill import bup_drill, drill_turn
 from airflow_backup_provider.config import BupHost
 from airflow_backup_provider.operators.bup import (
     PATH_MAX,
@@ -118,7 +118,7 @@ def build_backup(entry: BupHost):
                 **_server_args(entry),
             )
             save >> prune
-    finish_dag(dag, entry)
+    finish_dag(dag, entry, shares_turn_with=drill_turn(entry, touches_nodes=True))  # the drill restores on the server
     return dag
 
 

@@ -37,12 +37,23 @@ def drill_args(entry: EntryBase) -> dict[str, Any]:
     }
 
 
+def drill_turn(entry: EntryBase, touches_nodes: bool) -> list[str]:
+    """The DAGs a backup DAG shares its turn with: its drill, when that drill touches the
+    cluster's nodes (a drill that reads only S3 never blocks a backup)."""
+    return [entry.dag_id(DRILL_SUFFIX)] if touches_nodes and entry.drill_schedule is not None else []
+
+
+def drill_host_is_a_node(entry: EntryBase, hosts: list[str]) -> bool:
+    return entry.drill_host is not None and entry.drill_host in hosts
+
+
 def drill_dag(
     entry: EntryBase,
     *,
     summary: str,
     backup_param: Param,
     make_check: Any,
+    touches_nodes: bool,
     extra_checks: Any = None,
     scratch_on: dict[str, Any] | None = None,
 ) -> DAG | None:
@@ -50,7 +61,8 @@ def drill_dag(
 
     `make_check(**kwargs)` builds the ``drill`` task; `extra_checks()` more check tasks (they run
     beside it, before the cleanup); `scratch_on`: where the scratch folder is when not on the
-    entry's drill host (``drill_host``, ``drill_port``, ``ssh_conn_id``)."""
+    entry's drill host (``drill_host``, ``drill_port``, ``ssh_conn_id``); `touches_nodes`: the
+    drill works on one of the cluster's machines, so it takes the backup DAG's turn."""
     if entry.drill_schedule is None:
         return None
     scratch = scratch_on or {"drill_host": entry.drill_host, "ssh_conn_id": drill_args(entry)["ssh_conn_id"]}
@@ -69,7 +81,7 @@ def drill_dag(
         checks += list(extra_checks() if extra_checks else [])
         cleanup = DrillCleanupOperator(drill_folder=entry.drill_folder, **scratch)
         checks >> cleanup
-    finish_dag(dag, entry)
+    finish_dag(dag, entry, shares_turn_with=[entry.dag_id()] if touches_nodes else [])
     return dag
 
 
@@ -96,6 +108,7 @@ def cassandra_drill(entry: CassandraCluster, common: dict[str, Any]) -> DAG | No
             description="The day to drill, YYYY-MM-DD or YYYYMMDD; empty: the newest day every node has a manifest in.",
         ),
         make_check=make_check,
+        touches_nodes=drill_host_is_a_node(entry, hosts),
     )
 
 
@@ -121,6 +134,7 @@ def devicedb_drill(entry: DevicedbCluster, common: dict[str, Any], snapshot_form
             description="A snapshot UUID, or a date YYYY-MM-DD meaning its newest complete snapshot; empty: the newest.",
         ),
         make_check=make_check,
+        touches_nodes=drill_host_is_a_node(entry, [n.host for n in entry.nodes]),
     )
 
 
@@ -170,6 +184,7 @@ def bup_drill(entry: BupHost, server_args: dict[str, Any], s3_prefix: str | None
             description="empty or latest: the newest save; a day YYYY-MM-DD (its newest save) or a save name YYYY-MM-DD-HHMMSS.",
         ),
         make_check=make_check,
+        touches_nodes=True,  # it restores on the backup server, from the repository the backup writes
         extra_checks=s3_copy_check,
         scratch_on={"drill_host": server_args["host"], "drill_port": server_args["port"], "ssh_conn_id": server_args["ssh_conn_id"] or "local"},
     )

@@ -152,3 +152,20 @@ def test_drill_schedule_null_builds_no_drill_and_a_bad_one_names_the_field(tmp_p
     assert "drill_folder" in str(error)
     (error,) = parse_clusters({"entries": [{**base, "drill_host": "10.0.0.1", "drill_folder": "/var/lib/cassandra/data/x"}]}).errors
     assert "drill_folder" in str(error) and "overlaps" in str(error)
+
+
+def test_drill_on_a_drill_host_over_ssh_writes_only_its_scratch_folder_there(sandbox, airflow_db, proxy, s3, tmp_path):  # noqa: F811
+    fresh_bucket(s3, BUCKET)
+    nodes = sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    drill_folder = tmp_path / "remote-drills"
+    entry = entry_for(sandbox, tmp_path, "remote", drill_host=nodes[0].address, drill_folder=str(drill_folder))
+    with clusters_file(tmp_path, entry):
+        assert run_dag(load_dag("cassandra_remote"), "2026-11-20T01:00:00")["report"] == "success"
+        prefix = "backups/remote/"
+        before = live_digest(nodes, s3, prefix)
+        drill = load_dag("cassandra_remote_drill")
+        assert drill.task_dict["drill"].drill_host == nodes[0].address
+        states = run_dag(drill, "2026-11-21T00:00:00", conf={"backup": "20261120"})
+        assert states["drill"] == "success" and states["cleanup_scratch"] == "success" and states["report"] == "success", states
+        assert leftovers(drill_folder) == [] and live_digest(nodes, s3, prefix) == before
+        assert {r["verdict"] for r in drill_records(s3, prefix).values()} == {"passed"}
