@@ -68,6 +68,10 @@ def test_devicedb_drill_passes_then_fails_naming_the_tampered_tar(airflow_db, sa
         drill = load_dag("devicedb_ddbdrill_drill")
 
         before = live_digest(sandbox, devicedb, bucket)
+        # a dry run says what it would check, and reads and writes nothing more
+        states = run_dag(drill, "2026-11-20", conf={"dry_run": True})
+        assert states["drill"] == "success" and states["report"] == "success", states
+        assert record_key not in s3_objects(sandbox, bucket) and leftovers(drill_folder) == []
         states = run_dag(drill, "2026-11-21")
         assert states["drill"] == "success" and states["cleanup_scratch"] == "success" and states["report"] == "success", states
         assert leftovers(drill_folder) == []
