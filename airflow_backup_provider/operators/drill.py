@@ -95,7 +95,14 @@ class DrillMixin:
         conn = self.ssh_conn_id if self.drill_host else "local"  # type: ignore[attr-defined]
         return ScratchHook(ssh_conn_id=conn, host=self.drill_host, port=self.drill_port, scratch=scratch)
 
-    def finish_drill(self, context: Any, s3: ObjectStoreHook | None, bucket: str | None, checks: Sequence[BackupCheck]) -> dict[str, Any]:
+    def finish_drill(
+        self,
+        context: Any,
+        s3: ObjectStoreHook | None,
+        bucket: str | None,
+        checks: Sequence[BackupCheck],
+        warnings: Sequence[str] = (),
+    ) -> dict[str, Any]:
         """Record each backup's verdict (JSON next to its manifest, the report), then fail naming
         what did not match, if anything did."""
         now = dates.now_utc()
@@ -122,11 +129,11 @@ class DrillMixin:
         if failed:
             text = " | ".join(f"{c.backup}: {store.named(c.problems)}" for c in failed)
             self.record_outcome(  # type: ignore[attr-defined]
-                context, status="failed", produced=produced, rows=rows, detail=f"verdict {store.FAILED}: {text}"
+                context, status="failed", produced=produced, rows=rows, detail=f"verdict {store.FAILED}: {text}", warnings=warnings
             )
             raise AirflowFailException(f"restore drill failed: {text}")
         detail = f"verdict {store.PASSED}: " + "; ".join(f"{c.backup}: {c.files} files, {c.what}" for c in checks)
-        self.record_outcome(context, status="done", produced=produced, rows=rows, detail=detail)  # type: ignore[attr-defined]
+        self.record_outcome(context, status="done", produced=produced, rows=rows, detail=detail, warnings=warnings)  # type: ignore[attr-defined]
         return {"verdict": store.PASSED, "backups": [c.backup for c in checks], "files": sum(c.files for c in checks)}
 
 
@@ -186,8 +193,9 @@ class CassandraDrillOperator(DrillMixin, CassandraBaseOperator):
         self.backup = backup
         self.threads = threads
 
-    def choose_day(self, s3: ObjectStoreHook) -> str:
-        """The form's day, or the newest day every node of the cluster has a manifest in."""
+    def choose_day(self, s3: ObjectStoreHook) -> tuple[str, list[str]]:
+        """The form's day, or the newest day every node of the cluster has a manifest in; and a
+        warning for each newer day that is not a complete backup."""
         wanted = str(self.backup or "").strip()
         if wanted:
             try:
@@ -196,15 +204,25 @@ class CassandraDrillOperator(DrillMixin, CassandraBaseOperator):
                 raise AirflowFailException(str(exc)) from exc
             if not cassandra_restore.is_day_complete(self.day_manifests(s3, day), day, self.hosts):
                 raise AirflowFailException(f"param 'backup': {day} is not a complete backup (a manifest of every node: {self.hosts})")
-            return day
+            return day, []
+        incomplete: list[str] = []
         for day in reversed(self.day_folders(s3)):
-            if cassandra_restore.is_day_complete(self.day_manifests(s3, day), day, self.hosts):
-                return day
-        raise AirflowFailException(f"no complete backup in s3://{self.bucket}/{self.prefix}/{self.cluster}/ to drill")
+            refs = self.day_manifests(s3, day)
+            if cassandra_restore.is_day_complete(refs, day, self.hosts):
+                return day, incomplete
+            # a newer day without every node's manifest: a backup running now, or a broken one
+            missing = sorted(set(self.hosts) - cassandra_restore.complete_hosts(refs, day))
+            incomplete.append(f"the newer day {day} is not a complete backup: no manifest of {missing}")
+        raise AirflowFailException(
+            f"no complete backup in s3://{self.bucket}/{self.prefix}/{self.cluster}/ to drill"
+            + (f" ({'; '.join(incomplete[:3])})" if incomplete else "")
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
         s3 = self.s3_hook()
-        day = self.choose_day(s3)
+        day, incomplete = self.choose_day(s3)
+        for warning in incomplete:
+            self.log.warning("%s", warning)
         refs = self.day_manifests(s3, day)
         chosen = {h: cassandra_restore.latest_manifest(refs, day, h) for h in self.hosts}
         manifests = {h: (ref.key, self.load_manifest(s3, ref.key)) for h, ref in chosen.items() if ref}
@@ -216,7 +234,7 @@ class CassandraDrillOperator(DrillMixin, CassandraBaseOperator):
         with self.scratch_hook(context) as scratch:
             for host, (key, manifest) in manifests.items():
                 checks.append(self._drill_host(s3, scratch, host, key, manifest))
-        return {"day": day, **self.finish_drill(context, s3, self.bucket, checks)}
+        return {"day": day, **self.finish_drill(context, s3, self.bucket, checks, warnings=incomplete)}
 
     def _drill_host(self, s3: ObjectStoreHook, scratch: ScratchHook, host: str, key: str, manifest: Any) -> BackupCheck:
         folder = posixpath.join(scratch.scratch, host)
@@ -245,6 +263,10 @@ class CassandraDrillOperator(DrillMixin, CassandraBaseOperator):
                 ]
             return []
 
+        # the restore also needs the node's schema (it fails without it)
+        for meta in (manifest.schema_key, manifest.status_key):
+            if meta and s3.head_size(self.bucket, meta) is None:
+                check.problems.append(f"{meta}: missing from the bucket")
         check.problems += each_collecting(entries, fetch, self.threads)
         check.files, check.size = len(entries), sum(e.size for e in entries)
         found = scratch.list_tree(folder)
@@ -306,6 +328,10 @@ class DevicedbDrillOperator(DrillMixin, DevicedbBaseOperator):
             )
             return {"uuid": manifest["uuid"], "dry_run": True}
         check = BackupCheck(backup=key, what="size, SHA-256 and LevelDB members", record_key=store.record_key(key))
+        # the restore refuses a snapshot of other nodes than the clusters file's: so does the drill
+        configured, recorded = sorted(n.label for n in self.nodes), sorted(n["node"] for n in manifest["nodes"])
+        if configured != recorded:
+            check.problems.append(f"{key}: its nodes {recorded} are not the clusters file's nodes {configured}")
         with self.scratch_hook(context) as scratch:
             scratch.makedirs(scratch.scratch)
             for piece in manifest["nodes"]:

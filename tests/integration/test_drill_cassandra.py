@@ -169,3 +169,30 @@ def test_drill_on_a_drill_host_over_ssh_writes_only_its_scratch_folder_there(san
         assert states["drill"] == "success" and states["cleanup_scratch"] == "success" and states["report"] == "success", states
         assert leftovers(drill_folder) == [] and live_digest(nodes, s3, prefix) == before
         assert {r["verdict"] for r in drill_records(s3, prefix).values()} == {"passed"}
+
+
+def test_a_newer_incomplete_day_is_named_and_a_missing_schema_fails_the_drill(sandbox, airflow_db, proxy, s3, tmp_path):  # noqa: F811
+    fresh_bucket(s3, BUCKET)
+    sim.setup_cluster(sandbox, {"shop": ["orders"]})
+    entry = entry_for(sandbox, tmp_path, "partial", drill_folder=str(tmp_path / "drills"))
+    with clusters_file(tmp_path, entry):
+        backup = load_dag("cassandra_partial")
+        assert run_dag(backup, "2026-11-20T01:00:00")["report"] == "success"
+        assert run_dag(backup, "2026-11-21T01:00:00")["report"] == "success"
+        prefix = "backups/partial/"
+        newest = sorted(k for k in all_keys(s3, BUCKET, prefix + "20261121/") if k.endswith("/manifest.json"))
+        s3.delete_object(Bucket=BUCKET, Key=newest[0])  # that day is no complete backup any more
+        drill = load_dag("cassandra_partial_drill")
+        states = run_dag(drill, "2026-11-22T00:00:00")
+        assert states["drill"] == "success", states
+        outcome = xcom("cassandra_partial_drill", run_id_of(drill), "drill", key="backup_outcome")
+        assert all("/20261120/" in p["id"] for p in outcome["produced"]), outcome
+        assert any("20261121 is not a complete backup" in w for w in outcome["warnings"]), outcome
+
+        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=outcome["produced"][0]["id"])["Body"].read())
+        s3.delete_object(Bucket=BUCKET, Key=manifest["schema_key"])
+        states = run_dag(drill, "2026-11-23T00:00:00")
+        assert states["drill"] == "failed" and states["cleanup_scratch"] == "success", states
+        outcome = xcom("cassandra_partial_drill", run_id_of(drill), "drill", key="backup_outcome")
+        assert f"{manifest['schema_key']}: missing from the bucket" in outcome["detail"]
+        assert leftovers(tmp_path / "drills") == []
