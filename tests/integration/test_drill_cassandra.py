@@ -151,7 +151,7 @@ def test_drill_schedule_null_builds_no_drill_and_a_bad_one_names_the_field(tmp_p
     (error,) = parse_clusters({"entries": [{**base, "drill_folder": "/"}]}).errors
     assert "drill_folder" in str(error)
     (error,) = parse_clusters({"entries": [{**base, "drill_host": "10.0.0.1", "drill_folder": "/var/lib/cassandra/data/x"}]}).errors
-    assert "drill_folder" in str(error) and "overlaps" in str(error)
+    assert "drill_folder" in str(error) and "/var/lib/cassandra/data/x" in str(error) and "live data" in str(error)
 
 
 def test_drill_on_a_drill_host_over_ssh_writes_only_its_scratch_folder_there(sandbox, airflow_db, proxy, s3, tmp_path):  # noqa: F811
