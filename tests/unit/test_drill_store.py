@@ -102,3 +102,24 @@ def test_the_verdict_record_and_the_reports_produced_item():
     assert store.produced_entry("m.json", 10, []) == {"id": "m.json", "size": 10, "verified": True, "verdict": "passed"}
     assert store.produced_entry("m.json", 10, ["x"])["verdict"] == "failed"
     assert store.named(many).endswith("; and 145 more") and store.named(many).startswith("k0: missing")
+
+
+def test_the_scratch_hook_writes_and_removes_only_inside_its_folder(tmp_path):
+    from airflow_backup_provider.hooks.drill import ScratchHook
+
+    drills = tmp_path / "drills"
+    other = tmp_path / "live"
+    other.mkdir()
+    (other / "keep").write_text("live data")
+    hook = ScratchHook(ssh_conn_id="local", scratch=store.scratch_folder(str(drills), "d_drill", "run 1"))
+    for outside in (str(other / "keep"), hook.scratch + "/../../live/keep", str(drills / "d_drill")):
+        with pytest.raises(ValueError, match="outside the drill's scratch folder"):
+            hook.inside(outside)
+    hook.makedirs(hook.scratch + "/a/b")
+    with hook.open_for_write(hook.scratch + "/a/b/f") as handle:
+        handle.write(b"x" * 3)
+    assert [(t.kind, t.size, t.path) for t in hook.list_tree() if t.kind == "f"] == [("f", 3, "a/b/f")]
+    assert hook.remove_scratch() is True
+    assert not drills.joinpath("d_drill").exists() and drills.exists()  # its run folder and the empty dag folder
+    assert hook.remove_scratch() is False
+    assert (other / "keep").read_text() == "live data"
