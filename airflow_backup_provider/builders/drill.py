@@ -28,11 +28,13 @@ from airflow_backup_provider.stores.drill import DRILL_SUFFIX
 S3_COPY_TASK_ID = "drill_s3_copy"
 
 
-def drill_args(entry: EntryBase) -> dict[str, Any]:
-    """Where the drill writes: the entry's drill folder on its drill host (the worker by default)."""
+def drill_args(entry: EntryBase, ports: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """Where the drill writes: the entry's drill folder on its drill host (the worker by default);
+    `ports`: the SSH port of each node, for a drill host that is one (else the connection's)."""
     return {
         "drill_folder": entry.drill_folder,
         "drill_host": entry.drill_host,
+        "drill_port": (ports or {}).get(entry.drill_host or ""),
         "ssh_conn_id": entry.ssh_conn_id if entry.drill_host else "local",
     }
 
@@ -56,6 +58,7 @@ def drill_dag(
     touches_nodes: bool,
     extra_checks: Any = None,
     scratch_on: dict[str, Any] | None = None,
+    ports: dict[str, int | None] | None = None,
 ) -> DAG | None:
     """The drill DAG of `entry`, or None when its drill_schedule is null (no drill).
 
@@ -65,7 +68,7 @@ def drill_dag(
     drill works on one of the cluster's machines, so it takes the backup DAG's turn."""
     if entry.drill_schedule is None:
         return None
-    scratch = scratch_on or {"drill_host": entry.drill_host, "ssh_conn_id": drill_args(entry)["ssh_conn_id"]}
+    scratch = scratch_on or {k: v for k, v in drill_args(entry, ports).items() if k != "drill_folder"}
     where = f"{scratch['drill_host'] or 'the Airflow worker'}:{entry.drill_folder}/<dag id>/<run>"
     dag = new_dag(
         entry,
@@ -87,9 +90,10 @@ def drill_dag(
 
 def cassandra_drill(entry: CassandraCluster, common: dict[str, Any]) -> DAG | None:
     hosts = [n.host for n in entry.node_specs()]
+    ports = {n.host: n.port for n in entry.node_specs()}
 
     def make_check(**kwargs: Any) -> CassandraDrillOperator:
-        return CassandraDrillOperator(hosts=hosts, threads=entry.upload_threads, **{**common, **drill_args(entry)}, **kwargs)
+        return CassandraDrillOperator(hosts=hosts, threads=entry.upload_threads, **{**common, **drill_args(entry, ports)}, **kwargs)
 
     return drill_dag(
         entry,
@@ -109,14 +113,17 @@ def cassandra_drill(entry: CassandraCluster, common: dict[str, Any]) -> DAG | No
         ),
         make_check=make_check,
         touches_nodes=drill_host_is_a_node(entry, hosts),
+        ports=ports,
     )
 
 
 def devicedb_drill(entry: DevicedbCluster, common: dict[str, Any], snapshot_form: str) -> DAG | None:
     """`snapshot_form`: the restore form's pattern of a snapshot (a UUID, a date, or empty)."""
 
+    ports: dict[str, int | None] = {n.host: n.port for n in entry.nodes}
+
     def make_check(**kwargs: Any) -> DevicedbDrillOperator:
-        return DevicedbDrillOperator(**{**common, **drill_args(entry)}, **kwargs)
+        return DevicedbDrillOperator(**{**common, **drill_args(entry, ports)}, **kwargs)
 
     return drill_dag(
         entry,
@@ -135,6 +142,7 @@ def devicedb_drill(entry: DevicedbCluster, common: dict[str, Any], snapshot_form
         ),
         make_check=make_check,
         touches_nodes=drill_host_is_a_node(entry, [n.host for n in entry.nodes]),
+        ports=ports,
     )
 
 

@@ -146,6 +146,12 @@ def test_drill_schedule_null_builds_no_drill_and_a_bad_one_names_the_field(tmp_p
     assert {"drill", "cleanup_scratch", "report", "wait_for_other_runs"} <= set(dags["cassandra_c_drill"].task_dict)
     assert dags["cassandra_c_drill"].task_dict["cleanup_scratch"].trigger_rule == "all_done"
     assert dags["cassandra_c_drill"].schedule == "@weekly"
+    # a drill host that is a node is reached on that node's SSH port, by the drill and its cleanup
+    (on_node,) = parse_clusters({"entries": [{**base, "nodes": [{"host": "10.0.0.1", "port": 2222}], "drill_host": "10.0.0.1"}]}).entries
+    drill = {d.dag_id: d for d in build(on_node)}["cassandra_c_drill"]
+    assert drill.task_dict["drill"].drill_port == drill.task_dict["cleanup_scratch"].drill_port == 2222
+    assert drill.task_dict["cleanup_scratch"].ssh_conn_id == "backup_ssh"
+    assert dags["cassandra_c_drill"].task_dict["cleanup_scratch"].ssh_conn_id == "local"
     (error,) = parse_clusters({"entries": [{**base, "drill_schedule": "every tuesday"}]}).errors
     assert "drill_schedule" in str(error) and "every tuesday" in str(error)
     (error,) = parse_clusters({"entries": [{**base, "drill_folder": "/"}]}).errors
