@@ -7,6 +7,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
+from airflow_backup_provider.builders.drill import bup_drill, drill_turn
 from airflow_backup_provider.config import BupHost
 from airflow_backup_provider.operators.bup import (
     PATH_MAX,
@@ -117,7 +118,7 @@ def build_backup(entry: BupHost):
                 **_server_args(entry),
             )
             save >> prune
-    finish_dag(dag, entry)
+    finish_dag(dag, entry, shares_turn_with=drill_turn(entry, touches_nodes=True))  # the drill restores on the server
     return dag
 
 
@@ -272,4 +273,6 @@ def build(entry: BupHost) -> list:
         dags.append(build_s3_sync(entry))
     elif entry.fsck and entry.fsck_schedule is not None:
         dags.append(build_fsck(entry))
-    return dags
+    save_form = r"^(|latest|" + FORM_DAY + r"(-[0-9]{6}(-[0-9]{1,6})?)?)" + FORM_END
+    drill = bup_drill(entry, _server_args(entry), s3_prefix(entry) if entry.s3_sync else None, save_form)
+    return dags + ([drill] if drill else [])

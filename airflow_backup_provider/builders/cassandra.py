@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param
 
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, FORM_PATH, finish_dag, new_dag
+from airflow_backup_provider.builders.drill import cassandra_drill, drill_host_is_a_node, drill_turn
 from airflow_backup_provider.config import CassandraCluster
 from airflow_backup_provider.operators.cassandra import (
     CassandraCleanupOperator,
@@ -108,7 +109,7 @@ def backup_dag(entry: CassandraCluster) -> DAG:
             task_id="retention", policy=entry.retention, **common
         )
         snapshot >> upload >> verify >> [cleanup, retention]
-    finish_dag(dag, entry)
+    finish_dag(dag, entry, shares_turn_with=drill_turn(entry, drill_host_is_a_node(entry, hosts)))
     return dag
 
 
@@ -212,4 +213,5 @@ def restore_dag(entry: CassandraCluster) -> DAG:
 
 
 def build(entry: CassandraCluster) -> list[DAG]:
-    return [backup_dag(entry), restore_dag(entry)]
+    drill = cassandra_drill(entry, _common(entry))
+    return [backup_dag(entry), restore_dag(entry), *([drill] if drill else [])]

@@ -103,15 +103,17 @@ def new_dag(
     )
 
 
-def finish_dag(dag: DAG, entry: EntryBase) -> BackupReportOperator:
+def finish_dag(dag: DAG, entry: EntryBase, *, shares_turn_with: Iterable[str] = ()) -> BackupReportOperator:
     """Close a built DAG: the one-run-at-a-time gate (which checks the connections) before its first
-    tasks, the report mail and the report after its last."""
-    add_turn_gate(dag, entry)
+    tasks, the report mail and the report after its last. `shares_turn_with`: the cluster's other
+    DAGs that take the same turn (see :class:`OneRunAtATimeSensor`)."""
+    add_turn_gate(dag, entry, shares_turn_with=shares_turn_with)
     return add_report(dag, entry)
 
 
-def add_turn_gate(dag: DAG, entry: EntryBase) -> OneRunAtATimeSensor:
-    """The first task: no other run of this DAG (a backfill's included) is past it at the same time."""
+def add_turn_gate(dag: DAG, entry: EntryBase, *, shares_turn_with: Iterable[str] = ()) -> OneRunAtATimeSensor:
+    """The first task: no other run of this DAG (a backfill's included), nor of the DAGs it shares
+    its turn with, is past it at the same time."""
     roots = [t for t in dag.tasks if not t.upstream_list]
     mails = {entry.smtp_conn_id: "smtp_conn_id"} if entry.alert_emails else {}
     gate = OneRunAtATimeSensor(
@@ -122,6 +124,7 @@ def add_turn_gate(dag: DAG, entry: EntryBase) -> OneRunAtATimeSensor:
         max_wait=10 * entry.poke_interval.total_seconds(),
         timeout=entry.other_runs_timeout.total_seconds(),
         retries=max(entry.retries, 2),
+        shares_turn_with=shares_turn_with,
         doc_md="Checks that the connections this DAG uses exist, then waits while another run of this DAG "
         "is in progress: backfill runs are not bounded by `max_active_runs`, and two runs of one cluster "
         "must never overlap.",

@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param
 
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
+from airflow_backup_provider.builders.drill import devicedb_drill, drill_host_is_a_node, drill_turn
 from airflow_backup_provider.config import DevicedbCluster
 from airflow_backup_provider.config.devicedb import DevicedbNodeSpec
 from airflow_backup_provider.operators.devicedb import (
@@ -131,7 +132,7 @@ def build_backup(entry: DevicedbCluster) -> DAG:
                 manifest >> DevicedbCleanupNodeOperator(
                     task_id=f"cleanup_{task_label(spec.label)}", node=spec, **common
                 )
-    finish_dag(dag, entry)
+    finish_dag(dag, entry, shares_turn_with=drill_turn(entry, drill_host_is_a_node(entry, [s.host for s in specs])))
     return dag
 
 
@@ -260,4 +261,5 @@ def build_restore(entry: DevicedbCluster) -> DAG:
 
 
 def build(entry: DevicedbCluster) -> list[DAG]:
-    return [build_backup(entry), build_restore(entry)]
+    drill = devicedb_drill(entry, _common(entry, node_specs(entry)), SNAPSHOT_FORM)
+    return [build_backup(entry), build_restore(entry), *([drill] if drill else [])]

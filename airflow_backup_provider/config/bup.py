@@ -24,6 +24,7 @@ from airflow_backup_provider.config.common import (
     check_schedule,
     require_unique,
 )
+from airflow_backup_provider.stores.paths import check_outside
 
 # Arguments that carry a secret: the clusters file holds none (they would show in the UI, the
 # logs and the process list).
@@ -144,6 +145,9 @@ class BupS3Sync(ServerSideEncryption):
     queue: Identifier | None = Field(
         None, description="Celery queue of a worker on the backup server (the sync reads the repository)"
     )
+    drill_sample: int | None = Field(
+        20, ge=1, le=1_000_000, description="objects of the S3 copy the drill downloads and checks (null: all)"
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -208,6 +212,11 @@ class BupHost(EntryBase):
             raise ValueError("prune_mode 'prune-older' needs prune_older keep periods")
         if self.prune and self.prune_mode == "retention" and self.retention.is_empty():
             raise ValueError("prune with prune_mode 'retention' needs a non-empty retention policy")
+        # the drill restores on the backup server: never into the repository, nor the host's live paths there
+        live = [("server.repo_dir, the repository", self.server.repo_dir)]
+        if self.server.host == self.host:
+            live += [("paths, a backed-up path", p) for p in self.saved_paths] + [("bup_dir", self.local_bup_dir)]
+        check_outside("drill_folder", self.drill_folder, live)
         return self
 
     @property

@@ -18,6 +18,7 @@ from airflow_backup_provider.config.common import (
     ServerSideEncryption,
     require_unique,
 )
+from airflow_backup_provider.stores.paths import check_outside
 
 
 def _check_restore_folder(value: str) -> str:
@@ -79,6 +80,8 @@ class CassandraCluster(EntryBase, ServerSideEncryption):
     @model_validator(mode="after")
     def _unique_nodes(self) -> CassandraCluster:
         require_unique("nodes", [n.host for n in self.nodes])
+        live = [("the data folder of drill_host", self.node_data_dir(n)) for n in self.nodes if n.host == self.drill_host]
+        check_outside("drill_folder", self.drill_folder, live)  # a drill never writes into live data
         return self
 
     def node_data_dir(self, node: CassandraNode) -> str:

@@ -235,11 +235,25 @@ class CommonSettings(StrictModel):
     )
     deferrable: bool = Field(True, description="sensors hand their wait to the triggerer")
     sudo_user: Identifier | None = Field(None, description="run node commands as this user via sudo")
+    # restore drills (DAG `<kind>_<name>_drill`): prove the newest backup restorable somewhere harmless
+    drill_schedule: str | None = Field("@weekly", description="cron or preset of the restore drill, or null (no drill)")
+    drill_host: Host | None = Field(
+        None, description="where a drill downloads and checks (over ssh_conn_id); null: the Airflow worker itself"
+    )
+    drill_folder: OwnFolder = Field(
+        "/tmp/airflow-backup-drills",
+        description="the only folder a drill writes to on the drill host (a sub-folder per run, always removed)",
+    )
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         return check_schedule(value, example="@daily")
+
+    @field_validator("drill_schedule")
+    @classmethod
+    def _drill_schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value, example="@weekly")
 
     @field_validator("start_date")
     @classmethod

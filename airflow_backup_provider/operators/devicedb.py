@@ -121,6 +121,18 @@ class DevicedbBaseOperator(BackupOperator):
             return None
         return ddb.parse_manifest(body, source=f"s3://{self.bucket}/{ddb.manifest_key(self.prefix, self.cluster, uuid)}")
 
+    def complete_manifests(self) -> list[dict[str, Any]]:
+        """The manifest of every complete snapshot of the cluster (an unreadable one is skipped, logged)."""
+        found = []
+        for obj in self.s3().list_objects(self.bucket, ddb.cluster_prefix(self.prefix, self.cluster)):
+            uuid = ddb.uuid_from_key(self.prefix, self.cluster, obj["Key"])
+            if uuid and obj["Key"] == ddb.manifest_key(self.prefix, self.cluster, uuid):
+                try:
+                    found.append(self.read_manifest(uuid))
+                except ddb.DevicedbResponseError as exc:
+                    self.log.warning("ignoring %s: %s", obj["Key"], exc)
+        return [m for m in found if m]
+
 
 class DevicedbTriggerSnapshotOperator(DevicedbBaseOperator):
     """

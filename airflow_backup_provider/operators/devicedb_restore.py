@@ -79,7 +79,7 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
             )
         if not dry_run:
             self.refuse_overlap(context, f"devicedb_{self.cluster}", "wait until the backup run ends, then restore")
-        manifests = self._manifests()
+        manifests = self.complete_manifests()
         try:
             manifest = dict(ddb.choose_snapshot(manifests, wanted))
         except (LookupError, ValueError) as exc:
@@ -100,18 +100,6 @@ class DevicedbResolveSnapshotOperator(DevicedbBaseOperator):
             raise AirflowSkipException(f"dry run: would {plan}")
         self.log.info("Will %s", plan)
         return manifest
-
-    def _manifests(self) -> list[dict[str, Any]]:
-        s3 = self.s3()
-        found = []
-        for obj in s3.list_objects(self.bucket, ddb.cluster_prefix(self.prefix, self.cluster)):
-            uuid = ddb.uuid_from_key(self.prefix, self.cluster, obj["Key"])
-            if uuid and obj["Key"] == ddb.manifest_key(self.prefix, self.cluster, uuid):
-                try:
-                    found.append(self.read_manifest(uuid))
-                except ddb.DevicedbResponseError as exc:
-                    self.log.warning("ignoring %s: %s", obj["Key"], exc)
-        return [m for m in found if m]
 
 
 class DevicedbRestoreNodeOperator(RemoteJobMixin, DevicedbBaseOperator):

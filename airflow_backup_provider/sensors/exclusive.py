@@ -29,7 +29,7 @@ FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", 
 
 
 def runs_holding_the_turn(
-    task_states: Mapping[str, Mapping[str, Any]], *, gate_task_id: str, last_task_id: str, own_run_id: str
+    task_states: Mapping[str, Mapping[str, Any]], *, gate_task_id: str, last_task_id: str, own_run_id: str | None
 ) -> list[str]:
     """Other runs past the gate (or deciding) whose last task has not finished.
 
@@ -85,19 +85,29 @@ class OneRunAtATimeSensor(BaseSensorOperator):
         of every DAG, the gate fails at once (no retry) on the first one that does not exist,
         before any node is touched.
 
+    :param shares_turn_with: other DAGs of the same cluster whose runs past their own gate (same
+        task ids) hold this DAG's turn too, e.g. a restore drill that touches the cluster's nodes
+        and its backup DAG: each lists the other.
+
     It also fails at once on a trigger conf key that is no param of the DAG (:func:`check_conf_keys`).
     """
 
     ui_color = "#d8d8f0"
 
     def __init__(
-        self, *, last_task_id: str = "report", connections: Mapping[str, str] | None = None, **kwargs: Any
+        self,
+        *,
+        last_task_id: str = "report",
+        connections: Mapping[str, str] | None = None,
+        shares_turn_with: Iterable[str] = (),
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("exponential_backoff", True)
         super().__init__(**kwargs)
         self.last_task_id = last_task_id
         self.connections = dict(connections or {})
+        self.shares_turn_with = list(shares_turn_with)
 
     def execute(self, context: Any) -> Any:
         # the declared params: the context's also hold every conf key
@@ -108,13 +118,17 @@ class OneRunAtATimeSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         ti = context["ti"]
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.task_id, self.last_task_id])
-        candidates = runs_holding_the_turn(
-            states, gate_task_id=self.task_id, last_task_id=self.last_task_id, own_run_id=context["dag_run"].run_id
-        )
-        # A run cleared while waiting in the queue, or ended by hand, is not running: it holds nothing.
-        if candidates and ti.get_dr_count(dag_id=ti.dag_id, run_ids=candidates, states=["running"]):
-            self.log.info("waiting for the run(s) in progress of %s: %s", ti.dag_id, ", ".join(candidates))
-            return False
-        self.log.info("no other run of %s is in progress: this run goes on", ti.dag_id)
+        for dag_id in [ti.dag_id, *self.shares_turn_with]:
+            states = ti.get_task_states(dag_id=dag_id, task_ids=[self.task_id, self.last_task_id])
+            # a run id is unique within its DAG only: this run is left out of its own DAG's runs
+            own = context["dag_run"].run_id if dag_id == ti.dag_id else None
+            candidates = runs_holding_the_turn(
+                states, gate_task_id=self.task_id, last_task_id=self.last_task_id, own_run_id=own
+            )
+            # A run cleared while waiting in the queue, or ended by hand, is not running: it holds nothing.
+            if candidates and ti.get_dr_count(dag_id=dag_id, run_ids=candidates, states=["running"]):
+                self.log.info("waiting for the run(s) in progress of %s: %s", dag_id, ", ".join(candidates))
+                return False
+        shared = f" (nor of {', '.join(self.shares_turn_with)})" if self.shares_turn_with else ""
+        self.log.info("no other run of %s%s is in progress: this run goes on", ti.dag_id, shared)
         return True

@@ -215,6 +215,11 @@ class BupCommands:
     def gc(self) -> list[str]:
         return self._base("gc") + ["--unsafe", "-v"]
 
+    def split_tree_id(self, path: str) -> list[str]:
+        """``bup split --noop -t FILE``: the id of the chunk tree `bup save` makes of a large file,
+        computed without writing anything (a restored file checked against its save)."""
+        return [*self._base("split"), "--noop", "-t", "--", path]
+
     def fsck(self, *, generate_par2: bool = False, quick: bool = False, jobs: int = 1) -> list[str]:
         """Verify every pack (git verify-pack, ``--disable-par2``); with `generate_par2`, write recovery
         blocks for the packs lacking them instead (``-g``, which leaves packs that have them unchecked)."""

@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         if bag.import_errors:
             print(f"demo: import errors: {bag.import_errors}", file=sys.stderr)
             return 1
+        # then every entry's restore drill, after all the backups
+        runs += [(f"{e['kind']}_{e['name']}_drill", {}) for e in prepared if f"{e['kind']}_{e['name']}_drill" in bag.dags]
         runs_of: dict[str, int] = {}
         for dag_id, conf in runs:
             # parsed anew for every run, as a worker would: params resolved for one run must
@@ -115,21 +117,25 @@ def main(argv: list[str] | None = None) -> int:
 def _produced(dag, run_id: str, states: dict[str, str], read_xcom) -> str:
     from airflow_backup_provider.operators.report import OUTCOME_KEY
 
-    ids, total, details = [], 0, []
+    ids, total, details, verdicts = [], 0, [], []
     for key, state in sorted(states.items()):
-        if state != "success" or key == "report":
+        if key == "report":
             continue
         task_id, _, index = key.partition("[")
         outcome = read_xcom(dag.dag_id, run_id, task_id, OUTCOME_KEY, int(index.rstrip("]")) if index else -1)
+        verdicts += [f"{task_id} {item['verdict']}" for item in (outcome or {}).get("produced", []) if "verdict" in item]
+        if state != "success":
+            continue
         for item in (outcome or {}).get("produced", []):
             ids.append(str(item.get("id")))
             total += int(item.get("size") or 0)
         if outcome and outcome.get("detail") and outcome.get("status") in ("skipped", "dry_run", "done"):
             details.append(f"{outcome['status']}: {outcome['detail']}")
+    verdict = f"verdict: {', '.join(sorted(set(verdicts)))}; " if verdicts else ""  # a drill's
     if not ids:
-        return "; ".join(details[:2])[:160] if details else "-"
+        return verdict + ("; ".join(details[:2])[:160] if details else "-")
     shown = ", ".join(ids[:3]) + (f" +{len(ids) - 3} more" if len(ids) > 3 else "")
-    return f"{len(ids)} item(s), {total} bytes: {shown}"
+    return f"{verdict}{len(ids)} item(s), {total} bytes: {shown}"
 
 
 def _print_table(rows, mail_count: int) -> None:

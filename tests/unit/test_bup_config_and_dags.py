@@ -71,7 +71,7 @@ def test_dags_from_the_example_file():
 
     entry = parse()[0][0]
     dags = {d.dag_id: d for d in build_entry(entry)}
-    assert set(dags) == {"bup_web1", "bup_web1_restore", "bup_web1_s3_sync"}
+    assert set(dags) == {"bup_web1", "bup_web1_restore", "bup_web1_s3_sync", "bup_web1_drill"}
     backup = dags["bup_web1"]
     assert backup.max_active_runs == 1
     assert {t.task_id for t in backup.tasks} == {"wait_for_other_runs", "dumps", "save", "prune", "report"}
@@ -161,7 +161,7 @@ def test_without_s3_sync_the_weekly_fsck_has_its_own_dag():
 
     entry = parse(s3_sync=None)[0][0]
     dags = {d.dag_id: d for d in build_entry(entry)}
-    assert set(dags) == {"bup_web1", "bup_web1_restore", "bup_web1_fsck"}
+    assert set(dags) == {"bup_web1", "bup_web1_restore", "bup_web1_fsck", "bup_web1_drill"}
     fsck = dags["bup_web1_fsck"]
     assert fsck.timetable.expression == "0 3 * * 6" and fsck.max_active_runs == 1
     assert fsck.get_task("fsck").upstream_task_ids == {"wait_for_other_runs"}

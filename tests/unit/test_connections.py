@@ -57,13 +57,16 @@ def example_dags(tmp_path_factory):
 def test_each_dag_checks_the_connections_its_tasks_use(example_dags):
     riak = next(d for i, d in example_dags.items() if i.startswith("riak_"))
     ebs = next(d for i, d in example_dags.items() if i.startswith("ebs_"))
-    cassandra = next(d for i, d in example_dags.items() if i.startswith("cassandra_") and not i.endswith("_restore"))
+    cassandra = next(d for i, d in example_dags.items() if i.startswith("cassandra_") and not i.endswith(("_restore", "_drill")))
     gate = "wait_for_other_runs"
     assert {"backup_ssh", "aws_default"} <= set(riak.get_task(gate).connections)
     # an EBS policy names an ssh_conn_id too (a default), but none of its tasks uses it
     assert "backup_ssh" not in ebs.get_task(gate).connections
     assert ebs.get_task(gate).connections["aws_default"] == "aws_conn_id"
     assert {"backup_ssh", "aws_default"} <= set(cassandra.get_task(gate).connections)  # mapped tasks too
+    # a drill on the worker (no drill_host) reads S3 and writes locally: no SSH connection needed
+    drill = next(d for i, d in example_dags.items() if i.startswith("cassandra_") and i.endswith("_drill"))
+    assert "aws_default" in drill.get_task(gate).connections and "backup_ssh" not in drill.get_task(gate).connections
     for dag in example_dags.values():
         wanted = dag.get_task(gate).connections
         assert ("smtp_default" in wanted) == ("mail_report" in dag.task_ids), dag.dag_id

@@ -62,3 +62,43 @@ def test_the_sensor_waits_only_for_a_holder_that_is_still_running():
 def test_defaults_are_reschedule_with_jittered_backoff():
     sensor = OneRunAtATimeSensor(task_id=GATE)
     assert sensor.mode == "reschedule" and sensor.exponential_backoff
+
+
+class TwoDagTi(FakeTi):
+    """Task states per DAG: a backup DAG and its drill, which share the cluster's turn."""
+
+    def get_task_states(self, dag_id, task_ids):
+        self.asked.append(("states", dag_id, tuple(task_ids)))
+        return self.states.get(dag_id, {})
+
+
+def test_a_shared_turn_waits_for_the_other_dags_run_and_only_while_it_runs():
+    sensor = OneRunAtATimeSensor(task_id=GATE, shares_turn_with=["riak_x_drill"])
+    # the drill's run has the same run id as this one: another DAG's run is never "me"
+    drill_inside = {"riak_x": {"me": {GATE: "running"}}, "riak_x_drill": {"me": {GATE: "success", LAST: None}}}
+    ti = TwoDagTi(drill_inside, running={"me"})
+    assert sensor.poke({"ti": ti, "dag_run": SimpleNamespace(run_id="me")}) is False
+    assert [a[1] for a in ti.asked if a[0] == "states"] == ["riak_x", "riak_x_drill"]
+    drill_done = {"riak_x": {"me": {GATE: "running"}}, "riak_x_drill": {"d1": {GATE: "success", LAST: "success"}}}
+    assert sensor.poke({"ti": TwoDagTi(drill_done, running={"me"}), "dag_run": SimpleNamespace(run_id="me")}) is True
+    # without the shared turn the drill's runs are not looked at
+    alone = TwoDagTi(drill_inside, running={"me"})
+    assert poke(alone) is True and [a[1] for a in alone.asked] == ["riak_x"]
+
+
+def test_drills_take_the_backups_turn_only_when_they_touch_the_clusters_machines():
+    from airflow_backup_provider.builders.cassandra import build as build_cassandra
+    from airflow_backup_provider.config import parse_clusters
+
+    base = {"kind": "cassandra", "name": "c", "nodes": [{"host": "10.0.0.1"}, {"host": "10.0.0.2"}], "bucket": "b"}
+
+    def gates(**extra):
+        (entry,) = parse_clusters({"entries": [{**base, **extra}]}).entries
+        return {d.dag_id: d.task_dict["wait_for_other_runs"].shares_turn_with for d in build_cassandra(entry)}
+
+    # the worker (default) or another machine: S3 only, no shared turn
+    assert gates() == {"cassandra_c": [], "cassandra_c_restore": [], "cassandra_c_drill": []}
+    assert gates(drill_host="10.9.9.9")["cassandra_c"] == []
+    assert gates(drill_host="10.0.0.2") == {
+        "cassandra_c": ["cassandra_c_drill"], "cassandra_c_restore": [], "cassandra_c_drill": ["cassandra_c"],
+    }

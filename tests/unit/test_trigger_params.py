@@ -74,7 +74,7 @@ def refused(served, dag_id: str, conf: dict) -> str:
 ALL_DAGS = {
     "riak_prod", "ebs_app-data", "cassandra_events", "cassandra_events_restore", "devicedb_edge",
     "devicedb_edge_restore", "bup_web1", "bup_web1_restore", "bup_web1_s3_sync", "bup_web2", "bup_web2_restore",
-    "bup_web2_fsck",
+    "bup_web2_fsck", "cassandra_events_drill", "devicedb_edge_drill", "bup_web1_drill", "bup_web2_drill",
 }
 
 
