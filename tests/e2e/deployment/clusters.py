@@ -39,7 +39,8 @@ def stack_clusters(sandbox) -> dict:
             {**common, "name": KILL, "schedule": None, "alert_emails": ["oncall@example.com"]},
             {**common, "name": RETRY, "schedule": None, "alert_emails": ["oncall@example.com"], "retries": 1,
              "retry_delay": "2s", "alert_on_retry": True},
-            {**common, "name": TRIGGERER, "schedule": None, "alert_emails": []},
+            # one node: the restart happens at its first gate, its second gate defers into the new triggerer
+            {**common, "name": TRIGGERER, "schedule": None, "alert_emails": [], "nodes": nodes[:1]},
             {
                 "kind": "ebs", "name": EBS_BACKFILL, "volume_ids": [ebs_volume], "schedule": "@daily",
                 "start_date": "2026-01-01", "retries": 0, "deferrable": False, "poke_interval": "1s",

@@ -1,6 +1,8 @@
 """The triggerer restarted (stopped, then started again) while a Riak roll's health gate waits in
 it, on the CeleryExecutor stack: the deferred gate keeps its state while no triggerer runs, the new
-triggerer takes its trigger over and resumes the wait, and the run completes with every node up."""
+triggerer takes its trigger over and resumes the wait, and the run completes with every node up.
+The cluster has one node (the roll's other steps are test_riak_roll's): the restart comes at its
+first gate, its second gate defers into the new triggerer."""
 
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ def trigger_log_jobs(stack, gate: str) -> set[int]:
 
 def test_triggerer_restarted_while_a_gate_waits(sandbox, celery_stack):
     stack = celery_stack
-    # node 1's primaries stay missing for 12 polls of 1 s: its vnodes gate waits in the triggerer
-    kind.reset_cluster(sandbox, count=2, primaries_missing_polls=12, handoff_polls=2, stop_seconds=0.3,
+    # node 1's primaries stay missing for 8 polls of 1 s: its vnodes gate waits in the triggerer
+    kind.reset_cluster(sandbox, count=2, primaries_missing_polls=8, handoff_polls=2, stop_seconds=0.3,
                        start_seconds=0.3, kv_not_up_lines=0)
     (old_triggerer,) = running_triggerer_jobs(stack)
     stack.airflow("dags", "trigger", DAG_ID, "--run-id", RUN_ID)
@@ -75,12 +77,9 @@ def test_triggerer_restarted_while_a_gate_waits(sandbox, celery_stack):
     # the waiting gate's trigger ran in the old triggerer, then in the new one (which took it over)
     assert trigger_log_jobs(stack, gate) == {old_triggerer, new_triggerer}, sorted(
         p.name for p in (stack.logs / f"dag_id={DAG_ID}" / f"run_id={RUN_ID}" / f"task_id={gate}").iterdir())
-    # and node 2's gates deferred into the new triggerer
-    later_gates = [g for g in states if g.endswith(("vnodes_gate", "handoff_gate")) and g.startswith("node2_")]
-    assert len(later_gates) == 2, states
-    assert all(trigger_log_jobs(stack, g) == {new_triggerer} for g in later_gates), later_gates
+    # and the node's next gate deferred into the new triggerer only
+    assert trigger_log_jobs(stack, gate.replace(".vnodes_gate", ".handoff_gate")) == {new_triggerer}
 
     timeline = kind.read_timeline(sandbox)
-    assert sum(e.event == "stop" for e in timeline) == 2, timeline
-    assert kind.max_down_at_once(timeline) == 1
+    assert [e.event for e in timeline] == ["stop", "start"], timeline
     assert all(kind.node_state(n)["running"] for n in sandbox.nodes[:2])
