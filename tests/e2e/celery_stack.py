@@ -6,7 +6,7 @@ Every part runs in its own process group on a loopback port picked free, in one 
 deployment shares come from ``airflow.env`` (docker-compose.yaml reads the same file); this module
 adds only what differs here: addresses, a private home, test speed.
 
-Used by the end-to-end tests (a session fixture, tests/e2e/conftest.py) and by ``scripts/stack.sh``
+Used by the end-to-end tests (a package fixture, tests/e2e/deployment/conftest.py) and by ``scripts/stack.sh``
 (``python -m tests.e2e.celery_stack``: the stack with the sandbox and the example clusters file,
 until Ctrl-C).
 """
@@ -29,14 +29,47 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.stack import PRELOAD_PLUGIN
 from tests.harness import REPO
 from tests.sandbox.core import free_port, wait_until
 
 SETTINGS_FILE = REPO / "airflow.env"
 WORKERS = ("w1", "w2")
+AIRFLOW_PARTS = ("scheduler", "dag-processor", "triggerer")  # `airflow <part>`, no options
 WORKER_HOSTNAME_ENV = "ABP_WORKER_HOSTNAME"
 POSTGRES_USER = "airflow"
+
+PRELOAD_PLUGIN = """
+# Test speed only (see CeleryStack._prepare_home): imported by each Celery worker before it forks its pool.
+import botocore.loaders
+
+import airflow_backup_provider.factory  # noqa: F401
+import airflow_backup_provider.builders.ebs  # noqa: F401
+import airflow_backup_provider.builders.riak  # noqa: F401
+
+# botocore caches a loaded service model per session; share it per process instead, and load
+# EC2's here so that every forked task process starts with it (botocore treats it as read-only).
+_models = {}
+_load = botocore.loaders.Loader.load_service_model
+
+
+def _shared_load_service_model(self, service_name, type_name, api_version=None):
+    key = (service_name, type_name, api_version)
+    if key not in _models:
+        _models[key] = _load(self, service_name, type_name, api_version)
+    return _models[key]
+
+
+botocore.loaders.Loader.load_service_model = _shared_load_service_model
+
+# One client here warms what every later one reuses in this process and its forks: botocore's
+# operation-name cache and the source lines the amazon provider inspects for its user agent.
+try:
+    from airflow_backup_provider.hooks.ebs import EbsHook
+
+    EbsHook(aws_conn_id="aws_default").conn
+except Exception:  # a CLI process without the connection: nothing to warm
+    pass
+"""
 
 
 def shared_settings(path: Path = SETTINGS_FILE) -> dict[str, str]:
@@ -112,7 +145,7 @@ class CeleryStack:
         shutil.copy(REPO / "dags" / "backup_dags.py", dags / "backup_dags.py")
         self.clusters_path.write_text(yaml.safe_dump(clusters, sort_keys=False))
         # the provider, boto3 and EC2's service model imported once in each worker before it forks
-        # its pool (test speed only, as in tests/e2e/stack.py)
+        # its pool (test speed only)
         (self.home / "plugins").mkdir(exist_ok=True)
         (self.home / "plugins" / "preload_backup_provider.py").write_text(PRELOAD_PLUGIN)
         (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
@@ -159,8 +192,8 @@ class CeleryStack:
             self.airflow("db", "migrate", timeout=600)
             self._spawn("api-server", ["airflow", "api-server", "--port", str(self.api_port)])
             self.wait_for(self._api_up, 180, "the api-server")
-            for component in ("scheduler", "dag-processor", "triggerer"):
-                self._spawn(component, ["airflow", component])
+            for part in AIRFLOW_PARTS:
+                self.start_part(part)
             for worker in WORKERS:
                 self.start_worker(worker)
             for worker in WORKERS:
@@ -218,6 +251,12 @@ class CeleryStack:
                                    check=False).stdout.strip() == "PONG",
             30, "redis",
         )
+
+    def start_part(self, part: str) -> None:
+        """Start the scheduler, the dag-processor or the triggerer (again, after stop_part or kill)."""
+        if part not in AIRFLOW_PARTS:
+            raise ValueError(f"part: {part!r} is not one of {AIRFLOW_PARTS} (workers: start_worker)")
+        self._spawn(part, ["airflow", part])
 
     def start_worker(self, worker: str) -> None:
         (self.logs / f"{worker}.log").unlink(missing_ok=True)  # `ready` below reads this start's log

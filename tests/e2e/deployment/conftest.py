@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from tests.e2e.celery_stack import CeleryStack
-from tests.e2e.deployment.clusters import KILL, OVERLAP, ROLL, stack_clusters
+from tests.e2e.deployment.clusters import EBS_BACKFILL, RIAK_CLUSTERS, stack_clusters
 
 
 @pytest.fixture(scope="package")
@@ -30,7 +30,7 @@ def celery_stack(sandbox):
     )
     try:
         stack.start()  # stops what it started if it fails
-        stack.wait_parsed(*(f"riak_{name}" for name in (ROLL, OVERLAP, KILL)))
+        stack.wait_parsed(*(f"riak_{name}" for name in RIAK_CLUSTERS), f"ebs_{EBS_BACKFILL}")
         yield stack
     finally:
         stack.stop()  # raises when a process of the stack is left running

@@ -10,29 +10,15 @@ never shows two nodes down, and no two runs are inside their roll at the same ti
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from tests.e2e.deployment.clusters import OVERLAP
+from tests.e2e.deployment.turns import assert_runs_took_turns, gate_waits, inside_windows
 from tests.sandbox.kinds import riak as kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
 DAG_ID = f"riak_{OVERLAP}"
-GATE = "wait_for_other_runs"
-
-
-def inside_windows(stack) -> dict[str, tuple]:
-    """Per run: from the end of its gate to the start of its report (the roll itself)."""
-    rows = stack.query(
-        "select g.run_id, g.end_date, r.start_date from task_instance g join task_instance r "
-        "on r.dag_id = g.dag_id and r.run_id = g.run_id and r.task_id = 'report' "
-        "where g.dag_id = %s and g.task_id = %s",
-        DAG_ID,
-        GATE,
-    )
-    return {run_id: (gate_end, report_start) for run_id, gate_end, report_start in rows}
 
 
 def test_backfill_and_manual_runs_take_turns_across_workers(sandbox, celery_stack):
@@ -54,20 +40,14 @@ def test_backfill_and_manual_runs_take_turns_across_workers(sandbox, celery_stac
     runs = dict(stack.query("select run_id, state from dag_run where dag_id = %s", DAG_ID))
     assert set(runs.values()) == {"success"}, runs
     # the runs really overlapped: some waited at the gate for another one
-    (waits,) = stack.query(
-        "select count(*) from task_reschedule tr join task_instance ti on ti.id = tr.ti_id "
-        "where ti.dag_id = %s and ti.task_id = %s",
-        DAG_ID,
-        GATE,
-    )[0]
+    waits = gate_waits(stack, DAG_ID)
     assert waits >= 1, "no run waited at the gate: the test did not make runs overlap"
     hosts = {h for (h,) in stack.query("select distinct hostname from task_instance where dag_id = %s", DAG_ID)}
     assert hosts == {"w1", "w2"}, hosts
 
-    windows = inside_windows(stack)
+    windows = inside_windows(stack, DAG_ID)
     assert len(windows) == 3, windows
-    for (a, (a_in, a_out)), (b, (b_in, b_out)) in itertools.combinations(sorted(windows.items()), 2):
-        assert a_out <= b_in or b_out <= a_in, f"runs {a} and {b} were inside the roll together: {windows}"
+    assert_runs_took_turns(windows)
     timeline = kind.read_timeline(sandbox)
     assert sum(e.event == "stop" for e in timeline) == 6, timeline  # 3 runs x 2 nodes
     assert kind.max_down_at_once(timeline) == 1
