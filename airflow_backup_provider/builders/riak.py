@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import re
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
-from airflow_backup_provider.builders.ebs import add_copy_branch
+from airflow_backup_provider.builders.ebs import add_copy_branch, restore_chain, restore_params
 from airflow_backup_provider.config import RiakCluster, RiakNode
 from airflow_backup_provider.operators.riak import (
     RiakCopySnapshotsOperator,
     RiakNodeSnapshotOperator,
+    RiakRestorePlanOperator,
     RiakRetentionOperator,
     RiakWaitForServiceOperator,
 )
@@ -173,4 +174,86 @@ def build(entry: RiakCluster) -> list[DAG]:
                 retention=RiakRetentionOperator, retention_args={"cluster": entry.name},
             )
     finish_dag(dag, entry)
-    return [dag]
+    return [dag, build_restore(entry)]
+
+
+# ---- the restore ----------------------------------------------------------------------------------
+
+
+def build_restore_node_group(
+    dag: DAG, entry: RiakCluster, index: int, node: RiakNode, must_pass: list
+) -> tuple[RiakHealthSensor, BaseOperator]:
+    """One node of a rolling restore: its volumes are made (and wait to be available) while the
+    node still runs; then stop -> swap -> wait_in_use -> mount -> rollback (all_done) -> start
+    (all_done, after the stop) -> wait_riak_kv -> vnodes_gate -> handoff_gate. Returns the last
+    gate and the mount (both must pass before the next node stops)."""
+    name = node.erlang_name
+    remote = {"host": node.host, "port": node.port, "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user}
+    node_down = {"retry_delay": entry.node_down_retry_delay, "retry_exponential_backoff": 0}
+    with TaskGroup(group_id(index, node), tooltip=f"{name} on {node.host}, instance {node.instance_id}", dag=dag):
+        stop = riak_stop(
+            task_id="stop", node=name, selected_nodes=SELECTED_NODES, dry_run=DRY_RUN, trigger_rule="none_failed",
+            **remote,
+        )
+        _create, mount, rollback = restore_chain(entry, part=name, stop=stop)
+        start = riak_start(task_id="start", node=name, only_after=stop.task_id, dry_run=DRY_RUN, **remote, **node_down)
+        wait_kv = RiakWaitForServiceOperator(
+            task_id="wait_riak_kv", node=name, bound=entry.service_timeout.total_seconds(), **remote
+        )
+        vnodes = RiakHealthSensor(task_id="vnodes_gate", gate="vnodes", host=node.host, port=node.port, node=name, **_sensor_args(entry))
+        handoff = RiakHealthSensor(task_id="handoff_gate", gate="handoff", host=node.host, port=node.port, node=name, **_sensor_args(entry))
+        must_pass >> stop
+        [stop, rollback] >> start
+        start >> wait_kv >> vnodes >> handoff
+    return handoff, mount
+
+
+def build_restore(entry: RiakCluster) -> DAG:
+    nodes = [
+        {"node": n.erlang_name, "host": n.host, "port": n.port, "instance_id": n.instance_id, "mounts": dict(n.mounts)}
+        for n in entry.nodes
+    ]
+    dag = new_dag(
+        entry,
+        suffix="_restore",
+        schedule=None,
+        summary=(
+            "Rolling restore of Riak nodes from their EBS snapshot sets (manual runs only), one node at a time; "
+            "the cluster stays up. Per chosen node, its new volumes are made from its snapshots of `logical_date` "
+            "while it runs; then `riak stop` (verified), each data volume unmounted, detached (never deleted: "
+            "tagged `backup:replaced-by`) and replaced at its device by the restored one, mounted after its "
+            "filesystem UUID is checked, `riak start` (always, whatever failed), wait for `riak_kv`, no primary "
+            "vnode down and no handoff, before the next node. The restored node's data then catches up with the "
+            "live replicas (handoff, read repair, AAE). A failed swap puts the original volumes back."
+        ),
+        nodes=[f"{n.erlang_name} ({n.host}, {n.instance_id})" for n in entry.nodes],
+        params={
+            **restore_params(entry, "each chosen node is stopped in turn and its data volumes replaced."),
+            "nodes": Param(
+                [], type="array", items=nodes_param(entry).schema["items"], title="Nodes",
+                description="Restore only these nodes (host or Erlang name); empty: every node, in the clusters file's order.",
+            ),
+            "mode": Param(
+                "node",
+                type="string",
+                enum=["node"],
+                title="Mode",
+                description="node (rolling): one node at a time, the cluster stays up, the restored nodes catch up "
+                "with the live replicas. (A point-in-time restore of the whole cluster, every node down at once, "
+                "is not offered yet.)",
+            ),
+        },
+        extra_tags=["restore"],
+    )
+    with dag:
+        plan = RiakRestorePlanOperator(
+            entry_name=entry.name, nodes=nodes, aws_conn_id=entry.aws_conn_id, region_name=entry.region,
+            ssh_conn_id=entry.ssh_conn_id, sudo_user=entry.sudo_user,
+        )
+        passed: list = [plan]
+        for index, node in enumerate(entry.nodes):
+            handoff, mount = build_restore_node_group(dag, entry, index, node, must_pass=list(passed))
+            dag.task_dict[f"{group_id(index, node)}.create"].set_upstream(plan)
+            passed += [handoff, mount]
+    finish_dag(dag, entry)
+    return dag
