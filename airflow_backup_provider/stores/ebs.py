@@ -380,10 +380,12 @@ def choose_restore_snapshots(
         if snapshot.state == "completed" and (wanted is None or snapshot.tags.get(TAG_LOGICAL_DATE) == wanted):
             candidates.setdefault(snapshot.source_volume, []).append(snapshot)
     asked = list(volumes) or sorted({s.source_volume for s in listing})
+    when = f"of logical date {wanted}" if wanted else "at all"
+    field_name = "logical_date" if wanted else "volumes"
+    if not asked:
+        raise RestoreRefused(f"param '{field_name}': there is no snapshot of this entry here {when}")
     missing = [v for v in asked if v not in candidates]
     if missing:
-        when = f"of logical date {wanted}" if wanted else "at all"
-        field_name = "logical_date" if wanted else "volumes"
         raise RestoreRefused(f"param '{field_name}': no completed snapshot {when} of volume(s) {', '.join(missing)}")
     return {v: max(candidates[v], key=_newest_first) for v in asked}
 

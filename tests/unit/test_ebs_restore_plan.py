@@ -60,6 +60,8 @@ def test_without_a_date_the_newest_completed_overall_never_a_pending_one():
 def test_a_date_without_a_complete_snapshot_is_refused_naming_the_volume():
     with pytest.raises(RestoreRefused, match=r"param 'logical_date': no completed snapshot of logical date 2026-11-21.* vol-0000000a"):
         choose_restore_snapshots(LISTING, logical_date=DAY2)
+    with pytest.raises(RestoreRefused, match=r"param 'logical_date': there is no snapshot of this entry here"):
+        choose_restore_snapshots([], logical_date=DAY1)
     only_b = choose_restore_snapshots(LISTING, logical_date=DAY2, volumes=["vol-0000000b"])
     assert [s.id for s in only_b.values()] == ["snap-00000005"]
 
