@@ -211,9 +211,10 @@ def restore_chain(
     part: str = "all",
     stop: BaseOperator | None = None,
     after: list[BaseOperator] | None = None,
+    only_mode: str | None = None,
 ) -> tuple[BaseOperator, BaseOperator, BaseOperator]:
     """create -> wait_available -> [stop] -> swap -> wait_in_use -> mount, and the rollback after them
-    all (in the current task group). Returns (create, mount, rollback)."""
+    all (in the current task group). Returns (wait_available, mount, rollback)."""
     common = {
         "entry_name": entry.name, "part": part, "aws_conn_id": entry.aws_conn_id, "region_name": entry.region,
         "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user, "dry_run": DRY_RUN,
@@ -227,7 +228,7 @@ def restore_chain(
         "timeout": entry.restore_timeout.total_seconds(),
         "retries": 0,
     }
-    create = EbsCreateRestoreVolumesOperator(task_id="create", **common)
+    create = EbsCreateRestoreVolumesOperator(task_id="create", only_mode=only_mode, **common)
     available = EbsVolumeStateSensor(task_id="wait_available", volume_ids=create.output, state="available", **waits)
     swap = EbsSwapVolumesOperator(task_id="swap", retries=0, **common)
     in_use = EbsVolumeStateSensor(task_id="wait_in_use", volume_ids=create.output, state="in-use", **waits)
@@ -242,7 +243,7 @@ def restore_chain(
     else:
         available >> swap
     swap >> in_use >> mount >> rollback
-    return create, mount, rollback
+    return available, mount, rollback
 
 
 def build_restore(entry: EbsPolicy) -> DAG:

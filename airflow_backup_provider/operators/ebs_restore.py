@@ -277,10 +277,20 @@ class EbsRestorePlanOperator(EbsRestoreBase):
 
 
 class EbsCreateRestoreVolumesOperator(EbsRestoreBase):
-    """Create each planned volume once per run; returns ``{source volume: new volume}``."""
+    """Create each planned volume once per run; returns ``{source volume: new volume}``.
+
+    :param only_mode: skip (and so every step after it) unless the plan's mode is this one (a DAG
+        that holds the steps of two modes, as the riak restore's node and cluster modes).
+    """
+
+    def __init__(self, *, only_mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.only_mode = only_mode
 
     def execute(self, context: Any) -> dict[str, str]:
         plan = self.plan(context)
+        if self.only_mode and plan.get("mode") != self.only_mode:
+            raise AirflowSkipException(f"mode {plan.get('mode')!r}: these steps are for mode {self.only_mode!r}")
         items = self.items(plan)
         if not items:
             raise AirflowSkipException(f"no volume to restore in part {self.part}")
@@ -337,7 +347,13 @@ class EbsSwapVolumesOperator(EbsRestoreBase):
         hook.wait_for_volumes([i.replaces for i in items], "available")
         for item in items:
             hook.attach_volume(created[item.source_volume], item.instance_id, item.device)
-        return {i.replaces: created[i.source_volume] for i in items}
+        swapped = {i.replaces: created[i.source_volume] for i in items}
+        self.record_outcome(
+            context, status="done", node=items[0].node or self.entry_name if items else self.entry_name,
+            detail="detached " + ", ".join(f"{old} (tagged {TAG_REPLACED_BY}={new})" for old, new in swapped.items())
+            + "; attached " + ", ".join(f"{created[i.source_volume]} at {i.device}" for i in items),
+        )
+        return swapped
 
     def sibling(self, task: str) -> str:
         group = self.task_id.rpartition(".")[0]
@@ -442,12 +458,23 @@ class EbsRestoreRollbackOperator(EbsRestoreBase):
             raise AirflowSkipException(f"{self.plan_task_id} made no plan: nothing was changed")
         items = self.items(plan)
         hook = self.ebs(plan)
-        mine = {v.id: v for v in hook.find_volumes(tag_filter={TAG_RESTORE_RUN: context["run_id"]})}
+        # this run's volumes of this part (a node's) only: another node's may be in use already
+        sources = [i.source_volume for i in items]
+        mine = {
+            v.id: v
+            for v in hook.find_volumes(tag_filter={TAG_RESTORE_RUN: context["run_id"]})
+            if v.tags.get(TAG_VOLUME) in sources
+        } if sources else {}
         restored_back = []
         for item in items if plan.get("replace") else []:
             if self.put_back(hook, item, mine):
                 restored_back.append(item.replaces)
-        deleted = [v for v in sorted(mine) if hook.delete_volume(v)]
+        # never a volume in use (one a plan cleared after its swap would stand for the original)
+        now = hook.describe_volumes_by_id(list(mine))
+        in_use = sorted(v for v in now if now[v].state != "available")
+        if in_use:
+            self.log.warning("not deleting this run's volume(s) %s: attached", ", ".join(in_use))
+        deleted = [v for v in sorted(now) if v not in in_use and hook.delete_volume(v)]
         detail = (
             f"after {', '.join(failed)} failed: original(s) {', '.join(restored_back) or 'untouched'} in place; "
             f"deleted this run's {', '.join(deleted) or 'nothing'}"

@@ -320,8 +320,8 @@ class RiakRestorePlanOperator(EbsRestorePlanOperator):
     :param nodes: ``[{"node", "host", "port", "instance_id", "mounts": {device: path}}]``.
     """
 
-    modes: Sequence[str] = ("node",)
-    replacing_modes: Sequence[str] = ("node",)
+    modes: Sequence[str] = ("node", "cluster")
+    replacing_modes: Sequence[str] = ("node", "cluster")
 
     def __init__(self, *, nodes: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
         super().__init__(**kwargs)

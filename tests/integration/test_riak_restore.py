@@ -240,3 +240,29 @@ def test_a_wrong_confirm_does_nothing_and_says_why(sandbox, instances, airflow_d
     assert [v for v in volumes_of_run(sandbox, "") if tags(v).get("backup:name") == "riak_rconfirm"] == []
     failure = next(html.unescape(m["body"]) for m in mails if "riak_rconfirm_restore.plan" in m["subject"])
     assert "param 'confirm': value 'rconfirn' must be the entry name 'rconfirm'" in failure, failure
+
+
+def test_cluster_mode_takes_every_node_back_to_the_date_with_every_node_down_at_once(
+    sandbox, instances, airflow_db, tmp_path, mails
+):
+    settings = entry(sandbox, instances, "rcluster")
+    backups(sandbox, instances, tmp_path, settings)
+    before = {i: attached(sandbox, i)[kind.DATA_DEVICE]["VolumeId"] for i in instances}
+    reset(sandbox, instances)
+    conf = {"logical_date": DAY1, "confirm": "rcluster", "mode": "cluster"}
+    states = run(tmp_path, settings, "riak_rcluster_restore", "2026-12-06", conf=conf)
+    assert states["report"] == "success", states
+    assert states["cluster.ring_gate"] == "success", states
+    assert states[f"{group(0, sandbox)}.stop"] == "skipped" and states[f"{group(0, sandbox)}.create"] == "skipped"
+    for node, instance_id in zip(sandbox.nodes, instances, strict=True):
+        day1 = snapshots_of(sandbox, "rcluster", kind.node_name(node), DAY1_TAG)
+        new = attached(sandbox, instance_id)[kind.DATA_DEVICE]
+        assert new["SnapshotId"] == day1[before[instance_id]]["SnapshotId"] and new["State"] == "in-use"
+        replaced = sandbox.boto3_client("ec2").describe_volumes(VolumeIds=[before[instance_id]])["Volumes"][0]
+        assert tags(replaced)["backup:replaced-by"] == new["VolumeId"]
+        assert kind.mounted(node) == {kind.DATA_MOUNT: new["VolumeId"]}
+        assert kind.node_state(node)["running"]
+    events = kind.read_timeline(sandbox)
+    stops = [e.at for e in events if e.event == "stop"]
+    starts = [e.at for e in events if e.event == "start"]
+    assert len(stops) == len(starts) == 3 and max(stops) < min(starts)  # every node down, then every node up

@@ -147,8 +147,9 @@ def prepare(sandbox, entry: dict) -> dict:
 
 def demo_runs(entry: dict) -> list[tuple[str, dict]]:
     dag_id = f"riak_{entry['name']}"
-    # a dry run first, then the real one, as an operator trying it out would
-    return [(dag_id, {"dry_run": True}), (dag_id, {"dry_run": False})]
+    # a dry run first, then the real one, as an operator trying it out would; then what a
+    # restore of that backup would do (dry run: plans from the snapshots just made, changes nothing)
+    return [(dag_id, {"dry_run": True}), (dag_id, {"dry_run": False}), (f"{dag_id}_restore", {"dry_run": True})]
 
 
 # ---- block devices and mounts (restores): the data volume's device and mount point -------------
