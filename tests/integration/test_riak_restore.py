@@ -266,3 +266,31 @@ def test_cluster_mode_takes_every_node_back_to_the_date_with_every_node_down_at_
     stops = [e.at for e in events if e.event == "stop"]
     starts = [e.at for e in events if e.event == "start"]
     assert len(stops) == len(starts) == 3 and max(stops) < min(starts)  # every node down, then every node up
+
+
+def test_cluster_mode_a_failed_attach_on_one_node_puts_every_node_back(sandbox, instances, airflow_db, tmp_path, mails):
+    settings = entry(sandbox, instances, "rclback", count=2)
+    backups(sandbox, instances, tmp_path, settings, count=2)
+    before = {i: attached(sandbox, i)[kind.DATA_DEVICE]["VolumeId"] for i in instances[:2]}
+    second = snapshots_of(sandbox, "rclback", kind.node_name(sandbox.nodes[1]), DAY1_TAG)[before[instances[1]]]["SnapshotId"]
+    ec2 = sandbox.boto3_client("ec2")
+    ec2.create_tags(Resources=[instances[1]], Tags=[{"Key": "sandbox:refuse-attach", "Value": second}])
+    try:
+        reset(sandbox, instances, 2)
+        mails.clear()
+        conf = {"logical_date": DAY1, "confirm": "rclback", "mode": "cluster"}
+        states = run(tmp_path, settings, "riak_rclback_restore", "2026-12-07", conf=conf)
+    finally:
+        ec2.delete_tags(Resources=[instances[1]], Tags=[{"Key": "sandbox:refuse-attach"}])
+    first_node, second_node = f"cluster.{group(0, sandbox)}", f"cluster.{group(1, sandbox)}"
+    assert states[f"{second_node}.swap"] == "failed", states
+    assert states[f"{first_node}.mount"] == "success", states  # node 1 was swapped ...
+    assert states[f"{first_node}.rollback"] == "success" and states[f"{second_node}.rollback"] == "success", states
+    assert states["report"] == "failed"
+    for node, instance_id in zip(sandbox.nodes[:2], instances[:2], strict=True):
+        volume = attached(sandbox, instance_id)[kind.DATA_DEVICE]
+        assert volume["VolumeId"] == before[instance_id] and "backup:replaced-by" not in tags(volume)  # ... and put back
+        assert kind.mounted(node) == {kind.DATA_MOUNT: before[instance_id]}
+        assert kind.node_state(node)["running"]
+    assert [v for v in volumes_of_run(sandbox, "") if tags(v).get("backup:name") == "riak_rclback"] == []
+    assert any(m["subject"].startswith(f"[backup failed] riak_rclback_restore.{second_node}.swap") for m in mails)
