@@ -36,6 +36,7 @@ from airflow_backup_provider.stores.ebs import (
     CREATED_BY,
     TAG_CREATED_BY,
     TAG_DEVICE,
+    TAG_LOGICAL_DATE,
     TAG_NAME,
     TAG_REPLACED_BY,
     TAG_RESTORE_RUN,
@@ -255,7 +256,7 @@ class EbsRestorePlanOperator(EbsRestoreBase):
                 VolumeRestore(
                     source_volume=volume_id,
                     snapshot_id=snapshot.id,
-                    logical_date=snapshot.tags.get("backup:logical-date", ""),
+                    logical_date=snapshot.tags.get(TAG_LOGICAL_DATE, ""),
                     spec=restore_volume_spec(snapshot, source=source, zone=zone, tags=tags, size_gib=asked["size_gib"], same_region=same_region),
                     replaces=current.id if current else None,
                     instance_id=current.instance_id if current else None,

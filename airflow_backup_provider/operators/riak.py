@@ -22,6 +22,7 @@ from airflow_backup_provider.operators.service import node_selected
 from airflow_backup_provider.retention import planned_backup
 from airflow_backup_provider.stores import riak
 from airflow_backup_provider.stores.ebs import (
+    TAG_LOGICAL_DATE,
     RestoreRefused,
     VolumeRestore,
     choose_restore_snapshots,
@@ -374,7 +375,7 @@ class RiakRestorePlanOperator(EbsRestorePlanOperator):
                 VolumeRestore(
                     source_volume=volume_id,
                     snapshot_id=snapshot.id,
-                    logical_date=snapshot.tags.get("backup:logical-date", ""),
+                    logical_date=snapshot.tags.get(TAG_LOGICAL_DATE, ""),
                     spec=restore_volume_spec(
                         snapshot, source=known.get(volume_id) or current, zone=zone, tags=tags,
                         size_gib=asked["size_gib"], same_region=same_region,
