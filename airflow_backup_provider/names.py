@@ -147,6 +147,12 @@ def cluster_prefix(prefix: str, cluster: str) -> str:
 
 VOLUME_ID_RE = whole(r"vol-[0-9a-f]{8,17}")
 INSTANCE_ID_RE = whole(r"i-[0-9a-f]{8,17}")
+SNAPSHOT_ID = r"snap-[0-9a-f]{8,17}"
+SNAPSHOT_ID_RE = whole(SNAPSHOT_ID)
+# an attachment point as EC2 names it (/dev/sdf, /dev/xvdf, /dev/sda1)
+DEVICE_RE = whole(r"/dev/(sd|xvd)[a-z]{1,2}[0-9]{0,2}")
+ZONE = r"[a-z]{2}(-[a-z]+)+-[0-9][a-z]"
+ZONE_RE = whole(ZONE)
 
 
 def check_volume_id(value: Any, field: str | None = None) -> str:
@@ -155,6 +161,18 @@ def check_volume_id(value: Any, field: str | None = None) -> str:
 
 def check_instance_id(value: Any, field: str | None = None) -> str:
     return _matching(INSTANCE_ID_RE, value, field, "is not an EC2 instance id like 'i-0123456789abcdef0'")
+
+
+def check_snapshot_id(value: Any, field: str | None = None) -> str:
+    return _matching(SNAPSHOT_ID_RE, value, field, "is not an EBS snapshot id like 'snap-0123456789abcdef0'")
+
+
+def check_device(value: Any, field: str | None = None) -> str:
+    return _matching(DEVICE_RE, value, field, "is not an EC2 device name like '/dev/sdf' or '/dev/xvdf'")
+
+
+def check_zone(value: Any, field: str | None = None) -> str:
+    return _matching(ZONE_RE, value, field, "is not an availability zone like 'us-east-1a'")
 
 
 # ---- Riak ----------------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, task_group
+from airflow.sdk import DAG, BaseOperator, Param, task_group
 
-from airflow_backup_provider.builders.common import finish_dag, new_dag
+from airflow_backup_provider import names
+from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
 from airflow_backup_provider.config import EbsPolicy, RiakCluster
 from airflow_backup_provider.config.ebs import SnapshotCopy
 from airflow_backup_provider.operators.ebs import (
@@ -29,8 +30,15 @@ from airflow_backup_provider.operators.ebs import (
     EbsRetentionOperator,
     EbsSnapshotOperator,
 )
+from airflow_backup_provider.operators.ebs_restore import (
+    EbsCreateRestoreVolumesOperator,
+    EbsMountRestoredOperator,
+    EbsRestorePlanOperator,
+    EbsRestoreRollbackOperator,
+    EbsSwapVolumesOperator,
+)
 from airflow_backup_provider.retention import describe_policy
-from airflow_backup_provider.sensors.ebs import EbsSnapshotCompletedSensor
+from airflow_backup_provider.sensors.ebs import EbsSnapshotCompletedSensor, EbsVolumeStateSensor
 
 DRY_RUN = "{{ params.dry_run }}"
 
@@ -158,4 +166,137 @@ def build(entry: EbsPolicy) -> list[DAG]:
 
         per_target.expand(target=targets)
     finish_dag(dag, entry)
-    return [dag]
+    return [dag, build_restore(entry)]
+
+
+# ---- the restore ----------------------------------------------------------------------------------
+
+FORM_SNAPSHOT = r"^" + names.SNAPSHOT_ID + FORM_END
+FORM_ZONE = r"^(|" + names.ZONE + ")" + FORM_END
+FORM_REGION = r"^(|[a-z]{2}(-[a-z]+)+-[0-9]{1,2})" + FORM_END
+
+
+def restore_params(entry: EbsPolicy | RiakCluster, what: str) -> dict[str, Param]:
+    """The form fields both restores share: the date, the confirmation, where the snapshots are."""
+    regions = [c.region for c in entry.copy_to]
+    return {
+        "logical_date": Param(
+            "",
+            type="string",
+            pattern=r"^(|" + FORM_DAY + ")" + FORM_END,
+            title="Logical date",
+            description="Restore the newest completed snapshot of this logical date (YYYY-MM-DD); empty: the newest.",
+        ),
+        "source_region": Param(
+            "",
+            type="string",
+            pattern=FORM_REGION,
+            title="Source region",
+            description="Restore from the snapshots (copies) in this region, e.g. when the first one is gone; "
+            f"empty: the entry's own. Copies are kept in: {', '.join(regions) or 'no other region'}.",
+        ),
+        "confirm": Param(
+            "",
+            type="string",
+            maxLength=200,  # far more than a name: an error quoting it stays readable
+            title="Confirm",
+            description=f"Type the entry name ({entry.name}) to confirm: {what}",
+        ),
+    }
+
+
+def restore_chain(
+    entry: EbsPolicy | RiakCluster,
+    *,
+    part: str = "all",
+    stop: BaseOperator | None = None,
+    after: list[BaseOperator] | None = None,
+    only_mode: str | None = None,
+) -> tuple[BaseOperator, BaseOperator, BaseOperator]:
+    """create -> wait_available -> [stop] -> swap -> wait_in_use -> mount, and the rollback after them
+    all (in the current task group). Returns (wait_available, mount, rollback)."""
+    common = {
+        "entry_name": entry.name, "part": part, "aws_conn_id": entry.aws_conn_id, "region_name": entry.region,
+        "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user, "dry_run": DRY_RUN,
+    }
+    waits = {
+        "aws_conn_id": entry.aws_conn_id,
+        "region_name": "{{ ti.xcom_pull(task_ids='plan')['region'] }}",
+        "deferrable": entry.deferrable,
+        "mode": "reschedule",
+        "poke_interval": entry.poke_interval.total_seconds(),
+        "timeout": entry.restore_timeout.total_seconds(),
+        "retries": 0,
+    }
+    create = EbsCreateRestoreVolumesOperator(task_id="create", only_mode=only_mode, **common)
+    available = EbsVolumeStateSensor(task_id="wait_available", volume_ids=create.output, state="available", **waits)
+    swap = EbsSwapVolumesOperator(task_id="swap", retries=0, **common)
+    in_use = EbsVolumeStateSensor(task_id="wait_in_use", volume_ids=create.output, state="in-use", **waits)
+    mount = EbsMountRestoredOperator(task_id="mount", retries=0, **common)
+    steps = [create, available, swap, in_use, mount]
+    rollback = EbsRestoreRollbackOperator(task_id="rollback", watched_task_ids=[s.task_id for s in steps], **common)
+    for upstream in after or []:
+        upstream >> create
+    create >> available
+    if stop is not None:
+        available >> stop >> swap
+    else:
+        available >> swap
+    swap >> in_use >> mount >> rollback
+    return available, mount, rollback
+
+
+def build_restore(entry: EbsPolicy) -> DAG:
+    mounts = {m.volume_id: {"host": m.host, "port": m.port, "path": m.path} for m in entry.mounts}
+    dag = new_dag(
+        entry,
+        suffix="_restore",
+        schedule=None,
+        summary=(
+            "Restores the entry's volumes from their snapshots (manual runs only): per volume the newest completed "
+            "snapshot of `logical_date` (or the given `snapshot_ids`), a new volume with the source's size (or "
+            "`size_gib`), type, IOPS/throughput, encryption, key and tags, tagged `backup:restored-from` and "
+            "`backup:restore-run` (a re-run makes no second one). `create` leaves them beside the old ones; "
+            "`replace` unmounts the mount point (refused when busy), detaches the current volume only once the "
+            "new one is available (it is never deleted: tagged `backup:replaced-by`), attaches the new one at "
+            "the same device and mounts it after checking its filesystem UUID. On failure the original goes back "
+            "and only this run's volumes are deleted."
+        ),
+        nodes=[f"volume {v}" for v in entry.volume_ids] + [f"{m.volume_id} mounted at {m.host}:{m.path}" for m in entry.mounts],
+        params={
+            **restore_params(entry, "replace mode detaches the volumes in use and puts the restored ones in their place."),
+            "mode": Param(
+                "create",
+                type="string",
+                enum=["create", "replace"],
+                title="Mode",
+                description="create: new volumes beside the old ones; replace: each new volume in place of the current one, "
+                "at its device and mount point (the old one is detached, tagged backup:replaced-by, never deleted).",
+            ),
+            "snapshot_ids": Param(
+                [], type="array", items={"type": "string", "pattern": FORM_SNAPSHOT}, title="Snapshot ids",
+                description="Restore exactly these snapshots (one per volume) instead of a date's.",
+            ),
+            "volumes": Param(
+                [], type="array", items={"type": "string", "pattern": r"^vol-[0-9a-f]{8,17}" + FORM_END},
+                title="Volumes", description="Restore only these volumes (the snapshots' source volume ids); empty: all.",
+            ),
+            "availability_zone": Param(
+                "", type="string", pattern=FORM_ZONE, title="Availability zone",
+                description="Where the new volumes go; empty: the original volume's zone.",
+            ),
+            "size_gib": Param(
+                0, type="integer", minimum=0, maximum=65536, title="Size (GiB)",
+                description="A larger size for the new volumes; 0: the source's.",
+            ),
+        },
+        extra_tags=["restore"],
+    )
+    with dag:
+        plan = EbsRestorePlanOperator(
+            entry_name=entry.name, mounts=mounts, aws_conn_id=entry.aws_conn_id, region_name=entry.region,
+            ssh_conn_id=entry.ssh_conn_id, sudo_user=entry.sudo_user,
+        )
+        restore_chain(entry, after=[plan])
+    finish_dag(dag, entry)
+    return dag

@@ -9,8 +9,10 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from airflow_backup_provider import names
 from airflow_backup_provider.config.common import (
+    AbsPath,
     Duration,
     EntryBase,
+    Host,
     Identifier,
     KmsKey,
     RetentionPolicy,
@@ -21,6 +23,16 @@ from airflow_backup_provider.config.common import (
 VolumeId = Annotated[str, AfterValidator(names.check_volume_id)]
 InstanceId = Annotated[str, AfterValidator(names.check_instance_id)]
 Region = Annotated[str, AfterValidator(names.check_region)]
+Device = Annotated[str, AfterValidator(names.check_device)]
+
+
+class VolumeMount(StrictModel):
+    """Where a volume is mounted, for a restore in `replace` mode (unmount before, mount after)."""
+
+    volume_id: VolumeId = Field(description="the volume (as the entry's snapshots name it)")
+    host: Host = Field(description="the SSH address of the instance it is attached to")
+    port: int = Field(22, ge=1, le=65535, description="SSH port")
+    path: AbsPath = Field(description="its mount point")
 
 
 class SnapshotCopy(StrictModel):
@@ -74,6 +86,14 @@ class EbsPolicy(EntryBase, SnapshotCopies):
     snapshot_timeout: Duration = Field(
         timedelta(hours=6), description="how long a snapshot may stay pending before the run fails"
     )
+    mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        description="mount points of the volumes: a restore in replace mode unmounts them before the swap "
+        "and mounts the new volumes after it",
+    )
+    restore_timeout: Duration = Field(
+        timedelta(hours=2), description="how long a restored volume may take to become available or attached"
+    )
 
     @field_validator("tags")
     @classmethod
@@ -88,4 +108,5 @@ class EbsPolicy(EntryBase, SnapshotCopies):
         if not (self.volume_ids or self.volume_tags or self.instance_id):
             raise ValueError("needs one of volume_ids, volume_tags or instance_id")
         require_unique("volume_ids", self.volume_ids)
+        require_unique("mounts", [m.volume_id for m in self.mounts])
         return self

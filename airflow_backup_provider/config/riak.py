@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from airflow_backup_provider import names
 from airflow_backup_provider.config.common import (
+    AbsPath,
     Duration,
     EntryBase,
     Identifier,
@@ -16,7 +17,7 @@ from airflow_backup_provider.config.common import (
     RetryDelay,
     require_unique,
 )
-from airflow_backup_provider.config.ebs import SnapshotCopies
+from airflow_backup_provider.config.ebs import Device, SnapshotCopies
 
 ErlangNodeName = Annotated[str, AfterValidator(names.check_erlang_node)]
 
@@ -24,6 +25,11 @@ ErlangNodeName = Annotated[str, AfterValidator(names.check_erlang_node)]
 class RiakNode(Node):
     node_name: ErlangNodeName | None = Field(None, description="the Erlang node name, e.g. riak@10.0.0.1")
     instance_id: Identifier = Field(description="the EC2 instance whose volumes are snapshotted")
+    mounts: dict[Device, AbsPath] = Field(
+        default_factory=dict,
+        description="mount point of each data volume by its device (/dev/sdf: /var/lib/riak): a restore "
+        "unmounts it before the swap and mounts the restored volume after it",
+    )
 
     @property
     def erlang_name(self) -> str:
@@ -38,6 +44,9 @@ class RiakCluster(EntryBase, SnapshotCopies):
     region: Identifier | None = Field(None, description="AWS region of the instances (default: the connection's)")
     service_timeout: Duration = Field(
         timedelta(minutes=10), description="how long `riak-admin wait-for-service riak_kv` may wait after a start"
+    )
+    restore_timeout: Duration = Field(
+        timedelta(hours=2), description="how long a restored volume may take to become available or attached"
     )
     node_down_retry_delay: RetryDelay = Field(
         timedelta(seconds=30),

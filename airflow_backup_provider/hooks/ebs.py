@@ -138,6 +138,60 @@ class EbsHook(RequiresAwsConnection, EC2Hook):
         volumes = [Volume.from_api(v) for v in self._paginate("describe_volumes", "Volumes", Filters=filters)]
         return sorted(volumes, key=lambda v: v.id)
 
+    def describe_volumes_by_id(self, volume_ids: Iterable[str]) -> dict[str, Volume]:
+        """`{volume id: Volume}` of those that exist (one DescribeVolumes, by filter)."""
+        ids = sorted(set(volume_ids))
+        return {v.id: v for v in self.find_volumes(volume_ids=ids)} if ids else {}
+
+    def root_device(self, instance_id: str) -> str | None:
+        """The instance's root device name (its volume needs the instance stopped to be swapped)."""
+        reservations = self._call("describe_instances", InstanceIds=[instance_id]).get("Reservations") or []
+        for reservation in reservations:
+            for instance in reservation.get("Instances") or []:
+                return instance.get("RootDeviceName")
+        raise VolumeNotFound(f"instance {instance_id!r} does not exist")
+
+    def create_volume(self, spec: Mapping[str, Any]) -> Volume:
+        """One volume (from a snapshot), tagged at creation: the spec is CreateVolume's parameters."""
+        data = self._call("create_volume", **dict(spec))
+        volume = Volume.from_api(data)
+        log.info("created volume %s from %s in %s (%s)", volume.id, spec.get("SnapshotId"), volume.zone, volume.state)
+        return volume
+
+    def attach_volume(self, volume_id: str, instance_id: str, device: str) -> None:
+        self._call("attach_volume", VolumeId=volume_id, InstanceId=instance_id, Device=device)
+        log.info("attaching volume %s to %s at %s", volume_id, instance_id, device)
+
+    def detach_volume(self, volume_id: str, instance_id: str, device: str | None = None) -> None:
+        params = {"VolumeId": volume_id, "InstanceId": instance_id, **({"Device": device} if device else {})}
+        self._call("detach_volume", **params)
+        log.info("detaching volume %s from %s", volume_id, instance_id)
+
+    def wait_for_volumes(self, volume_ids: Iterable[str], state: str, *, delay: int = 2, attempts: int = 60) -> None:
+        """boto3's `volume_available` / `volume_in_use` waiter, for the short waits inside a swap or
+        a rollback (a detach takes seconds); the long ones are sensors."""
+        ids = sorted(set(volume_ids))
+        if ids:
+            waiter = {"available": "volume_available", "in-use": "volume_in_use"}[state]
+            self.conn.get_waiter(waiter).wait(VolumeIds=ids, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+
+    def tag_resource(self, resource_id: str, tags: Mapping[str, str]) -> None:
+        self._call("create_tags", Resources=[resource_id], Tags=tag_list(tags))
+
+    def untag_resource(self, resource_id: str, keys: Iterable[str]) -> None:
+        self._call("delete_tags", Resources=[resource_id], Tags=[{"Key": k} for k in keys])
+
+    def delete_volume(self, volume_id: str) -> bool:
+        """Delete one volume; False when it was already gone."""
+        try:
+            self._call("delete_volume", VolumeId=volume_id)
+        except ClientError as exc:
+            if error_code(exc) == VOLUME_NOT_FOUND:
+                return False
+            raise
+        log.info("deleted volume %s", volume_id)
+        return True
+
     # --- snapshots --------------------------------------------------------------------------
     def create_snapshot(self, volume_id: str, tags: Mapping[str, str], description: str) -> Snapshot:
         """One snapshot of one volume, tagged at creation (no untagged moment)."""

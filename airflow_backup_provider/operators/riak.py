@@ -6,20 +6,32 @@ with their Riak presets; the health gates are :mod:`airflow_backup_provider.sens
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.operators.ebs import EbsCopySnapshotsOperator, EbsSnapshotRetention
+from airflow_backup_provider.operators.ebs_restore import EbsRestorePlanOperator, param_list
 from airflow_backup_provider.operators.retention import RetentionGroup, RetentionRun
+from airflow_backup_provider.operators.service import node_selected
 from airflow_backup_provider.retention import planned_backup
 from airflow_backup_provider.stores import riak
-from airflow_backup_provider.stores.ebs import has_good_snapshot_of
+from airflow_backup_provider.stores.ebs import (
+    TAG_LOGICAL_DATE,
+    RestoreRefused,
+    VolumeRestore,
+    choose_restore_snapshots,
+    device_of,
+    has_good_snapshot_of,
+    newest_logical_date,
+    restore_tags,
+    restore_volume_spec,
+)
 
 
 class RiakWaitForServiceOperator(BackupOperator):
@@ -294,3 +306,93 @@ class RiakRetentionOperator(EbsSnapshotRetention):
     def result(self, context: Any, run: RetentionRun) -> dict[str, Any]:
         deleted = [i for i, gone in run.deleted.items() if gone]
         return {"deleted": deleted, "would_delete": run.would_delete, "volumes": len(run.groups)}
+
+
+# ---- restore: a node's volumes from its snapshot set of one date -----------------------------------
+
+
+class RiakRestorePlanOperator(EbsRestorePlanOperator):
+    """
+    Check the params and plan a Riak restore: per chosen node, every data volume (every attached
+    volume but the root) from that node's snapshot set of ``logical_date`` (empty: the node's
+    newest date), each new volume in place of the one now at the snapshot's device. The plan's
+    parts are the nodes' Erlang names. Creates nothing.
+
+    :param nodes: ``[{"node", "host", "port", "instance_id", "mounts": {device: path}}]``.
+    """
+
+    modes: Sequence[str] = ("node", "cluster")
+    replacing_modes: Sequence[str] = ("node", "cluster")
+
+    def __init__(self, *, nodes: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nodes = [dict(n) for n in nodes]
+
+    @property
+    def series(self) -> str:
+        return series_name(self.entry_name)
+
+    def check_params(self, context: Any) -> dict[str, Any]:
+        asked = super().check_params(context)
+        asked["nodes"] = param_list(context["params"].get("nodes"), "nodes")
+        known = {n["node"] for n in self.nodes} | {n["host"] for n in self.nodes}
+        unknown = [n for n in asked["nodes"] if n not in known]
+        if unknown:
+            raise AirflowFailException(f"param 'nodes': {unknown} are not nodes of cluster {self.entry_name}")
+        return asked
+
+    def plan_parts(self, context: Any, hook: Any, asked: dict[str, Any], *, same_region: bool) -> dict[str, list[VolumeRestore]]:
+        chosen_nodes = [n for n in self.nodes if node_selected(asked["nodes"], n["node"], n["host"])]
+        return {n["node"]: self.plan_node(context, hook, asked, n, same_region) for n in chosen_nodes}
+
+    def plan_node(self, context: Any, hook: Any, asked: dict[str, Any], node: dict, same_region: bool) -> list[VolumeRestore]:
+        name, instance = node["node"], node["instance_id"]
+        snapshots = self.our_snapshots(hook, {TAG_NODE: name})
+        date = asked["logical_date"] or newest_logical_date(snapshots)
+        if date is None:
+            raise RestoreRefused(f"param 'logical_date': node {name} has no completed snapshot in {hook.conn_region_name}")
+        chosen = choose_restore_snapshots(snapshots, logical_date=date)
+        attached = hook.find_volumes(instance_id=instance)
+        if not attached:
+            raise RestoreRefused(f"param 'nodes': instance {instance} of {name} has no volume in {hook.conn_region_name}")
+        known = {**hook.describe_volumes_by_id(chosen), **{v.id: v for v in attached}}
+        root = hook.root_device(instance)
+        at_device = {v.device: v for v in attached}
+        items = []
+        for volume_id, snapshot in chosen.items():
+            device = device_of(volume_id, known)
+            if device is None:
+                raise RestoreRefused(f"node {name}: the device of {volume_id} (snapshot {snapshot.id}) is not known")
+            if device == root:
+                self.log.info("%s: %s is the root volume (%s): not swapped", name, volume_id, device)
+                continue
+            current = at_device.get(device)
+            if current is None:
+                raise RestoreRefused(f"node {name}: nothing is attached at {device} of {instance} to replace")
+            zone = asked["zone"] or current.zone
+            tags = restore_tags(snapshot, source=known.get(volume_id) or current, run_id=context["run_id"], series=self.series, device=device)
+            items.append(
+                VolumeRestore(
+                    source_volume=volume_id,
+                    snapshot_id=snapshot.id,
+                    logical_date=snapshot.tags.get(TAG_LOGICAL_DATE, ""),
+                    spec=restore_volume_spec(
+                        snapshot, source=known.get(volume_id) or current, zone=zone, tags=tags,
+                        size_gib=asked["size_gib"], same_region=same_region,
+                    ),
+                    replaces=current.id,
+                    instance_id=instance,
+                    device=device,
+                    mount_point=(node.get("mounts") or {}).get(device),
+                    host=node["host"],
+                    port=int(node.get("port") or 22),
+                    node=name,
+                )
+            )
+        data_devices = {v.device for v in attached if v.device != root}
+        missing = sorted(data_devices - {i.device for i in items})
+        if missing:
+            raise RestoreRefused(
+                f"param 'logical_date': node {name} has no snapshot of {date.isoformat()} for its volume(s) at {', '.join(missing)}"
+            )
+        return items

@@ -24,6 +24,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from airflow_backup_provider.flags import as_bool
 from airflow_backup_provider.hooks.remote import CommandResult, RemoteCommandHook
 from airflow_backup_provider.operators.base import BackupOperator
 from airflow_backup_provider.stores import riak
@@ -76,10 +77,12 @@ class ServiceCommandOperator(BackupOperator):
     :param only_after: task id of a stop task: run only if that task ran (success or failed).
     :param selected_nodes: node names to act on (templated; empty = all); ``node`` and ``host``
         are the names this node answers to.
+    :param run_if: templated; when it renders false the task skips itself (e.g. a restore mode
+        that is not this run's: ``"{{ params.mode == 'cluster' }}"``). None: always runs.
     :param dry_run: log what would run and change nothing (templated; None: the run's param).
     """
 
-    template_fields: Sequence[str] = ("command", "host", "verify_command", "selected_nodes", "dry_run")
+    template_fields: Sequence[str] = ("command", "host", "verify_command", "selected_nodes", "run_if", "dry_run")
     ui_color = "#fde7c8"
 
     def __init__(
@@ -102,6 +105,7 @@ class ServiceCommandOperator(BackupOperator):
         only_after: str | None = None,
         selected_nodes: Any = None,
         node: str | None = None,
+        run_if: Any = None,
         dry_run: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -129,6 +133,7 @@ class ServiceCommandOperator(BackupOperator):
         self.only_after = only_after
         self.selected_nodes = selected_nodes
         self.node = node or host
+        self.run_if = run_if
         self.dry_run = dry_run
 
     # ---- pure judgement ---------------------------------------------------------------------
@@ -155,6 +160,8 @@ class ServiceCommandOperator(BackupOperator):
         return self.remote_hook(self.host, self.port)
 
     def _skip_reason(self, context: Any) -> str | None:
+        if self.run_if is not None and not as_bool(self.run_if, "run_if"):
+            return f"not for this run ({self.node}: its condition is false)"
         if not node_selected(self.selected_nodes, self.node, self.host):
             return f"{self.node} is not among the selected nodes {self.selected_nodes!r}"
         if self.only_after:

@@ -24,6 +24,14 @@ TAG_RUN_ID = "backup:run-id"
 TAG_SOURCE_SNAPSHOT = "backup:source-snapshot"
 TAG_SOURCE_REGION = "backup:source-region"
 RESERVED_TAG_PREFIX = "backup:"
+# on a volume a restore made: the snapshot it holds and the run that made it (a re-run finds it)
+TAG_RESTORED_FROM = "backup:restored-from"
+TAG_RESTORE_RUN = "backup:restore-run"
+# on a volume a restore took out: the volume that took its place (it is left for a person to remove)
+TAG_REPLACED_BY = "backup:replaced-by"
+# on both: the device it was (or is to be) attached at, so a later restore finds the place of a
+# snapshot's volume that is no longer attached
+TAG_DEVICE = "backup:device"
 
 
 def format_logical_date(value: datetime) -> str:
@@ -97,6 +105,13 @@ class Volume:
     instance_id: str | None = None
     device: str | None = None
     tags: dict[str, str] = field(default_factory=dict, compare=False)
+    zone: str | None = None
+    volume_type: str | None = None
+    iops: int | None = None
+    throughput: int | None = None
+    encrypted: bool = False
+    kms_key_id: str | None = None
+    snapshot_id: str | None = None
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Volume:
@@ -108,6 +123,13 @@ class Volume:
             instance_id=attachment.get("InstanceId"),
             device=attachment.get("Device"),
             tags=tag_dict(data),
+            zone=data.get("AvailabilityZone"),
+            volume_type=data.get("VolumeType"),
+            iops=data.get("Iops"),
+            throughput=data.get("Throughput"),
+            encrypted=bool(data.get("Encrypted")),
+            kms_key_id=data.get("KmsKeyId"),
+            snapshot_id=data.get("SnapshotId") or None,
         )
 
 
@@ -296,6 +318,190 @@ def status_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = STATUS
     return "\n".join(lines)
 
 
+# ---- restore: which snapshot, the new volume, what it replaces ----------------------------------
+
+
+class RestoreRefused(ValueError):
+    """A restore that cannot be planned as asked: the message names the param and the value."""
+
+
+# volume types whose IOPS (and, for gp3, throughput) are set rather than derived from the size
+PROVISIONED_IOPS_TYPES = frozenset({"io1", "io2", "gp3"})
+GONE_VOLUME_STATES = frozenset({"deleting", "deleted", "error"})
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _newest_first(snapshot: Snapshot) -> tuple[datetime, datetime, str]:
+    return (snapshot.logical_date or _EARLIEST, snapshot.taken_at or _EARLIEST, snapshot.id)
+
+
+def newest_logical_date(snapshots: Iterable[Snapshot]) -> datetime | None:
+    """The newest logical date that has a completed snapshot (a node's set is restored by date)."""
+    dates = [s.logical_date for s in snapshots if s.state == "completed" and s.logical_date]
+    return max(dates) if dates else None
+
+
+def choose_restore_snapshots(
+    snapshots: Iterable[Snapshot],
+    *,
+    logical_date: datetime | None = None,
+    snapshot_ids: Sequence[str] = (),
+    volumes: Sequence[str] = (),
+) -> dict[str, Snapshot]:
+    """`{source volume: the snapshot to restore it from}`.
+
+    `snapshot_ids`: exactly those, each completed. Otherwise, per source volume (only `volumes`
+    when given), the newest completed snapshot of `logical_date`, or the newest completed overall
+    when it is None. A volume asked for without such a snapshot is refused, naming it.
+    """
+    listing = list(snapshots)
+    if snapshot_ids:
+        by_id = {s.id: s for s in listing}
+        chosen: dict[str, Snapshot] = {}
+        for snapshot_id in snapshot_ids:
+            snapshot = by_id.get(snapshot_id)
+            if snapshot is None:
+                raise RestoreRefused(f"param 'snapshot_ids': value {snapshot_id!r} is no snapshot of this entry")
+            if snapshot.state != "completed":
+                raise RestoreRefused(f"param 'snapshot_ids': snapshot {snapshot_id} is {snapshot.state}, not completed")
+            if snapshot.source_volume in chosen:
+                raise RestoreRefused(
+                    f"param 'snapshot_ids': {chosen[snapshot.source_volume].id} and {snapshot_id} are both of "
+                    f"volume {snapshot.source_volume}"
+                )
+            chosen[snapshot.source_volume] = snapshot
+        missing = [v for v in volumes if v not in chosen]
+        if missing:
+            raise RestoreRefused(f"param 'volumes': {missing} have no snapshot among 'snapshot_ids' {list(snapshot_ids)}")
+        return {v: chosen[v] for v in (volumes or sorted(chosen))}
+    wanted = format_logical_date(logical_date) if logical_date else None
+    candidates: dict[str, list[Snapshot]] = {}
+    for snapshot in listing:
+        if snapshot.state == "completed" and (wanted is None or snapshot.tags.get(TAG_LOGICAL_DATE) == wanted):
+            candidates.setdefault(snapshot.source_volume, []).append(snapshot)
+    asked = list(volumes) or sorted({s.source_volume for s in listing})
+    when = f"of logical date {wanted}" if wanted else "at all"
+    field_name = "logical_date" if wanted else "volumes"
+    if not asked:
+        raise RestoreRefused(f"param '{field_name}': there is no snapshot of this entry here {when}")
+    missing = [v for v in asked if v not in candidates]
+    if missing:
+        raise RestoreRefused(f"param '{field_name}': no completed snapshot {when} of volume(s) {', '.join(missing)}")
+    return {v: max(candidates[v], key=_newest_first) for v in asked}
+
+
+def restore_tags(
+    snapshot: Snapshot, *, source: Volume | None, run_id: str, series: str, device: str | None = None
+) -> dict[str, str]:
+    """The tags of a new volume: the source volume's own (not ours), where it came from, which run made it."""
+    tags = {k: v for k, v in (source.tags if source else {}).items() if not k.startswith(RESERVED_TAG_PREFIX)}
+    tags.update(
+        {
+            TAG_CREATED_BY: CREATED_BY,
+            TAG_NAME: series,
+            TAG_VOLUME: snapshot.source_volume,
+            TAG_RESTORED_FROM: snapshot.id,
+            TAG_RESTORE_RUN: run_id,
+        }
+    )
+    if snapshot.tags.get(TAG_LOGICAL_DATE):
+        tags[TAG_LOGICAL_DATE] = snapshot.tags[TAG_LOGICAL_DATE]
+    if device:
+        tags[TAG_DEVICE] = device
+    return tags
+
+
+def restore_volume_spec(
+    snapshot: Snapshot,
+    *,
+    source: Volume | None,
+    zone: str,
+    tags: Mapping[str, str],
+    size_gib: int | None = None,
+    same_region: bool = True,
+) -> dict[str, Any]:
+    """The CreateVolume parameters of the volume restored from `snapshot`: the source volume's size
+    (or `size_gib`, never smaller), type, IOPS and throughput, its encryption and KMS key (only in
+    the source's own region: a key belongs to one region; a copy's volume takes the copy's key)."""
+    floor = max(snapshot.size_gib or 0, (source.size_gib or 0) if source else 0)
+    if size_gib is not None and size_gib < floor:
+        raise RestoreRefused(f"param 'size_gib': value {size_gib} is smaller than the snapshot's volume ({floor} GiB)")
+    spec: dict[str, Any] = {"AvailabilityZone": zone, "SnapshotId": snapshot.id}
+    size = size_gib or floor
+    if size:
+        spec["Size"] = size
+    if source is not None and source.volume_type:
+        spec["VolumeType"] = source.volume_type
+        if source.volume_type in PROVISIONED_IOPS_TYPES and source.iops:
+            spec["Iops"] = source.iops
+        if source.volume_type == "gp3" and source.throughput:
+            spec["Throughput"] = source.throughput
+    if source is not None and source.encrypted:
+        spec["Encrypted"] = True
+        if same_region and source.kms_key_id:
+            spec["KmsKeyId"] = source.kms_key_id
+    spec["TagSpecifications"] = [{"ResourceType": "volume", "Tags": tag_list(tags)}]
+    return spec
+
+
+def restored_by_run(volumes: Iterable[Volume], *, snapshot_id: str, run_id: str) -> Volume | None:
+    """The volume this run already made from `snapshot_id` (a retry, a cleared task): made once."""
+    mine = [
+        v
+        for v in volumes
+        if v.tags.get(TAG_RESTORED_FROM) == snapshot_id
+        and v.tags.get(TAG_RESTORE_RUN) == run_id
+        and v.state not in GONE_VOLUME_STATES
+    ]
+    return min(mine, key=lambda v: v.id) if mine else None
+
+
+def in_place_of(volume_id: str, volumes: Mapping[str, Volume]) -> Volume | None:
+    """The attached volume now standing for `volume_id`: itself, or the one an earlier restore put in
+    its place (following `backup:replaced-by`); None when the chain ends at a detached volume."""
+    seen: set[str] = set()
+    current = volumes.get(volume_id)
+    while current is not None and current.id not in seen:
+        if current.instance_id and current.state == "in-use":
+            return current
+        seen.add(current.id)
+        current = volumes.get(current.tags.get(TAG_REPLACED_BY, ""))
+    return None
+
+
+def device_of(volume_id: str, volumes: Mapping[str, Volume]) -> str | None:
+    """Where a snapshot's source volume belongs: its attachment, else the device a restore tagged."""
+    volume = volumes.get(volume_id)
+    if volume is None:
+        return None
+    return volume.device or volume.tags.get(TAG_DEVICE)
+
+
+@dataclass(frozen=True)
+class VolumeRestore:
+    """One volume of a restore plan (a JSON record in XCom): which snapshot, the new volume's
+    CreateVolume parameters, and, to replace, what stands in its place and where it is mounted."""
+
+    source_volume: str
+    snapshot_id: str
+    logical_date: str
+    spec: dict[str, Any]
+    replaces: str | None = None
+    instance_id: str | None = None
+    device: str | None = None
+    mount_point: str | None = None
+    host: str | None = None
+    port: int = 22
+    node: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VolumeRestore:
+        return cls(**dict(record))
+
+
 __all__ = [
     "CREATED_BY",
     "STATUS_COLUMNS",
@@ -307,8 +513,21 @@ __all__ = [
     "TAG_SOURCE_SNAPSHOT",
     "TAG_TAKEN_AT",
     "TAG_VOLUME",
+    "TAG_DEVICE",
+    "TAG_REPLACED_BY",
+    "TAG_RESTORED_FROM",
+    "TAG_RESTORE_RUN",
+    "RestoreRefused",
     "Snapshot",
     "SnapshotDecision",
+    "VolumeRestore",
+    "choose_restore_snapshots",
+    "device_of",
+    "in_place_of",
+    "newest_logical_date",
+    "restore_tags",
+    "restore_volume_spec",
+    "restored_by_run",
     "Volume",
     "backup_tags",
     "copies_to_make",

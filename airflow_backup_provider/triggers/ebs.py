@@ -50,3 +50,46 @@ class EbsSnapshotCompletedTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+
+
+VOLUME_WAITERS = {"available": "volume_available", "in-use": "volume_in_use"}
+
+
+class EbsVolumeStateTrigger(AwsBaseWaiterTrigger):
+    """
+    Fires ``{"status": "success", "volume_ids": [...]}`` once every volume is in ``state``
+    (``available``: created, or detached; ``in-use``: attached), with boto3's ``volume_available``
+    / ``volume_in_use`` waiter; an error event when one is deleted or the attempts run out.
+    """
+
+    aws_hook_class = EbsHook
+
+    def __init__(
+        self,
+        *,
+        volume_ids: Sequence[str],
+        state: str,
+        waiter_delay: int = 5,
+        waiter_max_attempts: int = 720,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        ids = list(volume_ids)
+        super().__init__(
+            serialized_fields={"volume_ids": ids, "state": state},
+            waiter_name=VOLUME_WAITERS[state],
+            waiter_args={"VolumeIds": ids},
+            failure_message=f"EBS volume(s) {', '.join(ids)} did not become {state}",
+            status_message="EBS volume states",
+            status_queries=["Volumes[].[VolumeId,State]"],
+            return_key="volume_ids",
+            return_value=ids,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )

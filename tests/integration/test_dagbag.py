@@ -147,7 +147,7 @@ def test_bad_schedules_huge_durations_repeated_keys_and_bad_defaults_hide_nothin
     with clusters_file(tmp_path, HOSTILE_FILE):
         bag = load_dagbag(DAGS_DIR / "backup_dags.py")
         assert bag.import_errors == {}
-        assert sorted(bag.dags) == ["ebs_good-one", "ebs_good-two"]
+        assert sorted(bag.dags) == ["ebs_good-one", "ebs_good-one_restore", "ebs_good-two", "ebs_good-two_restore"]
 
         check = load_dagbag(CHECK_FILE)
         (message,) = check.import_errors.values()

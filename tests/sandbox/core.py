@@ -274,6 +274,11 @@ class Sandbox:
         )
         return SandboxNode(name=name, address=address, root=root, sshd_config=config)
 
+    @property
+    def block_dir(self) -> Path:
+        """Where the moto wrapper writes each instance's block devices (tests/sandbox/tools/block/)."""
+        return Path(self.root) / "ec2-block-devices"
+
     def _start_moto(self) -> None:
         port = free_port()
         # moto_server plus EBS snapshots that tests can hold `pending` (see moto_server.py)
@@ -281,6 +286,7 @@ class Sandbox:
         log = open(self.root / "moto.log", "ab")  # noqa: SIM115
         self._moto = subprocess.Popen(
             [sys.executable, str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, "SANDBOX_BLOCK_DIR": str(self.block_dir)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

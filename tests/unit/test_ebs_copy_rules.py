@@ -86,7 +86,7 @@ def test_the_dag_has_a_copy_branch_per_region_after_the_wait():
     from airflow_backup_provider.factory import build_entry
 
     (entry,), _ = parse(copy_to=[{"region": "us-west-2"}, {"region": "eu-west-1", "retention": {"keep_last": 1}}])
-    (dag,) = build_entry(entry)
+    dag = build_entry(entry)[0]
     for region in ("us-west-2", "eu-west-1"):
         copy = dag.get_task(f"volume.copy_{region}")
         assert copy.upstream_task_ids == {"volume.wait", "volume.snapshot"}  # after the wait; ids from the snapshot

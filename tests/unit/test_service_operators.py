@@ -83,3 +83,20 @@ def test_node_selection():
 def test_bad_arguments_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         ServiceStartOperator(task_id="svc", host="h", **kwargs)
+
+
+@pytest.mark.parametrize("condition,skips", [(True, False), (False, True), ("True", False), ("False", True), (None, False)])
+def test_a_stop_whose_condition_is_false_skips_itself(condition, skips):
+    """run_if (a restore's mode): a false condition skips the stop before any command runs."""
+    stop = riak_stop(task_id="stop", host="10.0.0.1", run_if=condition)
+    reason = stop._skip_reason({})
+    assert (reason is not None) is skips
+    if skips:
+        assert "condition is false" in reason
+
+
+def test_an_unclear_condition_is_refused():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="field 'run_if'"):
+        riak_stop(task_id="stop", host="10.0.0.1", run_if="maybe")._skip_reason({})

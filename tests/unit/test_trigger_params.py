@@ -72,7 +72,7 @@ def refused(served, dag_id: str, conf: dict) -> str:
 
 
 ALL_DAGS = {
-    "riak_prod", "ebs_app-data", "cassandra_events", "cassandra_events_restore", "devicedb_edge",
+    "riak_prod", "riak_prod_restore", "ebs_app-data", "ebs_app-data_restore", "cassandra_events", "cassandra_events_restore", "devicedb_edge",
     "devicedb_edge_restore", "bup_web1", "bup_web1_restore", "bup_web1_s3_sync", "bup_web2", "bup_web2_restore",
     "bup_web2_fsck", "cassandra_events_drill", "devicedb_edge_drill", "bup_web1_drill", "bup_web2_drill",
 }
@@ -325,3 +325,39 @@ def test_cassandra_restore_form_accepts_what_a_restore_names(served, bag):
 def test_cassandra_restore_form_refuses_what_would_restore_something_else(served, param, value):
     message = refused(served, CASSANDRA_RESTORE, {param: value})
     assert f"param {param}" in message or param in message
+
+
+# ---- ebs and riak restores: the form, and confirm ------------------------------------------------
+
+EBS_RESTORE, RIAK_RESTORE = "ebs_app-data_restore", "riak_prod_restore"
+
+
+@pytest.mark.parametrize("dag_id", [EBS_RESTORE, RIAK_RESTORE])
+def test_ebs_and_riak_restore_forms_refuse_what_is_no_date_region_or_zone(served, dag_id):
+    assert trigger(served, dag_id, {"logical_date": "2026-11-20"})["logical_date"] == "2026-11-20"
+    for value in ("2026-11-20\n", "2026-13-01", "yesterday", "$(reboot)", MEGABYTE):
+        assert "param logical_date" in refused(served, dag_id, {"logical_date": value})
+    assert trigger(served, dag_id, {"source_region": "us-west-2"})["source_region"] == "us-west-2"
+    for value in ("us-west-2\n", "us west 2", "`id`"):
+        assert "param source_region" in refused(served, dag_id, {"source_region": value})
+    assert "param confirm" in refused(served, dag_id, {"confirm": MEGABYTE})
+
+
+def test_the_ebs_restore_form_takes_snapshot_ids_volumes_zone_and_mode(served):
+    conf = {"snapshot_ids": ["snap-0123456789abcdef0"], "volumes": ["vol-0123456789abcdef0"], "availability_zone": "us-east-1a"}
+    assert trigger(served, EBS_RESTORE, conf)["mode"] == "create"
+    assert "param snapshot_ids" in refused(served, EBS_RESTORE, {"snapshot_ids": ["snap-0123;reboot"]})
+    assert "param volumes" in refused(served, EBS_RESTORE, {"volumes": ["vol-0123456789abcdef0\n"]})
+    assert "param availability_zone" in refused(served, EBS_RESTORE, {"availability_zone": "us-east-1"})
+    assert "param mode" in refused(served, EBS_RESTORE, {"mode": "delete"})
+    assert "param mode" in refused(served, RIAK_RESTORE, {"mode": "everything"})
+
+
+@pytest.mark.parametrize("dag_id,name", [(EBS_RESTORE, "app-data"), (RIAK_RESTORE, "prod")])
+@pytest.mark.parametrize("confirm", ["", "PROD", "app-data ", "prod\n", "\u0440rod"])
+def test_ebs_and_riak_restores_run_only_with_the_exact_entry_name(bag, dag_id, name, confirm):
+    plan = bag.dags[dag_id].get_task("plan")
+    params = task_params(bag, dag_id, "plan", {"confirm": confirm})
+    # refused before any AWS call (no connection exists here)
+    with pytest.raises(AirflowFailException, match=re.escape(f"param 'confirm': value {confirm!r} must be the entry name {name!r}")):
+        plan.execute({"params": params})

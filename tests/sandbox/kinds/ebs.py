@@ -65,6 +65,7 @@ def prepare(sandbox, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def demo_runs(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """A real run (snapshot, wait, rotate), then a dry run of the same day (nothing to create or delete)."""
+    """A real run (snapshot, wait, rotate), then a dry run of the same day (nothing to create or
+    delete), then a restore in create mode of that day's snapshots (new volumes beside the old ones)."""
     dag_id = f"ebs_{entry['name']}"
-    return [(dag_id, {}), (dag_id, {"dry_run": True})]
+    return [(dag_id, {}), (dag_id, {"dry_run": True}), (f"{dag_id}_restore", {"mode": "create", "confirm": entry["name"]})]

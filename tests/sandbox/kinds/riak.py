@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.sandbox.block import mounted, set_busy, stand_for_instance  # noqa: F401  (the riak tests' helpers)
+
 VOLUMES_PER_NODE = 2
 
 
@@ -145,5 +147,12 @@ def prepare(sandbox, entry: dict) -> dict:
 
 def demo_runs(entry: dict) -> list[tuple[str, dict]]:
     dag_id = f"riak_{entry['name']}"
-    # a dry run first, then the real one, as an operator trying it out would
-    return [(dag_id, {"dry_run": True}), (dag_id, {"dry_run": False})]
+    # a dry run first, then the real one, as an operator trying it out would; then what a
+    # restore of that backup would do (dry run: plans from the snapshots just made, changes nothing)
+    return [(dag_id, {"dry_run": True}), (dag_id, {"dry_run": False}), (f"{dag_id}_restore", {"dry_run": True})]
+
+
+# ---- block devices and mounts (restores): the data volume's device and mount point -------------
+
+DATA_DEVICE = "/dev/sdg"  # make_instances attaches the data volume here (the root is /dev/sda1)
+DATA_MOUNT = "/var/lib/riak"
