@@ -23,19 +23,11 @@ from tests.sandbox.core import free_port, wait_until
 PASSWORD = "catalog-test-password"
 
 
-def plugin_entry_point_path(folder: Path) -> str | None:
-    """A folder for PYTHONPATH declaring the catalog's `airflow.plugins` entry point when the
-    installed distribution predates it (the shared test venv is not reinstalled per branch); None
-    when the installed package already declares it (two would load the plugin twice)."""
-    if any(ep.name == PLUGIN_ENTRY_POINT for ep in entry_points(group="airflow.plugins")):
-        return None
-    dist = folder / "airflow_backup_provider_catalog_entry_point-0.0.0.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: airflow-backup-provider-catalog-entry-point\nVersion: 0.0.0\n")
-    (dist / "entry_points.txt").write_text(
-        f"[airflow.plugins]\n{PLUGIN_ENTRY_POINT} = airflow_backup_provider.plugins:BackupCatalogPlugin\n"
-    )
-    return str(folder)
+def require_plugin_entry_point() -> None:
+    """Airflow finds the catalog through the installed package's `airflow.plugins` entry point:
+    a venv installed before it existed must be installed again (scripts/install.sh)."""
+    if not any(ep.name == PLUGIN_ENTRY_POINT for ep in entry_points(group="airflow.plugins")):
+        raise AssertionError(f"the {PLUGIN_ENTRY_POINT!r} entry point is not installed: run bash scripts/install.sh")
 
 
 class CatalogServer:
@@ -81,14 +73,12 @@ def catalog_api_server(home: Path, users: dict[str, str], extra_env: dict[str, s
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps(dict.fromkeys(users, PASSWORD)))
     port = free_port()
-    python_path = [str(REPO)]
-    if shim := plugin_entry_point_path(home / "entry-point"):
-        python_path.append(shim)
+    require_plugin_entry_point()
     env = {
         **os.environ,
         **(extra_env or {}),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYTHONPATH": str(REPO),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET") or os.urandom(32).hex(),
