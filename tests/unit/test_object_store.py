@@ -3,9 +3,11 @@ its encryption on every write and its checked deletes (no network: stub clients,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 
+import pytest
 import zstandard
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -152,6 +154,39 @@ def test_every_upload_request_carries_a_sha256_and_no_body_signature(aws, tmp_pa
         assert headers.get("x-amz-checksum-sha256"), (kind, headers)
     file_digest = base64.b64encode(hashlib.sha256(noise[:mib]).digest()).decode()
     assert [h["x-amz-checksum-sha256"] for _, h in sent].count(file_digest) == 1
+
+
+def test_a_stream_read_is_hashed_once_and_other_reads_keep_s3s_checksum(aws):
+    """download_stream's GET asks no response checksum (its caller compares the SHA-256 it returns
+    with a manifest: botocore would hash the same bytes again); a plain read still has S3's checked."""
+    import os
+
+    aws.s3.create_bucket(Bucket="backups")
+    hook = ObjectStoreHook(aws_conn_id="aws_default")
+    data = os.urandom(300_000) + b"sstable " * 50_000
+    uploaded = hook.upload_stream("backups", "stream/file.zst", lambda: io.BytesIO(data))
+    hook.put_bytes("backups", "small/manifest.json", b"{}", "application/json")
+    modes: list[tuple[str, str | None]] = []
+
+    def record(request, **kwargs):
+        mode = request.headers.get("x-amz-checksum-mode")
+        modes.append((request.url.rsplit("/", 1)[-1], mode.decode() if isinstance(mode, bytes) else mode))
+
+    assert hook.stream_read_client is not hook.get_conn()
+    for client in (hook.get_conn(), hook.stream_read_client):
+        client.meta.events.register("before-send.s3.GetObject", record)
+    sink = io.BytesIO()
+    got = hook.download_stream("backups", "stream/file.zst", lambda: contextlib.nullcontext(sink))
+    assert (got.size, got.sha256) == (len(data), hashlib.sha256(data).hexdigest()) == (uploaded.size, uploaded.sha256)
+    assert sink.getvalue() == data
+    assert hook.get_bytes("backups", "small/manifest.json") == b"{}"
+    assert modes == [("file.zst", None), ("manifest.json", "ENABLED")], modes
+    # a changed stored byte is still found without S3's checksum: zstd's frame checks its content
+    stored = bytearray(aws.s3.get_object(Bucket="backups", Key="stream/file.zst")["Body"].read())
+    stored[len(stored) // 2] ^= 0x01
+    aws.s3.put_object(Bucket="backups", Key="stream/file.zst", Body=bytes(stored))
+    with pytest.raises(zstandard.ZstdError):
+        hook.download_stream("backups", "stream/file.zst", lambda: contextlib.nullcontext(io.BytesIO()))
 
 
 # ---- the upload path's SFTP side (hooks/cassandra.py) -------------------------------------------
