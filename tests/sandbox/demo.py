@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-WORK = REPO / ".demo"
+WORK = Path(os.environ.get("DEMO_WORK") or REPO / ".demo")  # DEMO_WORK: a test's own folder
 
 
 def _prepare_environment() -> None:
