@@ -43,14 +43,18 @@ class BackupFreshnessOperator(BackupOperator):
         self,
         *,
         entries: Sequence[tuple[Entry, Sequence[str]]],
+        broken: Sequence[tuple[Entry, str]] = (),
+        broken_alert_emails: Sequence[str] = (),
         smtp_conn_id: str,
         from_email: str,
         variable_key: str = ALERTED_VARIABLE,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("inlets", [cluster_asset(entry) for entry, _ in entries])
+        kwargs.setdefault("inlets", [cluster_asset(entry) for entry, _ in [*entries, *broken]])
         super().__init__(**kwargs)
         self.entries = list(entries)  # (entry, its alert_emails)
+        self.broken = list(broken)  # (entry that no longer validates, its problems)
+        self.broken_alert_emails = list(broken_alert_emails)
         self.smtp_conn_id = smtp_conn_id
         self.from_email = from_email
         self.variable_key = variable_key
@@ -74,6 +78,17 @@ class BackupFreshnessOperator(BackupOperator):
                 recipients[name] = list(emails)
                 rows[name] = {"kind": entry.kind, "cluster": entry.name, "last good backup": format_instant(last),
                               "age": format_age(now - last), "max age": format_age(entry.max_age), "dag": entry.dag_id}
+        for entry, problems in self.broken:
+            event = self.last_backup(context, entry)
+            last = as_utc(event.timestamp, "timestamp") if event is not None else None
+            name = cluster_asset(entry).name
+            # remembered by its problems: the same breakage is mailed once, a new one again
+            stale[name] = f"broken: {problems}"
+            recipients[name] = self.broken_alert_emails
+            rows[name] = {"kind": entry.kind, "cluster": entry.name,
+                          "last good backup": format_instant(last) if last else "never",
+                          "age": format_age(now - last) if last else "-",
+                          "max age": f"entry no longer valid, no backups run: {problems}", "dag": entry.dag_id}
         alerted = Variable.get(self.variable_key, default={}, deserialize_json=True)
         to_mail, remembered = new_alerts(stale, alerted)
         mailed = []

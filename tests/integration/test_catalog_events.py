@@ -89,3 +89,32 @@ def test_the_s3_sync_dag_records_nothing_in_the_catalog(site, tmp_path):
         backup = load_dag(f"bup_{site['name']}")
         assert [a.name for a in backup.get_task("report").outlets] == [CATALOG_ALIAS]
         assert [a.name for a in backup.get_task("save").outlets] == [f"bup_{site['name']}_repository"]
+
+
+def test_an_entry_that_no_longer_validates_is_mailed_once_by_the_freshness_check(site, sandbox, mails, tmp_path):
+    """Its DAG is gone with it, so its backups stopped: the on-call hears it once, with the problem."""
+    from datetime import UTC, datetime
+
+    from airflow.models.variable import Variable
+
+    from tests.harness import DAG_FILE, load_dagbag
+    from tests.sandbox.core import wait_until
+
+    good = {**site, "name": "catgone"}
+    content = {**clusters(good), "defaults": {**clusters(good).get("defaults", {}), "alert_emails": ["oncall@example.com"]}}
+    with clusters_file(tmp_path, content):
+        assert run_dag(load_dag("bup_catgone"), "2026-11-20")["report"] == "success"
+    broken = {**content, "entries": [{**content["entries"][0], "paths": "not-a-list"}]}
+    with clusters_file(tmp_path, broken):
+        assert "bup_catgone" not in load_dagbag().dags
+        bag = load_dagbag(DAG_FILE.with_name("backup_freshness.py"))
+        assert not bag.import_errors, bag.import_errors
+        freshness = bag.dags["backup_freshness"]
+        Variable.delete("backup_freshness_alerted")
+        sandbox.reset_mails()
+        assert run_dag(freshness, datetime(2026, 12, 2, 10, tzinfo=UTC))["check_freshness"] == "success"
+        wait_until(lambda: [m for m in mails if "bup/catgone" in m["subject"]], 30, "the broken entry's mail")
+        (mail,) = [m for m in mails if "bup/catgone" in m["subject"]]
+        assert "oncall@example.com" in mail["to"] and "paths" in mail["body"] and "no longer valid" in mail["body"]
+        assert run_dag(freshness, datetime(2026, 12, 2, 11, tzinfo=UTC))["check_freshness"] == "success"
+        assert len([m for m in mails if "bup/catgone" in m["subject"]]) == 1  # once, not every hour
