@@ -10,8 +10,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
-from tests.e2e.deployment.clusters import ROLL, stack_entry
+from tests.e2e.deployment.clusters import ROLL
 from tests.sandbox.kinds import riak as kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
@@ -46,9 +47,13 @@ def test_a_new_user_lists_triggers_and_watches_a_dag(sandbox, celery_stack):
     listed = {d["dag_id"]: d for d in api.call("GET", "/api/v2/dags?limit=100")["dags"]}
     parsed = {d for (d,) in stack.query("select dag_id from dag")}
     assert set(listed) == parsed, (sorted(listed), sorted(parsed))
-    entries = [stack_entry(stack, d.split("_", 1)[1]) for d in listed]
-    for dag, entry in zip(listed.values(), entries, strict=True):
-        assert dag["dag_id"] == f"{entry['kind']}_{entry['name']}", dag
+    entries = yaml.safe_load(stack.clusters_path.read_text())["entries"]
+    # every entry's backup DAG, and its restore and drill DAGs where its kind has them
+    owners = {d: next(e for e in entries if d in {f"{e['kind']}_{e['name']}{s}" for s in ("", "_restore", "_drill")})
+              for d in listed}
+    assert {f"{e['kind']}_{e['name']}" for e in entries} <= set(listed), sorted(listed)
+    for dag_id, dag in listed.items():
+        entry = owners[dag_id]
         assert dag["description"] and len(dag["description"]) <= 200, dag
         assert {t["name"] for t in dag["tags"]} >= {"backup", f"kind:{entry['kind']}", f"cluster:{entry['name']}"}, dag
 
