@@ -118,3 +118,40 @@ def test_a_drill_instance_that_is_a_live_one_is_refused():
     }]}
     (error,) = parse_clusters(riak).errors
     assert "field 'drill_instance_id': value 'i-0aaaaaaaaaaaaaaaa' is the instance of node 10.0.0.2" in str(error), error
+
+
+def test_a_riak_drill_checks_every_nodes_data_volume_and_leaves_the_nodes_alone(airflow_db, sandbox, tmp_path, mails):
+    from tests.integration import test_riak_restore as riak
+
+    ec2 = sandbox.boto3_client("ec2")
+    instances = riak.kind.make_instances(sandbox, 2)
+    riak.reset(sandbox, instances, count=2)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    zone = ec2.describe_instances(InstanceIds=[instances[0]])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    drill = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, Placement={"AvailabilityZone": zone})["Instances"][0]["InstanceId"]
+    drill_node = sandbox.nodes[2]
+    block.stand_for_instance(sandbox, drill_node, drill)
+    name = f"rd{uuid.uuid4().hex[:6]}"
+    settings = riak.entry(
+        sandbox, instances, name, count=2, drill_instance_id=drill, drill_host=drill_node.address,
+        drill_folder=str(tmp_path / "drills"),
+    )
+    assert riak.run(tmp_path, settings, f"riak_{name}", riak.DAY1)["report"] == "success"
+    before = {i: riak.attached(sandbox, i) for i in instances}
+    on_drill_instance = attached_to(ec2, drill)
+    states = riak.run(tmp_path, settings, f"riak_{name}_drill", "2026-11-22")
+    assert states["drill"] == "success" and states["cleanup_scratch"] == "success" and states["report"] == "success", states
+    assert {i: riak.attached(sandbox, i) for i in instances} == before  # every node's volumes as they were
+    assert attached_to(ec2, drill) == on_drill_instance
+    found = ec2.describe_volumes(Filters=[{"Name": f"tag:{TAG_DRILL_RUN}", "Values": [f"riak_{name}_drill/*"]}])["Volumes"]
+    assert found == []
+    drilled = [
+        s for s in ec2.describe_snapshots(Filters=[{"Name": f"tag:{TAG_LAST_DRILL}", "Values": ["passed@*"]}])["Snapshots"]
+        if tags(s).get("backup:name", "").endswith(name)
+    ]
+    # one data volume per node (the root is not drilled)
+    assert sorted(tags(s)["backup:volume"] for s in drilled) == sorted(
+        before[i][riak.kind.DATA_DEVICE]["VolumeId"] for i in instances
+    )
+    assert block.mounted(drill_node) == {}
+    assert not (tmp_path / "drills" / f"riak_{name}_drill").exists()
