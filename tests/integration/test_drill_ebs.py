@@ -5,13 +5,15 @@ were; a failing check fails naming the volume and still cleans up; a live drill 
 
 from __future__ import annotations
 
+import html
 import uuid
 
 import pytest
 
 from airflow_backup_provider.config.loading import parse_clusters
 from airflow_backup_provider.stores.ebs import TAG_DRILL_RUN, TAG_LAST_DRILL
-from tests.harness import clusters_file, load_dag, run_dag
+from tests.harness import clusters_file, load_dag, run_dag, xcom
+from tests.integration.test_drill_bup import last_run_id
 from tests.integration.test_ebs_dag import entry, our_snapshots
 from tests.integration.test_ebs_restore import tags
 from tests.sandbox import block
@@ -75,6 +77,9 @@ def test_a_drill_after_a_backup_passes_and_leaves_nothing_behind(airflow_db, san
         (snapshot,) = our_snapshots(ec2, name)
         states = run_dag(load_dag(f"ebs_{name}_drill"), "2026-11-22")
     assert states["drill"] == "success" and states["cleanup_scratch"] == "success" and states["report"] == "success", states
+    outcome = xcom(f"ebs_{name}_drill", last_run_id(f"ebs_{name}_drill"), "drill", key="backup_outcome")
+    # the scratch volume's filesystem UUID was compared with the live volume's, read on its node
+    assert "the snapshot's)" in outcome["detail"] and snapshot["SnapshotId"] in outcome["detail"], outcome
     assert scratch_volumes(ec2, name) == []
     assert live_state(ec2, name, original) == before  # the live volume where it was, the snapshots unchanged
     assert block.mounted(live_node) == mounts_before == {"/data": original}
@@ -99,13 +104,26 @@ def test_a_failing_check_fails_naming_the_volume_and_still_cleans_up(airflow_db,
         mails.clear()
         states = run_dag(load_dag(f"ebs_{name}_drill"), "2026-11-22")
     assert states["drill"] == "failed" and states["cleanup_scratch"] == "success" and states["report"] == "failed", states
-    failure = next(m["body"] for m in mails if f"ebs_{name}_drill.drill" in m["subject"])
+    failure = html.unescape(next(m["body"] for m in mails if f"ebs_{name}_drill.drill" in m["subject"]))
     assert original in failure and snapshot["SnapshotId"] in failure, failure
     assert scratch_volumes(ec2, name) == []
     assert block.mounted(drill_node) == {}
     assert not (tmp_path / "drills" / f"ebs_{name}_drill").exists()  # the sandbox's nodes share this disk
     drilled = ec2.describe_snapshots(SnapshotIds=[snapshot["SnapshotId"]])["Snapshots"][0]
     assert tags(drilled)[TAG_LAST_DRILL].startswith("failed@")
+
+
+def test_a_drill_instance_a_listed_volume_is_attached_to_is_refused_by_the_plan(airflow_db, sandbox, tmp_path, mails):
+    ec2, live, drill, original, live_node, drill_node = stand_up(sandbox)
+    name = f"l{uuid.uuid4().hex[:8]}"
+    with clusters_file(tmp_path, drill_entry(name, original, live_node, live, live_node, tmp_path / "drills")):
+        assert run_dag(load_dag(f"ebs_{name}"), "2026-11-20")["report"] == "success"
+        before = live_state(ec2, name, original)
+        states = run_dag(load_dag(f"ebs_{name}_drill"), "2026-11-22")
+    assert states["plan"] == "failed" and states["create"] == "upstream_failed" and states["report"] == "failed", states
+    failure = html.unescape(next(m["body"] for m in mails if f"ebs_{name}_drill.plan" in m["subject"]))
+    assert f"field 'drill_instance_id': value '{live}' is the instance volume {original} is attached to" in failure, failure
+    assert scratch_volumes(ec2, name) == [] and live_state(ec2, name, original) == before
 
 
 def test_a_drill_instance_that_is_a_live_one_is_refused():
