@@ -289,10 +289,14 @@ class EbsDrillCleanupOperator(EbsDrillBase):
         mine = hook.find_volumes(tag_filter={TAG_DRILL_RUN: run})
         errors: list[str] = []
         kept: set[str] = set()  # still mounted: never detached under a mount
-        with self.drill_remote() as remote:
-            for volume in mine:
-                if volume.instance_id and not self.unmount(remote, volume.id, errors):
-                    kept.add(volume.id)
+        try:
+            with self.drill_remote() as remote:
+                for volume in mine:
+                    if volume.instance_id and not self.unmount(remote, volume.id, errors):
+                        kept.add(volume.id)
+        except Exception as exc:  # the drill host unreachable: what is attached may be mounted; the rest still goes
+            errors.append(f"{self.drill_host}: cannot check the mounts ({exc})")
+            kept.update(v.id for v in mine if v.instance_id)
         detaching = [v for v in mine if v.instance_id == self.drill_instance_id and v.state != "available" and v.id not in kept]
         for volume in detaching:
             hook.detach_volume(volume.id, volume.instance_id, volume.device)
