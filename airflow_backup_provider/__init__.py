@@ -24,6 +24,7 @@ OPERATOR_MODULES: list[str] = [
     "airflow_backup_provider.operators.drill",
     "airflow_backup_provider.operators.ebs",
     "airflow_backup_provider.operators.ebs_restore",
+    "airflow_backup_provider.operators.ebs_drill",
     "airflow_backup_provider.operators.freshness",
     "airflow_backup_provider.operators.remote_job",
     "airflow_backup_provider.operators.report",

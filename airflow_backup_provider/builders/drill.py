@@ -13,17 +13,27 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
-from airflow_backup_provider.config import BupHost, CassandraCluster, DevicedbCluster
+from airflow_backup_provider.config import BupHost, CassandraCluster, DevicedbCluster, EbsPolicy, RiakCluster
 from airflow_backup_provider.config.common import EntryBase
 from airflow_backup_provider.operators.drill import (
     CHECK_TASK_ID,
+    CLEANUP_TASK_ID,
     BupDrillOperator,
     BupS3CopyDrillOperator,
     CassandraDrillOperator,
     DevicedbDrillOperator,
     DrillCleanupOperator,
 )
+from airflow_backup_provider.operators.ebs_drill import (
+    EbsDrillAttachOperator,
+    EbsDrillCheckOperator,
+    EbsDrillCleanupOperator,
+    drill_plan_form,
+)
+from airflow_backup_provider.operators.ebs_restore import PLAN_TASK_ID, EbsCreateRestoreVolumesOperator
+from airflow_backup_provider.sensors.ebs import EbsVolumeStateSensor
 from airflow_backup_provider.stores.drill import DRILL_SUFFIX
+from airflow_backup_provider.stores.ebs import TAG_DRILL_RUN, TAG_LAST_DRILL
 
 S3_COPY_TASK_ID = "drill_s3_copy"
 
@@ -196,3 +206,62 @@ def bup_drill(entry: BupHost, server_args: dict[str, Any], s3_prefix: str | None
         extra_checks=s3_copy_check,
         scratch_on={"drill_host": server_args["host"], "drill_port": server_args["port"], "ssh_conn_id": server_args["ssh_conn_id"] or "local"},
     )
+
+
+def volume_drill(entry: EbsPolicy | RiakCluster, plan_class: type, plan_args: dict[str, Any], what: str) -> DAG | None:
+    """The drill DAG of an ebs or riak entry (None without drill_schedule or drill_instance_id):
+    plan -> create -> wait_available -> attach -> wait_in_use -> drill -> cleanup_scratch (all_done)
+    -> report. It reads snapshots and works on the drill instance only: it takes no turn of the cluster."""
+    if entry.drill_schedule is None or entry.drill_instance_id is None or entry.drill_host is None:
+        return None
+    check = " ".join(entry.drill_check) if entry.drill_check else "mount read-only and `ls -la`"
+    dag = new_dag(
+        entry,
+        suffix=DRILL_SUFFIX,
+        schedule=entry.drill_schedule,
+        summary=(
+            f"Restore drill of {what}: a scratch volume from the newest completed snapshot of each volume (or the "
+            f"form's), in {entry.drill_availability_zone or 'the source volume’s zone'}, tagged `{TAG_DRILL_RUN}`, "
+            f"attached to the drill instance {entry.drill_instance_id} ({entry.drill_host}, never a live node); its "
+            f"device found by volume id, its filesystem UUID checked, then the check ({check}) under "
+            f"{entry.drill_folder}/<dag id>/<run>. Cleanup (whatever happened) unmounts, detaches and deletes every "
+            f"volume of the run's drill tag and the scratch folder. The verdict goes to the report and to the "
+            f"snapshot's `{TAG_LAST_DRILL}` tag."
+        ),
+        params={"backup": Param(
+            "", type="string", pattern=drill_plan_form(entry.kind), title="Backup",
+            description="empty: each volume's newest completed snapshot; a day YYYY-MM-DD: its snapshots"
+            + ("; or snapshot ids, comma-separated." if entry.kind == "ebs" else "."),
+        )},
+        extra_tags=["drill"],
+    )
+    common = {
+        "entry_name": entry.name, "aws_conn_id": entry.aws_conn_id, "region_name": entry.region,
+        "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user,
+    }
+    on_drill_host = {
+        "drill_folder": entry.drill_folder, "drill_host": entry.drill_host, "drill_instance_id": entry.drill_instance_id,
+    }
+    waits = {
+        "aws_conn_id": entry.aws_conn_id,
+        "region_name": "{{ ti.xcom_pull(task_ids='plan')['region'] }}",
+        "deferrable": entry.deferrable,
+        "mode": "reschedule",
+        "poke_interval": entry.poke_interval.total_seconds(),
+        "timeout": entry.restore_timeout.total_seconds(),
+        "retries": 0,
+    }
+    with dag:
+        plan = plan_class(
+            task_id=PLAN_TASK_ID, drill_instance_id=entry.drill_instance_id, drill_zone=entry.drill_availability_zone,
+            **common, **plan_args,
+        )
+        create = EbsCreateRestoreVolumesOperator(task_id="create", **common)
+        available = EbsVolumeStateSensor(task_id="wait_available", volume_ids=create.output, state="available", **waits)
+        attach = EbsDrillAttachOperator(task_id="attach", retries=0, **common)
+        in_use = EbsVolumeStateSensor(task_id="wait_in_use", volume_ids=create.output, state="in-use", **waits)
+        check = EbsDrillCheckOperator(task_id=CHECK_TASK_ID, check=entry.drill_check, retries=0, **common, **on_drill_host)
+        cleanup = EbsDrillCleanupOperator(task_id=CLEANUP_TASK_ID, **common, **on_drill_host)
+        plan >> create >> available >> attach >> in_use >> check >> cleanup
+    finish_dag(dag, entry)
+    return dag

@@ -22,6 +22,7 @@ from airflow.sdk import DAG, BaseOperator, Param, task_group
 
 from airflow_backup_provider import names
 from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
+from airflow_backup_provider.builders.drill import volume_drill
 from airflow_backup_provider.config import EbsPolicy, RiakCluster
 from airflow_backup_provider.config.ebs import SnapshotCopy
 from airflow_backup_provider.operators.ebs import (
@@ -30,6 +31,7 @@ from airflow_backup_provider.operators.ebs import (
     EbsRetentionOperator,
     EbsSnapshotOperator,
 )
+from airflow_backup_provider.operators.ebs_drill import EbsDrillPlanOperator
 from airflow_backup_provider.operators.ebs_restore import (
     EbsCreateRestoreVolumesOperator,
     EbsMountRestoredOperator,
@@ -166,7 +168,9 @@ def build(entry: EbsPolicy) -> list[DAG]:
 
         per_target.expand(target=targets)
     finish_dag(dag, entry)
-    return [dag, build_restore(entry)]
+    mounts = {m.volume_id: {"host": m.host, "port": m.port, "path": m.path} for m in entry.mounts}
+    drill = volume_drill(entry, EbsDrillPlanOperator, {"mounts": mounts}, f"the EBS volumes of `{entry.name}`")
+    return [dag, build_restore(entry), *([drill] if drill else [])]
 
 
 # ---- the restore ----------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ import re
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
 
 from airflow_backup_provider.builders.common import finish_dag, new_dag
+from airflow_backup_provider.builders.drill import volume_drill
 from airflow_backup_provider.builders.ebs import add_copy_branch, restore_chain, restore_params
 from airflow_backup_provider.config import RiakCluster, RiakNode
+from airflow_backup_provider.operators.ebs_drill import RiakDrillPlanOperator
 from airflow_backup_provider.operators.riak import (
     RiakCopySnapshotsOperator,
     RiakNodeSnapshotOperator,
@@ -174,7 +176,12 @@ def build(entry: RiakCluster) -> list[DAG]:
                 retention=RiakRetentionOperator, retention_args={"cluster": entry.name},
             )
     finish_dag(dag, entry)
-    return [dag, build_restore(entry)]
+    nodes = [
+        {"node": n.erlang_name, "host": n.host, "port": n.port, "instance_id": n.instance_id, "mounts": dict(n.mounts)}
+        for n in entry.nodes
+    ]
+    drill = volume_drill(entry, RiakDrillPlanOperator, {"nodes": nodes}, f"the data volumes of every node of Riak cluster `{entry.name}`")
+    return [dag, build_restore(entry), *([drill] if drill else [])]
 
 
 # ---- the restore ----------------------------------------------------------------------------------

@@ -67,7 +67,56 @@ class SnapshotCopies(StrictModel):
         return self
 
 
-class EbsPolicy(EntryBase, SnapshotCopies):
+DRILL_CHECK_FIELDS = ("device", "mount_point", "volume", "snapshot")
+
+
+def check_drill_argv(argv: list[str]) -> list[str]:
+    """A `drill_check` argv: words with only the known `{placeholders}` (each word is quoted as one)."""
+    if not argv or not argv[0].strip():
+        raise ValueError("needs a program as its first word")
+    for word in argv:
+        try:
+            word.format(**dict.fromkeys(DRILL_CHECK_FIELDS, "x"))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"word {word!r}: only the placeholders {{{'}, {'.join(DRILL_CHECK_FIELDS)}}} may be used ({exc})") from exc
+    return argv
+
+
+class VolumeDrill(StrictModel):
+    """What `ebs` and `riak` entries share for their restore drill (`<kind>_<name>_drill`): a scratch
+    volume from each snapshot, attached to a drill instance that is none of the entry's own."""
+
+    drill_instance_id: InstanceId | None = Field(
+        None,
+        description="the EC2 instance the drill attaches its scratch volumes to (never a live node); "
+        "null: no drill DAG. Its address is `drill_host` (reached over ssh_conn_id)",
+    )
+    drill_availability_zone: Annotated[str, AfterValidator(names.check_zone)] | None = Field(
+        None, description="where the scratch volumes are made (the drill instance's zone); default: each source volume's"
+    )
+    drill_check: Annotated[list[str], AfterValidator(check_drill_argv)] | None = Field(
+        None,
+        description="the check command's argv, run on drill_host with {device} {mount_point} {volume} {snapshot} "
+        "filled in (each word quoted); the volume is mounted read-only at {mount_point} first unless the command "
+        "names {device} and not {mount_point} (as `fsck -n {device}`); default: mount read-only and list it",
+    )
+
+    def check_drill_instance(self, live: dict[str, str]) -> None:
+        """`live`: {instance id: the field naming it}; a drill must never attach to one of them."""
+        if self.drill_instance_id is None:
+            return
+        if self.drill_instance_id in live:
+            raise ValueError(
+                f"field 'drill_instance_id': value {self.drill_instance_id!r} is {live[self.drill_instance_id]}: "
+                "a drill must never touch a live node"
+            )
+        if getattr(self, "drill_host", None) is None and getattr(self, "drill_schedule", None) is not None:
+            raise ValueError(
+                f"field 'drill_host': needed with drill_instance_id {self.drill_instance_id!r}: the drill instance's SSH address"
+            )
+
+
+class EbsPolicy(EntryBase, SnapshotCopies, VolumeDrill):
     """Daily EBS snapshots of some volumes, rotated by the `retention` policy (DAG `ebs_<name>`)."""
 
     kind: Literal["ebs"] = "ebs"
@@ -109,4 +158,5 @@ class EbsPolicy(EntryBase, SnapshotCopies):
             raise ValueError("needs one of volume_ids, volume_tags or instance_id")
         require_unique("volume_ids", self.volume_ids)
         require_unique("mounts", [m.volume_id for m in self.mounts])
+        self.check_drill_instance({self.instance_id: "the entry's instance_id"} if self.instance_id else {})
         return self

@@ -17,7 +17,7 @@ from airflow_backup_provider.config.common import (
     RetryDelay,
     require_unique,
 )
-from airflow_backup_provider.config.ebs import Device, SnapshotCopies
+from airflow_backup_provider.config.ebs import Device, SnapshotCopies, VolumeDrill
 
 ErlangNodeName = Annotated[str, AfterValidator(names.check_erlang_node)]
 
@@ -36,7 +36,7 @@ class RiakNode(Node):
         return self.node_name or f"riak@{self.host}"
 
 
-class RiakCluster(EntryBase, SnapshotCopies):
+class RiakCluster(EntryBase, SnapshotCopies, VolumeDrill):
     """A Riak KV cluster backed up one node at a time: stop, EBS-snapshot, start, health gates."""
 
     kind: Literal["riak"] = "riak"
@@ -59,4 +59,5 @@ class RiakCluster(EntryBase, SnapshotCopies):
         require_unique("nodes", [n.host for n in self.nodes])
         require_unique("nodes", [n.erlang_name for n in self.nodes])
         require_unique("nodes", [n.instance_id for n in self.nodes])
+        self.check_drill_instance({n.instance_id: f"the instance of node {n.host}" for n in self.nodes})
         return self

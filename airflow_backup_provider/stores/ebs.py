@@ -543,3 +543,37 @@ __all__ = [
     "tag_filters",
     "tag_list",
 ]
+
+
+# ---- restore drills: scratch volumes on a drill instance --------------------------------------
+
+TAG_DRILL_RUN = "backup:drill-run"  # `<dag id>/<run id>` on every scratch volume of a drill run
+TAG_LAST_DRILL = "backup:last-drill"  # on a drilled snapshot: `<verdict>@<time>`
+# attachment points a drill uses on its instance (not the root's, not the usual first data ones)
+DRILL_DEVICES = tuple(f"/dev/sd{letter}" for letter in "ponmlkjihg")
+
+
+def drill_run_tag(dag_id: str, run_id: str) -> str:
+    return f"{dag_id}/{run_id}"[:256]
+
+
+def drill_volume_tags(restore: Mapping[str, str], *, drill_run: str) -> dict[str, str]:
+    """A scratch volume's tags: ours and where it came from, never the source's own (a selector
+    such as an entry's `volume_tags` must not take a scratch volume for a live one)."""
+    tags = {k: v for k, v in restore.items() if k.startswith(RESERVED_TAG_PREFIX)}
+    tags[TAG_DRILL_RUN] = drill_run
+    tags["Name"] = f"drill of {restore.get(TAG_VOLUME, '?')}"
+    return tags
+
+
+def free_drill_devices(used: Iterable[str | None], count: int) -> list[str]:
+    """`count` attachment points of the drill instance that nothing uses (Xen names count as used)."""
+    taken = {d for d in used if d} | {"/dev/" + xen for xen in (d.removeprefix("/dev/").replace("sd", "xvd", 1) for d in used if d)}
+    free = [d for d in DRILL_DEVICES if d not in taken and d.replace("/dev/sd", "/dev/xvd") not in taken]
+    if len(free) < count:
+        raise RestoreRefused(f"field 'drill_instance_id': {count} volumes to attach, only {len(free)} free attachment points")
+    return free[:count]
+
+
+def last_drill_value(verdict: str, at: datetime) -> str:
+    return f"{verdict}@{at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"

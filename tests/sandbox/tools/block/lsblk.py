@@ -71,7 +71,13 @@ def lsblk(args: list[str]) -> int:
 
 
 def mount(args: list[str]) -> int:
-    operands = [a for a in args if a != "--"]
+    # options as util-linux takes them: `-o ro[,...]`, `-r` (read-only); the rest are operands
+    operands, words = [], iter(args)
+    for word in words:
+        if word == "-o":
+            next(words, None)
+        elif word not in ("--", "-r", "--read-only"):
+            operands.append(word)
     if len(operands) != 2:
         print("mount: bad usage", file=sys.stderr)
         return 1
