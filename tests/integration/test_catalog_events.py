@@ -103,7 +103,7 @@ def test_an_entry_that_no_longer_validates_is_mailed_once_by_the_freshness_check
     good = {**site, "name": "catgone"}
     content = {**clusters(good), "defaults": {**clusters(good).get("defaults", {}), "alert_emails": ["oncall@example.com"]}}
     with clusters_file(tmp_path, content):
-        assert run_dag(load_dag("bup_catgone"), "2026-11-20")["report"] == "success"
+        assert "bup_catgone" in load_dagbag().dags
     broken = {**content, "entries": [{**content["entries"][0], "paths": "not-a-list"}]}
     with clusters_file(tmp_path, broken):
         assert "bup_catgone" not in load_dagbag().dags
