@@ -55,9 +55,12 @@ def example_dags(tmp_path_factory):
 
 
 def test_each_dag_checks_the_connections_its_tasks_use(example_dags):
-    riak = next(d for i, d in example_dags.items() if i.startswith("riak_"))
-    ebs = next(d for i, d in example_dags.items() if i.startswith("ebs_"))
-    cassandra = next(d for i, d in example_dags.items() if i.startswith("cassandra_") and not i.endswith(("_restore", "_drill")))
+    def backup_dag(kind: str):
+        """The entry's backup DAG, never its restore or drill (whatever order the DagBag gives)."""
+        return next(d for i, d in sorted(example_dags.items())
+                    if i.startswith(f"{kind}_") and not i.endswith(("_restore", "_drill")))
+
+    riak, ebs, cassandra = backup_dag("riak"), backup_dag("ebs"), backup_dag("cassandra")
     gate = "wait_for_other_runs"
     assert {"backup_ssh", "aws_default"} <= set(riak.get_task(gate).connections)
     # an EBS policy names an ssh_conn_id too (a default), but none of its tasks uses it
