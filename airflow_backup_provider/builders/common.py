@@ -158,3 +158,17 @@ def add_report(dag: DAG, entry: EntryBase) -> BackupReportOperator:
     for upstream in [mail] if mail else leaves:
         upstream >> report
     return report
+
+
+def volume_wait_args(entry: EntryBase) -> dict[str, Any]:
+    """The arguments of the EBS volume waits of a restore or a drill (wait_available, wait_in_use):
+    in the plan's region, bounded by the entry's restore_timeout, without retries."""
+    return {
+        "aws_conn_id": entry.aws_conn_id,
+        "region_name": "{{ ti.xcom_pull(task_ids='plan')['region'] }}",
+        "deferrable": entry.deferrable,
+        "mode": "reschedule",
+        "poke_interval": entry.poke_interval.total_seconds(),
+        "timeout": entry.restore_timeout.total_seconds(),
+        "retries": 0,
+    }

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
+from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag, volume_wait_args
 from airflow_backup_provider.config import BupHost, CassandraCluster, DevicedbCluster, EbsPolicy, RiakCluster
 from airflow_backup_provider.config.common import EntryBase
 from airflow_backup_provider.operators.drill import (
@@ -242,15 +242,7 @@ def volume_drill(entry: EbsPolicy | RiakCluster, plan_class: type, plan_args: di
     on_drill_host = {
         "drill_folder": entry.drill_folder, "drill_host": entry.drill_host, "drill_instance_id": entry.drill_instance_id,
     }
-    waits = {
-        "aws_conn_id": entry.aws_conn_id,
-        "region_name": "{{ ti.xcom_pull(task_ids='plan')['region'] }}",
-        "deferrable": entry.deferrable,
-        "mode": "reschedule",
-        "poke_interval": entry.poke_interval.total_seconds(),
-        "timeout": entry.restore_timeout.total_seconds(),
-        "retries": 0,
-    }
+    waits = volume_wait_args(entry)
     with dag:
         plan = plan_class(
             task_id=PLAN_TASK_ID, drill_instance_id=entry.drill_instance_id, drill_zone=entry.drill_availability_zone,

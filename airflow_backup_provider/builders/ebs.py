@@ -21,7 +21,7 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator, Param, task_group
 
 from airflow_backup_provider import names
-from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag
+from airflow_backup_provider.builders.common import FORM_DAY, FORM_END, finish_dag, new_dag, volume_wait_args
 from airflow_backup_provider.builders.drill import volume_drill
 from airflow_backup_provider.config import EbsPolicy, RiakCluster
 from airflow_backup_provider.config.ebs import SnapshotCopy
@@ -223,15 +223,7 @@ def restore_chain(
         "entry_name": entry.name, "part": part, "aws_conn_id": entry.aws_conn_id, "region_name": entry.region,
         "ssh_conn_id": entry.ssh_conn_id, "sudo_user": entry.sudo_user, "dry_run": DRY_RUN,
     }
-    waits = {
-        "aws_conn_id": entry.aws_conn_id,
-        "region_name": "{{ ti.xcom_pull(task_ids='plan')['region'] }}",
-        "deferrable": entry.deferrable,
-        "mode": "reschedule",
-        "poke_interval": entry.poke_interval.total_seconds(),
-        "timeout": entry.restore_timeout.total_seconds(),
-        "retries": 0,
-    }
+    waits = volume_wait_args(entry)
     create = EbsCreateRestoreVolumesOperator(task_id="create", only_mode=only_mode, **common)
     available = EbsVolumeStateSensor(task_id="wait_available", volume_ids=create.output, state="available", **waits)
     swap = EbsSwapVolumesOperator(task_id="swap", retries=0, **common)
