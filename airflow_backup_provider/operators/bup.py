@@ -39,7 +39,7 @@ def _seconds(value: Any) -> float | None:
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
-class _BupNodeOperator(BackupOperator):
+class BupNodeOperator(BackupOperator):
     """Common parts: where the commands run, and the bup directory / remote repository."""
 
     ui_color = "#e3f1e6"
@@ -93,7 +93,7 @@ def list_saves(hook: BupNodeHook, commands: store.BupCommands, branch: str, *, r
     )
 
 
-class BupDumpOperator(_BupNodeOperator):
+class BupDumpOperator(BupNodeOperator):
     """
     Run the pre-backup dumps on the host, each into its own file of the staging folder.
 
@@ -157,7 +157,7 @@ class BupDumpOperator(_BupNodeOperator):
         return produced
 
 
-class BupSaveOperator(RemoteJobMixin, _BupNodeOperator):
+class BupSaveOperator(RemoteJobMixin, BupNodeOperator):
     """
     ``bup index`` then ``bup save -n BRANCH --date=<logical date> -r <server>`` on the host.
 
@@ -319,7 +319,7 @@ def _clipped(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class BupRestoreOperator(_BupNodeOperator):
+class BupRestoreOperator(BupNodeOperator):
     """
     Restore `path` (as it was saved, e.g. ``/etc``) of one save into `target_dir`, on the host.
 
@@ -440,7 +440,7 @@ class BupRestoreOperator(_BupNodeOperator):
         return {"save": chosen.name, "source": source, "restored": count}
 
 
-class BupFsckOperator(RemoteJobMixin, _BupNodeOperator):
+class BupFsckOperator(RemoteJobMixin, BupNodeOperator):
     """``bup fsck`` of the repository, on the backup server; with par2 there, also writes recovery blocks.
 
     Both passes run as detached jobs (:mod:`~airflow_backup_provider.operators.remote_job`)."""
@@ -494,7 +494,7 @@ class BupFsckOperator(RemoteJobMixin, _BupNodeOperator):
         return {"par2": par2}
 
 
-class BupPruneOperator(RetentionOperator, _BupNodeOperator):
+class BupPruneOperator(RetentionOperator, BupNodeOperator):
     """
     Remove old saves of one backup set, on the backup server, with ``bup rm`` then ``bup gc``
     (:class:`~airflow_backup_provider.operators.retention.RetentionOperator`).

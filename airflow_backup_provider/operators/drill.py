@@ -29,7 +29,7 @@ from airflow_backup_provider.hooks.bup import BupNodeHook
 from airflow_backup_provider.hooks.drill import ScratchHook
 from airflow_backup_provider.hooks.object_store import ObjectStoreHook
 from airflow_backup_provider.operators.base import BackupOperator
-from airflow_backup_provider.operators.bup import BupError, _BupNodeOperator, choose_save, list_saves
+from airflow_backup_provider.operators.bup import BupError, BupNodeOperator, choose_save, list_saves
 from airflow_backup_provider.operators.cassandra import CassandraBaseOperator
 from airflow_backup_provider.operators.devicedb import DevicedbBaseOperator
 from airflow_backup_provider.operators.remote_job import RemoteJobMixin
@@ -369,7 +369,7 @@ class DevicedbDrillOperator(DrillMixin, DevicedbBaseOperator):
 # bup
 
 
-class BupDrillOperator(DrillMixin, RemoteJobMixin, _BupNodeOperator):
+class BupDrillOperator(DrillMixin, RemoteJobMixin, BupNodeOperator):
     """On the backup server (where the repository is): restore one save (the newest unless the form
     names one) of the backup set into the scratch folder, compare every path with what the save
     recorded (`bup ls -l -s`: type, mode, size, and the content's git id: `git hash-object`, or
