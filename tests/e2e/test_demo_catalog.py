@@ -22,7 +22,7 @@ from tests.harness import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 CHROMIUM = "/usr/bin/chromium"
-KINDS_WITH_DRILLS = {"cassandra", "devicedb", "bup"}
+KINDS_WITH_DRILLS = {"ebs", "riak", "cassandra", "devicedb", "bup"}
 
 
 def summary_json(output: str) -> dict:

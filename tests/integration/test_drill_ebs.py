@@ -30,17 +30,13 @@ def stand_up(sandbox):
     """A live instance with a mounted data volume (node 1) and a drill instance (node 2)."""
     ec2 = sandbox.boto3_client("ec2")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-
-    def instance() -> str:
-        made = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, Placement={"AvailabilityZone": "us-east-1a"})
-        return made["Instances"][0]["InstanceId"]
-
-    live, drill = instance(), instance()
+    made = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, Placement={"AvailabilityZone": "us-east-1a"})
+    live = made["Instances"][0]["InstanceId"]
     original = ec2.create_volume(AvailabilityZone="us-east-1a", Size=2)["VolumeId"]
     ec2.attach_volume(VolumeId=original, InstanceId=live, Device="/dev/sdf")
     live_node, drill_node = sandbox.nodes[0], sandbox.nodes[1]
     block.stand_for_instance(sandbox, live_node, live, {"/dev/sdf": "/data"})
-    block.stand_for_instance(sandbox, drill_node, drill)
+    drill = block.make_drill_instance(sandbox, drill_node, "us-east-1a")
     return ec2, live, drill, original, live_node, drill_node
 
 
@@ -144,11 +140,9 @@ def test_a_riak_drill_checks_every_nodes_data_volume_and_leaves_the_nodes_alone(
     ec2 = sandbox.boto3_client("ec2")
     instances = riak.kind.make_instances(sandbox, 2)
     riak.reset(sandbox, instances, count=2)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     zone = ec2.describe_instances(InstanceIds=[instances[0]])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
-    drill = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, Placement={"AvailabilityZone": zone})["Instances"][0]["InstanceId"]
     drill_node = sandbox.nodes[2]
-    block.stand_for_instance(sandbox, drill_node, drill)
+    drill = block.make_drill_instance(sandbox, drill_node, zone)
     name = f"rd{uuid.uuid4().hex[:6]}"
     settings = riak.entry(
         sandbox, instances, name, count=2, drill_instance_id=drill, drill_host=drill_node.address,

@@ -172,6 +172,7 @@ class Sandbox:
     with_moto: bool = True
     with_smtp: bool = True
     nodes: list[SandboxNode] = field(default_factory=list)
+    spare_nodes: dict[str, SandboxNode] = field(default_factory=dict)
     moto_url: str = ""
     smtp_port: int = 0
     mails: list = field(default_factory=list)
@@ -180,6 +181,7 @@ class Sandbox:
     host_key_line: str = ""
     client_key: Path | None = None
     _cleanups: list = field(default_factory=list)
+    _octet: int = 0
 
     def add_cleanup(self, callback) -> None:
         """Run `callback()` when the sandbox stops (extra servers a kind started, ...)."""
@@ -190,7 +192,7 @@ class Sandbox:
         self.root.mkdir(parents=True, exist_ok=True)
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation dir
         self._make_keys()
-        octet = pick_subnet(self.node_count)
+        octet = self._octet = pick_subnet(self.node_count)
         for i in range(self.node_count):
             self.nodes.append(self._make_node(f"node{i + 1}", f"127.0.{octet}.{11 + i}"))
         for node in self.nodes:
@@ -208,7 +210,7 @@ class Sandbox:
                 self._cleanups.pop()()
             except Exception as exc:  # keep stopping the rest
                 print(f"sandbox: cleanup failed: {exc}", file=sys.stderr)
-        for node in self.nodes:
+        for node in [*self.nodes, *self.spare_nodes.values()]:
             node.stop_sshd()
         if self._moto and self._moto.poll() is None:
             os.killpg(self._moto.pid, signal.SIGTERM)
@@ -273,6 +275,20 @@ class Sandbox:
             )
         )
         return SandboxNode(name=name, address=address, root=root, sshd_config=config)
+
+    def spare_node(self, name: str) -> SandboxNode:
+        """A node in no cluster, started at the first ask (only the tests that need one pay for its
+        sshd): outside `nodes`, so no kind's `prepare` puts a cluster on it; the next address of the
+        sandbox's loopback block."""
+        if name not in self.spare_nodes:
+            address = f"127.0.{self._octet}.{11 + len(self.nodes) + len(self.spare_nodes)}"
+            if not _port_free(address, 22):
+                raise RuntimeError(f"sandbox: port 22 of {address} is taken, no room for spare node {name!r}")
+            node = self._make_node(name, address)
+            node.install_tools()
+            node.start_sshd()
+            self.spare_nodes[name] = node
+        return self.spare_nodes[name]
 
     @property
     def block_dir(self) -> Path:
@@ -401,7 +417,7 @@ class Sandbox:
     def node(self, name_or_index: str | int) -> SandboxNode:
         if isinstance(name_or_index, int):
             return self.nodes[name_or_index]
-        return next(n for n in self.nodes if name_or_index in (n.name, n.address))
+        return next(n for n in [*self.nodes, *self.spare_nodes.values()] if name_or_index in (n.name, n.address))
 
 
 def _mail_text(message) -> str:

@@ -75,6 +75,7 @@ ALL_DAGS = {
     "riak_prod", "riak_prod_restore", "ebs_app-data", "ebs_app-data_restore", "cassandra_events", "cassandra_events_restore", "devicedb_edge",
     "devicedb_edge_restore", "bup_web1", "bup_web1_restore", "bup_web1_s3_sync", "bup_web2", "bup_web2_restore",
     "bup_web2_fsck", "cassandra_events_drill", "devicedb_edge_drill", "bup_web1_drill", "bup_web2_drill",
+    "ebs_app-data_drill", "riak_prod_drill",
 }
 
 

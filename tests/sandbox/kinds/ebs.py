@@ -4,7 +4,7 @@
 the new ids (moto picks its own): one volume per listed id, one volume carrying `volume_tags`, an
 instance with a data volume for `instance_id`. It also seeds ten days of older snapshots of ours
 (so the first run has something to rotate) and one hand-made snapshot without our tags (which
-survives every policy).
+survives every policy). A `drill_instance_id` becomes the sandbox's drill instance (in no cluster).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_backup_provider.stores.ebs import backup_tags, tag_list
+from tests.sandbox.block import DRILL_ZONE, put_drill_instance
 
 SEED_DAYS = 10
-ZONE = "us-east-1a"
+ZONE = DRILL_ZONE  # the drill's scratch volumes are made where the volumes are
 
 
 def _volume(ec2, tags: dict[str, str] | None = None) -> str:
@@ -38,6 +39,7 @@ def _instance_with_data_volume(ec2) -> tuple[str, list[str]]:
 def prepare(sandbox, entry: dict[str, Any]) -> dict[str, Any]:
     ec2 = sandbox.boto3_client("ec2")
     prepared = copy.deepcopy(entry)
+    put_drill_instance(sandbox, prepared)
     volumes: list[str] = []
     if entry.get("volume_ids"):
         prepared["volume_ids"] = [_volume(ec2, {"Name": f"{entry['name']}-{n}"}) for n, _ in enumerate(entry["volume_ids"])]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.sandbox.block import mounted, set_busy, stand_for_instance  # noqa: F401  (the riak tests' helpers)
+from tests.sandbox.block import mounted, put_drill_instance, set_busy, stand_for_instance  # noqa: F401  (the riak tests' helpers)
 
 VOLUMES_PER_NODE = 2
 
@@ -126,14 +126,19 @@ def instance_volumes(sandbox, instance_id: str) -> list[str]:
 
 
 def prepare(sandbox, entry: dict) -> dict:
-    """Put the entry's nodes on sandbox nodes (in order), each with a moto instance of 2 volumes."""
+    """Put the entry's nodes on sandbox nodes (in order), each with a moto instance of 2 volumes whose
+    data volume is mounted at DATA_MOUNT (so a drill compares filesystem UUIDs); a `drill_instance_id`
+    becomes the sandbox's drill instance (in no cluster)."""
     nodes = entry.get("nodes") or []
     if len(nodes) > len(sandbox.nodes):
         raise ValueError(f"riak entry {entry.get('name')!r}: {len(nodes)} nodes, the sandbox has {len(sandbox.nodes)}")
     reset_cluster(sandbox, count=len(nodes), primaries_missing_polls=1, handoff_polls=1)
     instance_ids = make_instances(sandbox, len(nodes))
+    entry = dict(entry)
+    put_drill_instance(sandbox, entry)
     adapted = []
     for node, sandbox_node, instance_id in zip(nodes, sandbox.nodes, instance_ids, strict=False):
+        stand_for_instance(sandbox, sandbox_node, instance_id, {DATA_DEVICE: DATA_MOUNT})
         adapted.append(
             {
                 **node,
