@@ -133,15 +133,26 @@ def devicedb_drill(entry: DevicedbCluster, common: dict[str, Any], snapshot_form
     ports: dict[str, int | None] = {n.host: n.port for n in entry.nodes}
 
     def make_check(**kwargs: Any) -> DevicedbDrillOperator:
-        return DevicedbDrillOperator(**{**common, **drill_args(entry, ports)}, **kwargs)
+        return DevicedbDrillOperator(
+            serve_command=entry.drill_serve_command, start_timeout=entry.start_timeout.total_seconds(),
+            **{**common, **drill_args(entry, ports)}, **kwargs,
+        )
 
+    scratch_node = ""
+    if entry.drill_serve_command:
+        scratch_node = (
+            f" Then on {entry.drill_host} it extracts one node's store into the scratch folder, starts a single-node "
+            f"scratch devicedb on it (`{' '.join(entry.drill_serve_command)} <config>`: its own free port and folders, "
+            "no peers) and reads the check key back against the value the manifest recorded; the node is stopped "
+            "whatever happened."
+        )
     return drill_dag(
         entry,
         summary=(
             f"Restore drill of devicedb cluster `{entry.name}`: downloads every node's tar of the newest complete "
             "snapshot (or the one in the form), checks its size and SHA-256 against the manifest, then reads it as "
             "the restore would extract it: plain LevelDB file names only, a `CURRENT` and a `MANIFEST-*`, every "
-            "member whole and the end-of-archive marker there. No node is touched."
+            "member whole and the end-of-archive marker there." + scratch_node + " No live node's store or port is touched."
         ),
         backup_param=Param(
             "",

@@ -124,6 +124,12 @@ class DevicedbCluster(EntryBase, ServerSideEncryption):
         True, description="after a verified restore, keep each node's previous store beside the new one"
     )
     start_timeout: Duration = Field(timedelta(minutes=10), description="how long restarted nodes may take to answer")
+    drill_serve_command: ServiceArgv | None = Field(
+        None,
+        description="on the drill_host: argv that runs one devicedb node in the foreground from the config file given as "
+        "its last word (e.g. [devicedb-service, serve, -conf]); the drill starts a scratch node on one restored store "
+        "with it and reads the check key back. null: no scratch node",
+    )
 
     @model_validator(mode="after")
     def _unique_nodes(self) -> DevicedbCluster:
@@ -133,6 +139,8 @@ class DevicedbCluster(EntryBase, ServerSideEncryption):
         if self.cleanup_local_snapshots and not self.verify_upload:
             # the local copy is deleted only after its upload was read back and matched
             raise ValueError("cleanup_local_snapshots needs verify_upload: true")
+        if self.drill_serve_command and not self.drill_host:
+            raise ValueError("drill_serve_command needs drill_host (the host the scratch node runs on)")
         return self
 
     def node_store_dir(self, node: DevicedbNode) -> str:

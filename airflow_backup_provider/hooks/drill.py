@@ -12,9 +12,14 @@ import posixpath
 from collections.abc import Iterator
 from typing import IO, Any
 
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
+
 from airflow_backup_provider.hooks.cassandra import collect_write_acks
-from airflow_backup_provider.hooks.remote import RemoteCommandHook
+from airflow_backup_provider.hooks.remote import RemoteCommandHook, RemoteJob
 from airflow_backup_provider.stores import drill as store
+
+# a stopped scratch server has this long to exit after SIGTERM (then its group gets SIGKILL)
+JOB_STOP_SECONDS = 30.0
 
 
 class ScratchHook(RemoteCommandHook):
@@ -76,10 +81,61 @@ class ScratchHook(RemoteCommandHook):
     def exists(self, path: str) -> bool:
         return self.run(["test", "-e", self.inside(path)], timeout=60).exit_code == 0
 
+    # ---- detached servers of the drill's own (a scratch devicedb node), in `<scratch>/jobs/` ----
+    @property
+    def jobs_folder(self) -> str:
+        return posixpath.join(self.scratch, store.SCRATCH_JOBS)
+
+    def job(self, name: str, argv: tuple[str, ...] = ()) -> RemoteJob:
+        """The detached job `name` of this scratch folder (its pid and log under `<scratch>/jobs/`)."""
+        job = RemoteJob(job_id=name, argv=tuple(argv), base_dir=self.jobs_folder)
+        self.inside(job.job_dir)
+        return job
+
+    def jobs(self) -> list[RemoteJob]:
+        """Every job a drill started in this scratch folder (running or not)."""
+        listed = self.run(
+            ["find", self.jobs_folder, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "%f\\0"], timeout=60
+        )
+        if not listed.ok:  # no jobs folder: no job was ever started here
+            return []
+        return [self.job(name) for name in listed.stdout.split("\0") if name]
+
+    def stop_job(self, job: RemoteJob) -> bool:
+        """Stop `job`'s whole process group (SIGTERM, then SIGKILL after JOB_STOP_SECONDS) and wait
+        until none of it lives; True when it was running. Raises when it outlives the SIGKILL."""
+        if not self.job_alive(job):
+            return False
+        self.kill_job(job)
+        if not self._until_gone(job, JOB_STOP_SECONDS):
+            self.log.warning("%s: job %s still runs %ss after SIGTERM: SIGKILL", self.target, job.job_id, JOB_STOP_SECONDS)
+            script = 'p=$(cat "$1/pid" 2>/dev/null) && [ "$p" -gt 1 ] 2>/dev/null && kill -KILL -"$p" 2>/dev/null; true'
+            self.run(["sh", "-c", script, "sh", job.job_dir], timeout=60)
+            if not self._until_gone(job, 10.0):
+                raise RuntimeError(f"{self.target}: the drill's process {job.job_id} ({job.job_dir}) survives SIGKILL")
+        return True
+
+    def _until_gone(self, job: RemoteJob, seconds: float) -> bool:
+        retrying = Retrying(
+            retry=retry_if_result(lambda alive: alive),
+            stop=stop_after_delay(seconds),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry_error_callback=lambda state: state.outcome.result(),
+        )
+        return not retrying(lambda: self.job_alive(job))
+
+    def stop_jobs(self) -> list[str]:
+        """Stop every job still running in this scratch folder; the names of those stopped."""
+        return [job.job_id for job in self.jobs() if self.stop_job(job)]
+
     def remove_scratch(self) -> bool:
-        """Remove the scratch folder (and its now-empty parents up to the drill folder); True when
-        there was one. Raises when it is still there afterwards."""
+        """Stop what the drill left running there, then remove the scratch folder (and its now-empty
+        parents up to the drill folder); True when there was one. Raises when it is still there afterwards."""
         existed = self.exists(self.scratch)
+        if existed:
+            stopped = self.stop_jobs()  # never an rm -rf under a running server's feet
+            if stopped:
+                self.log.warning("%s: stopped the drill's processes left running: %s", self.target, ", ".join(stopped))
         self.run(["rm", "-rf", "--", self.scratch], timeout=3600).check(f"removing {self.scratch}")
         if self.exists(self.scratch):
             raise RuntimeError(f"{self.target}: the scratch folder {self.scratch} is still there after rm -rf")

@@ -11,6 +11,7 @@ fails and alerts like a failed backup.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import random
 import zlib
@@ -23,9 +24,11 @@ import zstandard
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from airflow_backup_provider import dates
 from airflow_backup_provider.hooks.bup import BupNodeHook
+from airflow_backup_provider.hooks.devicedb import DevicedbError, DevicedbHook, DevicedbUnreachable
 from airflow_backup_provider.hooks.drill import ScratchHook
 from airflow_backup_provider.hooks.object_store import ObjectStoreHook
 from airflow_backup_provider.operators.base import BackupOperator
@@ -41,6 +44,7 @@ from airflow_backup_provider.stores import drill as store
 T = TypeVar("T")
 CHECK_TASK_ID = "drill"
 CLEANUP_TASK_ID = "cleanup_scratch"
+SCRATCH_NODE_JOB = "devicedb-scratch-node"  # the devicedb drill's node, in `<scratch>/jobs/`
 
 
 @dataclass
@@ -300,11 +304,16 @@ class DevicedbDrillOperator(DrillMixin, DevicedbBaseOperator):
         drill_folder: str,
         drill_host: str | None = None,
         drill_port: int | None = None,
+        serve_command: Sequence[str] | None = None,
+        start_timeout: float = 600.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.init_drill(drill_folder=drill_folder, drill_host=drill_host, drill_port=drill_port)
         self.backup = backup
+        # a scratch node needs a host with devicedb: only on the drill host, never on the worker
+        self.serve_command = list(serve_command) if serve_command and drill_host else None
+        self.start_timeout = start_timeout
 
     def choose(self) -> dict[str, Any]:
         manifests = self.complete_manifests()
@@ -334,11 +343,80 @@ class DevicedbDrillOperator(DrillMixin, DevicedbBaseOperator):
             check.problems.append(f"{key}: its nodes {recorded} are not the clusters file's nodes {configured}")
         with self.scratch_hook(context) as scratch:
             scratch.makedirs(scratch.scratch)
+            good = []
             for piece in manifest["nodes"]:
-                check.problems += self._check_node(s3, scratch, piece)
+                problems = self._check_node(s3, scratch, piece)
+                check.problems += problems
+                good += [] if problems else [piece]
                 check.files += 1
                 check.size += piece["size"]
+            if self.serve_command and manifest.get("check") and good:
+                check.what += ", check key read back from a scratch node"
+                check.problems += self._read_back(context, scratch, good[0], manifest["check"])
+            elif self.serve_command and not manifest.get("check"):
+                self.log.warning("%s records no check key (check_site null): no scratch node started", key)
         return {"uuid": manifest["uuid"], **self.finish_drill(context, s3, self.bucket, [check])}
+
+    def _read_back(self, context: Any, scratch: ScratchHook, piece: dict[str, Any], check: dict[str, str]) -> list[str]:
+        """Start a single scratch node on `piece`'s store, extracted under the scratch folder, on
+        a free port of the drill host; read the check key back; stop the node whatever happened
+        (``cleanup_scratch`` stops it too, should this task die first)."""
+        node = piece["node"]
+        tar = posixpath.join(scratch.scratch, f"{ddb.run_tag(node)}.tar")
+        home = posixpath.join(scratch.scratch, "node")
+        store_dir, snapshots = posixpath.join(home, "store"), posixpath.join(home, "snapshots")
+        scratch.makedirs(store_dir, snapshots)
+        scratch.run(["tar", "-xf", tar, "-C", store_dir], timeout=3600).check(f"extracting {tar} into {store_dir}")
+        scratch.run(["rm", "-f", "--", tar], timeout=600)  # the store is what the node reads now
+        listening = scratch.run(store.listening_ports_argv(), timeout=60).check("listing the drill host's TCP ports")
+        live_ports = [spec.http_port for spec in self.nodes if spec.host == self.drill_host]
+        port = store.free_port(store.parse_listening_ports(listening.stdout), live_ports, context["run_id"])
+        config = posixpath.join(home, "config.json")
+        body = ddb.scratch_node_config(address=self.drill_host, port=port, store=store_dir, snapshot_store=snapshots)
+        with scratch.open_for_write(config) as handle:
+            handle.write(json.dumps(body, indent=2).encode())
+        job = scratch.job(SCRATCH_NODE_JOB, (*self.serve_command, config))
+        where = f"scratch node {self.drill_host}:{port} on the store of {node}"
+        scratch.start_job(job)
+        try:
+            hook = DevicedbHook(
+                self.drill_host, port, http_host=self.drill_host, timeout=self.http_timeout, ssh_tunnel=self.ssh_tunnel,
+                ssh_conn_id=self.ssh_conn_id, ssh_port=self.drill_port or 22,
+            )
+            with hook:
+                try:
+                    self._wait_answering(scratch, job, hook, where)
+                    found = hook.get_key(check["site"], check["bucket"], check["key"])
+                except DevicedbError as exc:
+                    return [f"node {node}: check key {check['key']!r} unreadable on the {where}: {exc}"]
+            problem = ddb.check_key_problem(node, check, found)
+            self.log.info("%s: check key %r reads %r: %s", where, check["key"], found, problem or "as recorded")
+            return [problem] if problem else []
+        finally:
+            scratch.stop_job(job)
+
+    def _wait_answering(self, scratch: ScratchHook, job: Any, hook: DevicedbHook, where: str) -> None:
+        """Until the scratch node answers `GET /cluster` (tenacity, bounded by start_timeout); a
+        node that exited (its port taken, its store unreadable) fails at once with its log."""
+
+        def answering() -> bool:
+            status = scratch.job_status(job)
+            if status.state in ("done", "gone"):
+                raise DevicedbError(hook.node, "starting", f"the {where} exited: {status.log.strip()[-500:] or '(no output)'}")
+            try:
+                hook.cluster_nodes()
+            except DevicedbUnreachable:
+                return False
+            return True
+
+        retrying = Retrying(
+            retry=retry_if_result(lambda ok: not ok),
+            stop=stop_after_delay(self.start_timeout),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            retry_error_callback=lambda state: state.outcome.result(),
+        )
+        if not retrying(answering):
+            raise DevicedbError(hook.node, "GET /cluster", f"the {where} does not answer within {self.start_timeout}s")
 
     def _check_node(self, s3: ObjectStoreHook, scratch: ScratchHook, piece: dict[str, Any]) -> list[str]:
         key = piece["key"]

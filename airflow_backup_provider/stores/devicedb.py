@@ -398,6 +398,21 @@ def check_key_value(cluster: str, logical_date: datetime, nonce: str) -> str:
     return f"{cluster}|{logical_date.isoformat()}|{nonce}"
 
 
+def check_key_problem(node: str, check: Mapping[str, str], found: Sequence[str]) -> str | None:
+    """What a node's read of the check key says against the value the backup recorded (None: it matches)."""
+    if check["value"] in found:
+        return None
+    where = f"check key {check['key']!r} (site {check['site']!r}, bucket {check['bucket']!r})"
+    got = "nothing (the key is missing)" if not found else " / ".join(repr(v) for v in found)
+    return f"node {node}: {where} reads {got}, the backup recorded {check['value']!r}"
+
+
+def scratch_node_config(*, address: str, port: int, store: str, snapshot_store: str) -> dict[str, Any]:
+    """The config of a drill's scratch node: its own address, port and folders, and no peers (a
+    single-node cluster: the restored store's other members, the live nodes, are never contacted)."""
+    return {"address": address, "port": int(port), "store": store, "snapshot_store": snapshot_store, "peers": []}
+
+
 # ---- the manifest ---------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ JSON object next to that backup's manifest (`<manifest key>.drill.json`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import re
@@ -206,3 +207,37 @@ def compare_save(recorded: Iterable[SavedEntry], found: Iterable[TreeEntry]) -> 
             problems.append(f"{path}: {got.size} bytes restored, the save has {entry.size}")
     problems += [f"{p}: restored but not in the save" for p in sorted(set(on_disk) - set(saved))]
     return problems
+
+
+# ---- a scratch server of the drill's own (a devicedb node on a restored store) ---------------------
+
+SCRATCH_JOBS = "jobs"  # `<scratch>/jobs/<job>/`: the detached processes a drill started (pid, log)
+SCRATCH_PORTS = range(20000, 60000)  # where a scratch server's port is chosen (never a live node's)
+
+
+def listening_ports_argv() -> list[str]:
+    """`ss -Htln`: every listening TCP socket of the drill host, no header, numeric."""
+    return ["ss", "-Htln"]
+
+
+def parse_listening_ports(output: str) -> set[int]:
+    """The ports of `ss -Htln` lines (``LISTEN 0 128 127.0.0.11:22 0.0.0.0:*``, ``[::]:80``, ``*:8080``)."""
+    ports = set()
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[3].rpartition(":")[2].isdigit():
+            ports.add(int(fields[3].rpartition(":")[2]))
+    return ports
+
+
+def free_port(listening: Iterable[int], avoid: Iterable[int], seed: str) -> int:
+    """A port no socket of the drill host listens on and no live node is configured on: the
+    same for the same `seed` (the run) while it stays free, so a retry finds its own server."""
+    taken = set(listening) | set(avoid)
+    span = len(SCRATCH_PORTS)
+    start = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") % span
+    for step in range(span):
+        port = SCRATCH_PORTS[(start + step * 7919) % span]  # 7919 is prime to the span: every port once
+        if port not in taken:
+            return port
+    raise ValueError("no free TCP port on the drill host")

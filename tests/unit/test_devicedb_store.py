@@ -268,6 +268,8 @@ def test_entry_defaults():
          "cleanup_local_snapshots needs verify_upload: true"),
         ({"service_stop_command": ["systemctl", "stop; rm -rf /"]}, "service_stop_command"),
         ({"check_bucket": "nope"}, "check_bucket"),
+        ({"drill_serve_command": ["devicedb-service", "serve", "-conf"]}, "drill_serve_command needs drill_host"),
+        ({"drill_host": "10.0.0.9", "drill_serve_command": ["serve", "$(reboot)"]}, "drill_serve_command"),
         ({"nodes": [{"host": "10.0.0.1"}, {"host": "10.0.0.1"}]}, "listed twice"),
         ({"nodes": [{"host": "a b"}]}, "nodes.0.host"),
         ({"missing_grace": "soon"}, "missing_grace"),
@@ -389,3 +391,21 @@ def test_batch_answers_of_the_reference():
         ddb.parse_batch_result("\n")
     with pytest.raises(ddb.DevicedbResponseError, match="nApplied"):
         ddb.parse_batch_result('{"patch":null}')
+
+
+CHECK = {"site": "airflow-backup", "bucket": "lww", "key": "airflow-backup-check", "value": "prod|2026-11-20|ab12"}
+
+
+def test_check_key_read_back_names_node_key_expected_and_found():
+    assert ddb.check_key_problem("n1", CHECK, ["prod|2026-11-20|ab12"]) is None
+    assert ddb.check_key_problem("n1", CHECK, ["older", "prod|2026-11-20|ab12"]) is None  # a sibling is enough
+    assert ddb.check_key_problem("n1", CHECK, ["prod|2026-11-19|ff00"]) == (
+        "node n1: check key 'airflow-backup-check' (site 'airflow-backup', bucket 'lww') reads "
+        "'prod|2026-11-19|ff00', the backup recorded 'prod|2026-11-20|ab12'"
+    )
+    assert "reads nothing (the key is missing)" in ddb.check_key_problem("n1", CHECK, [])
+
+
+def test_scratch_node_config_is_a_single_node_of_its_own_folders():
+    config = ddb.scratch_node_config(address="10.0.0.9", port=23456, store="/s/node/store", snapshot_store="/s/node/snapshots")
+    assert config == {"address": "10.0.0.9", "port": 23456, "store": "/s/node/store", "snapshot_store": "/s/node/snapshots", "peers": []}

@@ -123,3 +123,25 @@ def test_the_scratch_hook_writes_and_removes_only_inside_its_folder(tmp_path):
     assert not drills.joinpath("d_drill").exists() and drills.exists()  # its run folder and the empty dag folder
     assert hook.remove_scratch() is False
     assert (other / "keep").read_text() == "live data"
+
+
+def test_listening_ports_read_from_ss_output():
+    output = (
+        "LISTEN 0      128     127.0.92.11:22    0.0.0.0:*\n"
+        "LISTEN 0      5           0.0.0.0:8974  0.0.0.0:*\n"
+        "LISTEN 0      4096           [::]:8080     [::]:*\n"
+        "LISTEN 0      4096              *:9100        *:*\n"
+        "garbage\n"
+    )
+    assert store.parse_listening_ports(output) == {22, 8974, 8080, 9100}
+
+
+def test_free_port_keeps_off_listening_and_live_ports_and_is_stable_per_run():
+    first = store.free_port(set(), [], "scheduled__2026-11-21T00:00:00+00:00")
+    assert first in store.SCRATCH_PORTS
+    assert store.free_port(set(), [], "scheduled__2026-11-21T00:00:00+00:00") == first
+    taken = store.free_port({first}, [], "scheduled__2026-11-21T00:00:00+00:00")
+    assert taken != first and taken in store.SCRATCH_PORTS
+    assert store.free_port(set(), [first], "scheduled__2026-11-21T00:00:00+00:00") == taken
+    with pytest.raises(ValueError, match="no free TCP port"):
+        store.free_port(set(store.SCRATCH_PORTS), [], "run")

@@ -26,7 +26,12 @@ Like the real server (Go's http.Server with a 45 s WriteTimeout) every response 
 within `write_timeout` seconds of its request: a tar read more slowly is cut mid-stream (the
 client sees a broken chunked stream).
 
-Config: $SANDBOX_NODE_ROOT/state/devicedb/config.json. Knobs (read on every request):
+Config: $SANDBOX_NODE_ROOT/state/devicedb/config.json, or `serve -conf FILE`: a second node on the
+same machine (a restore drill's scratch node) from its own config, with its knobs beside that file
+and no pid file of the service's (`start`/`stop`/`status` stay the live node's). The config's
+`peers` are the nodes this node may talk to: a store's members that are not among them (a restored
+store names the live cluster's nodes) are never contacted, so `"peers": []` is a single-node
+cluster that reads what its store holds. Knobs (read on every request):
 $SANDBOX_NODE_ROOT/state/devicedb/knobs.json
   {"snapshot": "failed" | "missing" | null,   this node fails its snapshots / never applies them
    "no_snapshot_store": true,                 as if started without -snapshot_store
@@ -78,16 +83,22 @@ def load_json(path: Path, default):
         return default
 
 
-def config() -> dict:
-    data = load_json(CONFIG, None)
+def config(path: Path = CONFIG) -> dict:
+    data = load_json(path, None)
     if data is None:
-        sys.stderr.write(f"devicedb: no configuration at {CONFIG}\n")
+        sys.stderr.write(f"devicedb: no configuration at {path}\n")
         sys.exit(2)
     return data
 
 
 def knobs() -> dict:
     return load_json(KNOBS, {})
+
+
+def use_config_file(path: Path) -> None:
+    """`serve -conf FILE`: that node's knobs are beside its config, not the service's."""
+    global KNOBS
+    KNOBS = path.parent / "knobs.json"
 
 
 # ---- the store ------------------------------------------------------------------------------------
@@ -181,7 +192,9 @@ class Node:
         self.in_progress: dict[str, float] = {}
         self.lock = threading.Lock()
         members = [{"id": p["id"], "host": p["host"], "port": p["port"]} for p in cfg["peers"]]
-        self.store.initialize(cfg["node_id"], members, cfg)
+        # the nodes this one may talk to (by address): a restored store's other members are not
+        self.reachable = {(str(p["host"]), int(p["port"])) for p in cfg["peers"]}
+        self.store.initialize(cfg.get("node_id") or str(random.randrange(10**18, 2**63)), members, cfg)
         manifest = self.store.manifest()
         self.node_id = manifest["node_id"]
         # the raft stand-in: proposals waiting for quorum; committed entries a peer has not got yet
@@ -191,7 +204,11 @@ class Node:
         threading.Thread(target=self._raft_loop, daemon=True).start()
 
     def peers(self) -> list[dict]:
-        return [m for m in self.store.manifest()["members"] if str(m["id"]) != str(self.node_id)]
+        return [
+            m
+            for m in self.store.manifest()["members"]
+            if str(m["id"]) != str(self.node_id) and (str(m["host"]), int(m["port"])) in self.reachable
+        ]
 
     def delay(self) -> float:
         return float(knobs().get("snapshot_delay", self.cfg.get("snapshot_delay", 1.0)))
@@ -572,13 +589,20 @@ def listening(host: str, port: int) -> bool:
         return False
 
 
-def cmd_serve() -> int:
-    cfg = config()
+def cmd_serve(config_file: Path | None = None) -> int:
+    if config_file is not None:
+        use_config_file(config_file)
+    cfg = config(config_file or CONFIG)
     node = Node(cfg)
     Handler.node = node
-    server = ThreadingHTTPServer((cfg["address"], int(cfg["port"])), Handler)
+    try:
+        server = ThreadingHTTPServer((cfg["address"], int(cfg["port"])), Handler)
+    except OSError as exc:  # as devicedb: it exits when its port is taken
+        sys.stderr.write(f"Error listening on port {cfg['address']}:{cfg['port']}: {exc.strerror}\n")
+        return 1
     server.daemon_threads = True
-    PIDFILE.write_text(str(os.getpid()))
+    if config_file is None:  # a second node from its own config is not the service
+        PIDFILE.write_text(str(os.getpid()))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     node.store.log(f"node {node.node_id} serving on {cfg['address']}:{cfg['port']}")
     try:
@@ -659,8 +683,10 @@ def cmd_status() -> int:
 def main(argv: list[str]) -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     commands = {"serve": cmd_serve, "start": cmd_start, "stop": cmd_stop, "status": cmd_status}
+    if len(argv) == 3 and argv[:2] == ["serve", "-conf"]:
+        return cmd_serve(Path(argv[2]))
     if len(argv) != 1 or argv[0] not in commands:
-        sys.stderr.write("usage: devicedb-service start|stop|status|serve\n")
+        sys.stderr.write("usage: devicedb-service start|stop|status|serve [-conf FILE]\n")
         return 2
     return commands[argv[0]]()
 
